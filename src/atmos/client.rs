@@ -1,0 +1,512 @@
+//! The HTTP machinery under the typed endpoints: one exchange, the retry loops, paging, and the
+//! duplicate-safe create.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::retry::{RetryPolicy, parse_retry_after};
+use super::types::{Listed, Page};
+
+pub const DEFAULT_BASE_URL: &str = "https://admin-api.axissecurity.com";
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Paging stops here even if the server keeps announcing more pages.
+const MAX_PAGES: u32 = 10_000;
+/// How much of an unexpected body an error quotes.
+const SNIPPET_BYTES: usize = 200;
+const REDACTED: &str = "(sensitive)";
+
+/// How to reach the API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub token: SecretString,
+    /// Per request, connection included.
+    pub timeout: Duration,
+    pub page_size: u32,
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            base_url: base_url.into(),
+            token,
+            timeout: DEFAULT_TIMEOUT,
+            page_size: DEFAULT_PAGE_SIZE,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("API URL {url:?} is not usable: {detail} (expected e.g. {DEFAULT_BASE_URL})")]
+    BadUrl { url: String, detail: String },
+    #[error("could not set up the HTTP client: {0}")]
+    Http(String),
+}
+
+/// A typed client for the Atmos Cloud admin API. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+    timeout: Duration,
+    page_size: u32,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base.as_str())
+            .field("token", &REDACTED)
+            .finish()
+    }
+}
+
+/// One API request, described for the machinery and for error messages.
+pub(super) struct Call<'a> {
+    /// What is being done, in operator words: `create tunnel "Chicago IPSec1"`.
+    pub op: String,
+    /// What a 404 or 409 is about: `tunnel 6ee0bd21-…`.
+    pub resource: String,
+    pub method: Method,
+    pub segments: Vec<&'a str>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Secrets in the body (PSKs), redacted from anything the server echoes back.
+    pub secrets: Vec<&'a SecretString>,
+    /// A DELETE that gets 404 after an ambiguous attempt has done its job.
+    pub delete: bool,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(op: String, resource: String, method: Method, segments: Vec<&'a str>) -> Self {
+        Self {
+            op,
+            resource,
+            method,
+            segments,
+            query: Vec::new(),
+            body: None,
+            secrets: Vec::new(),
+            delete: false,
+        }
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
+        let bad_url = |detail: String| ClientBuildError::BadUrl {
+            url: config.base_url.clone(),
+            detail,
+        };
+        let base = Url::parse(config.base_url.trim()).map_err(|e| bad_url(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(bad_url("the scheme must be http or https".into()));
+        }
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("popsel/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientBuildError::Http(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                token: config.token,
+                timeout: config.timeout,
+                page_size: config.page_size.max(1),
+                retry: config.retry,
+            }),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.inner.page_size
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// One HTTP exchange; any status but 2xx becomes an error.
+    async fn attempt(&self, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(&call.segments);
+        let endpoint = format!("{} {}", call.method, url.path());
+        let mut req = self
+            .inner
+            .http
+            .request(call.method.clone(), url)
+            .bearer_auth(self.inner.token.expose_secret())
+            .header(ACCEPT, "application/json");
+        if !call.query.is_empty() {
+            req = req.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(call, &endpoint, e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(call, &endpoint, e))?;
+        if (200..300).contains(&status) {
+            return Ok(body.to_vec());
+        }
+        let text = self.redact(&String::from_utf8_lossy(&body), call);
+        Err(classify(call, status, retry_after, &text))
+    }
+
+    fn transport_error(&self, call: &Call<'_>, endpoint: &str, e: reqwest::Error) -> ApiError {
+        let op = call.op.clone();
+        if e.is_timeout() {
+            return ApiError::Timeout {
+                op,
+                timeout: self.inner.timeout,
+            };
+        }
+        if is_connection_refused(&e) {
+            return ApiError::ConnectionRefused {
+                op,
+                endpoint: self.inner.base.as_str().to_owned(),
+            };
+        }
+        ApiError::Transport {
+            op,
+            endpoint: endpoint.to_owned(),
+            detail: self.redact(&error_chain(&e), call),
+        }
+    }
+
+    /// Removes the token and the call's secrets from text that came from elsewhere.
+    fn redact(&self, text: &str, call: &Call<'_>) -> String {
+        let mut out = text.to_owned();
+        let secrets = std::iter::once(&self.inner.token).chain(call.secrets.iter().copied());
+        for secret in secrets {
+            let s = secret.expose_secret();
+            if !s.is_empty() && out.contains(s) {
+                out = out.replace(s, REDACTED);
+            }
+        }
+        out
+    }
+
+    pub(super) fn decode<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        body: &[u8],
+    ) -> Result<T, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            let end = body.len().min(SNIPPET_BYTES);
+            ApiError::InvalidBody {
+                op: call.op.clone(),
+                detail: e.to_string(),
+                snippet: self.redact(&String::from_utf8_lossy(&body[..end]), call),
+            }
+        })
+    }
+
+    /// Sends a request that is safe to repeat (GET, PUT, DELETE, connector update), retrying
+    /// transient failures under the retry policy.
+    pub(super) async fn send(&self, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        let start = Instant::now();
+        let mut attempts = 0;
+        let mut ambiguous = false;
+        loop {
+            attempts += 1;
+            let err = match self.attempt(call).await {
+                Ok(body) => return Ok(body),
+                Err(e) => e,
+            };
+            if call.delete && ambiguous && err.is_not_found() {
+                // An earlier attempt went through; the answer was lost on the way back.
+                return Ok(Vec::new());
+            }
+            if !err.is_transient() {
+                return Err(err);
+            }
+            ambiguous |= err.is_ambiguous();
+            self.backoff(attempts, start, err).await?;
+        }
+    }
+
+    /// Waits before the next attempt, or gives up with `err`.
+    async fn backoff(&self, attempts: u32, start: Instant, err: ApiError) -> Result<(), ApiError> {
+        let elapsed = start.elapsed();
+        let Some(wait) =
+            self.inner
+                .retry
+                .next_delay(attempts, elapsed, err.retry_after(), fastrand::f64())
+        else {
+            return Err(if attempts <= 1 {
+                err
+            } else {
+                ApiError::GaveUp {
+                    attempts,
+                    elapsed,
+                    last: Box::new(err),
+                }
+            });
+        };
+        tracing::debug!(error = %err, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying API call");
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Sends a create (POST), which is not safe to repeat blindly: after a failure that may
+    /// have hidden a success (5xx, timeout, broken connection) it asks `lookup` whether the
+    /// object now exists and returns it instead of creating a duplicate. A 409 that follows
+    /// such a failure is resolved the same way.
+    pub(super) async fn create<T, F, Fut>(&self, call: &Call<'_>, lookup: F) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, ApiError>>,
+    {
+        let start = Instant::now();
+        let mut attempts = 0;
+        let mut ambiguous = false;
+        loop {
+            attempts += 1;
+            let err = match self.attempt(call).await {
+                Ok(body) => return self.decode(call, &body),
+                Err(e) => e,
+            };
+            if ambiguous && err.is_conflict() {
+                return match lookup().await? {
+                    Some(found) => Ok(found),
+                    None => Err(err),
+                };
+            }
+            if !err.is_transient() {
+                return Err(err);
+            }
+            let this_ambiguous = err.is_ambiguous();
+            ambiguous |= this_ambiguous;
+            self.backoff(attempts, start, err).await?;
+            if this_ambiguous {
+                if let Some(found) = lookup().await? {
+                    tracing::info!(op = %call.op, "the create went through although its answer was lost; using the existing object");
+                    return Ok(found);
+                }
+            }
+        }
+    }
+
+    /// Every object of a list endpoint, all pages, each once: an object that moves from one page
+    /// to the next while we read (the list changed between requests) is not returned twice.
+    pub(super) async fn list_all<T>(
+        &self,
+        what: &str,
+        segments: &[&str],
+    ) -> Result<Vec<T>, ApiError>
+    where
+        T: DeserializeOwned + Listed,
+    {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut page_number = 1;
+        loop {
+            let page: Page<T> = self.list_page(what, segments, page_number).await?;
+            let received = page.data.len();
+            for item in page.data {
+                if seen.insert(item.list_key().to_owned()) {
+                    out.push(item);
+                }
+            }
+            let more = if page.total_pages > 0 {
+                page_number < page.total_pages
+            } else {
+                page.next_page.as_deref().is_some_and(|u| !u.is_empty())
+            };
+            if !more || received == 0 || page_number >= MAX_PAGES {
+                return Ok(out);
+            }
+            page_number += 1;
+        }
+    }
+
+    /// One page of a list endpoint (`pageNumber` counts from 1).
+    pub(super) async fn list_page<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        segments: &[&str],
+        page_number: u32,
+    ) -> Result<Page<T>, ApiError> {
+        let mut call = Call::new(
+            format!("list {what} (page {page_number})"),
+            what.to_owned(),
+            Method::GET,
+            segments.to_vec(),
+        );
+        call.query = vec![
+            ("pageSize", self.inner.page_size.to_string()),
+            ("pageNumber", page_number.to_string()),
+        ];
+        let body = self.send(&call).await?;
+        self.decode(&call, &body)
+    }
+}
+
+/// Turns a non-2xx answer into an error. `body` is already redacted.
+fn classify(call: &Call<'_>, status: u16, retry_after: Option<Duration>, body: &str) -> ApiError {
+    let op = call.op.clone();
+    let message = server_message(body);
+    match status {
+        400 => ApiError::BadRequest { op, message },
+        401 | 403 => ApiError::Unauthorized { op },
+        404 => ApiError::NotFound {
+            op,
+            resource: call.resource.clone(),
+        },
+        409 => ApiError::Conflict {
+            op,
+            resource: call.resource.clone(),
+            message,
+        },
+        429 => ApiError::RateLimited { op, retry_after },
+        500..=599 => ApiError::Server {
+            op,
+            status,
+            message,
+        },
+        _ => ApiError::UnexpectedStatus {
+            op,
+            status,
+            message,
+        },
+    }
+}
+
+/// The server's own words from an error body: a JSON `message` (or `error`, `detail`, `title`)
+/// when there is one, else the start of the text.
+pub(super) fn server_message(body: &str) -> String {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
+        for key in ["message", "Message", "error", "detail", "title"] {
+            if let Some(serde_json::Value::String(s)) = map.get(key) {
+                return s.clone();
+            }
+        }
+    }
+    let text = body.trim();
+    if text.is_empty() {
+        return "(no message)".to_owned();
+    }
+    let mut end = text.len().min(SNIPPET_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn is_connection_refused(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call() -> Call<'static> {
+        Call::new(
+            "get tunnel t1".into(),
+            "tunnel t1".into(),
+            Method::GET,
+            vec!["api", "v1", "tunnels", "t1"],
+        )
+    }
+
+    #[test]
+    fn classifies_documented_codes_in_operator_words() {
+        let c = call();
+        let e = classify(&c, 400, None, r#"{"message":"PSK too short"}"#);
+        assert_eq!(
+            e.to_string(),
+            "get tunnel t1: bad request (HTTP 400): PSK too short"
+        );
+        let e = classify(&c, 401, None, "");
+        assert!(e.to_string().contains("token rejected or lacks the scope"));
+        assert!(e.is_unauthorized());
+        let e = classify(&c, 404, None, "");
+        assert_eq!(
+            e.to_string(),
+            "get tunnel t1: tunnel t1 not found (HTTP 404)"
+        );
+        let e = classify(&c, 409, None, r#"{"error":"name in use"}"#);
+        assert!(e.is_conflict() && e.to_string().contains("on tunnel t1: name in use"));
+        let e = classify(&c, 429, Some(Duration::from_secs(2)), "");
+        assert!(e.is_transient() && !e.is_ambiguous());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+        let e = classify(&c, 503, None, "upstream down");
+        assert!(e.is_transient() && e.is_ambiguous());
+        assert!(e.to_string().contains("HTTP 503): upstream down"));
+        let e = classify(&c, 418, None, "");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn server_message_quotes_at_most_200_bytes() {
+        let long = "é".repeat(300);
+        let m = server_message(&long);
+        assert!(m.len() <= 200 && !m.is_empty());
+        assert_eq!(server_message("  "), "(no message)");
+    }
+}

@@ -1,0 +1,160 @@
+//! What can go wrong talking to the API, in the words an operator needs.
+//!
+//! Every variant names the operation (`create tunnel "Chicago IPSec1"`), so a one-line error
+//! tells what was being done and what to do about it. Messages never carry the token or a PSK:
+//! the client redacts both from anything the server echoes back.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{op}: bad request (HTTP 400): {message}")]
+    BadRequest { op: String, message: String },
+
+    #[error(
+        "{op}: unauthorized (HTTP 401): token rejected or lacks the scope; check POPSEL_API_TOKEN or the token file and the token's scopes"
+    )]
+    Unauthorized { op: String },
+
+    #[error("{op}: {resource} not found (HTTP 404)")]
+    NotFound { op: String, resource: String },
+
+    #[error("{op}: conflict (HTTP 409) on {resource}: {message}")]
+    Conflict {
+        op: String,
+        resource: String,
+        message: String,
+    },
+
+    #[error("{op}: rate limited (HTTP 429){}", fmt_retry_after(*.retry_after))]
+    RateLimited {
+        op: String,
+        retry_after: Option<Duration>,
+    },
+
+    #[error("{op}: server error (HTTP {status}): {message}")]
+    Server {
+        op: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{op}: unexpected HTTP {status}: {message}")]
+    UnexpectedStatus {
+        op: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{op}: no answer within {:.1}s (timeout)", .timeout.as_secs_f64())]
+    Timeout { op: String, timeout: Duration },
+
+    #[error("{op}: connection refused by {endpoint}: is the API URL right and the server up?")]
+    ConnectionRefused { op: String, endpoint: String },
+
+    #[error("{op}: could not reach {endpoint}: {detail}")]
+    Transport {
+        op: String,
+        endpoint: String,
+        detail: String,
+    },
+
+    #[error("{op}: response is not the JSON expected ({detail}); body starts with {snippet:?}")]
+    InvalidBody {
+        op: String,
+        detail: String,
+        snippet: String,
+    },
+
+    #[error("{last} (gave up after {attempts} attempts in {:.1}s)", .elapsed.as_secs_f64())]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<ApiError>,
+    },
+}
+
+fn fmt_retry_after(d: Option<Duration>) -> String {
+    d.map(|d| format!(", server asks to retry after {}s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+impl ApiError {
+    /// The error itself, looking through `GaveUp`.
+    pub fn root(&self) -> &ApiError {
+        match self {
+            ApiError::GaveUp { last, .. } => last.root(),
+            e => e,
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.root(), ApiError::Conflict { .. })
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.root(), ApiError::NotFound { .. })
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self.root(), ApiError::Unauthorized { .. })
+    }
+
+    /// The server may be fine a moment later: throttling, server errors, timeouts and network
+    /// trouble. Client errors (4xx other than 429) are not worth repeating.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.root(),
+            ApiError::RateLimited { .. }
+                | ApiError::Server { .. }
+                | ApiError::Timeout { .. }
+                | ApiError::ConnectionRefused { .. }
+                | ApiError::Transport { .. }
+        )
+    }
+
+    /// The request may have been carried out although no success came back, so repeating a
+    /// non-idempotent request (create) could do it twice. A 429 or a refused connection means
+    /// the server did not act.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self.root(),
+            ApiError::Server { .. } | ApiError::Timeout { .. } | ApiError::Transport { .. }
+        )
+    }
+
+    /// The error is about reaching the API at all (for the `popsel_api_up` view of things).
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self.root(),
+            ApiError::Timeout { .. }
+                | ApiError::ConnectionRefused { .. }
+                | ApiError::Transport { .. }
+        )
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.root() {
+            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A small fixed label for metrics: never free text.
+    pub fn kind(&self) -> &'static str {
+        match self.root() {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Server { .. } => "server_error",
+            ApiError::UnexpectedStatus { .. } => "unexpected_status",
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::ConnectionRefused { .. } => "connection_refused",
+            ApiError::Transport { .. } => "transport",
+            ApiError::InvalidBody { .. } => "invalid_body",
+            ApiError::GaveUp { .. } => "gave_up",
+        }
+    }
+}

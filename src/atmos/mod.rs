@@ -1,0 +1,23 @@
+//! A typed async client for the Atmos Cloud admin API (`../shared/atmos-api/`): tunnels,
+//! connectors and the IPsec PoP catalogue.
+//!
+//! What it promises: every failure is an [`ApiError`] in operator words; transient failures
+//! are retried with jittered backoff under a bounded [`RetryPolicy`]; a create is never blindly
+//! repeated, so a flaky API never yields duplicates; lists come back whole, each object once;
+//! the token and PSKs never show up in `Debug`, errors or logs.
+
+mod client;
+mod endpoints;
+mod error;
+mod retry;
+pub mod rules;
+mod token;
+pub mod types;
+
+pub use client::{
+    Client, ClientBuildError, ClientConfig, DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT,
+};
+pub use error::ApiError;
+pub use retry::{RetryPolicy, parse_retry_after};
+pub use token::{TOKEN_ENV, TokenError, load_token};
+pub use types::*;

@@ -1,0 +1,80 @@
+//! Rules the API enforces on tunnels (`tunnels-and-pops.md`, "Create a Tunnel"): shared by the
+//! emulator, which applies them, and the config loader, which checks them before any call.
+
+use std::net::IpAddr;
+
+/// "Authentication PSK. Value must be at least 8 characters."
+pub const MIN_PSK_CHARS: usize = 8;
+
+/// "Value must be a valid email or IP address."
+pub fn is_valid_authentication_id(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok() || is_email(s)
+}
+
+/// A pragmatic address check (RFC 5321 shape, not every corner of RFC 5322): one `@`, a local
+/// part of printable characters, a domain of at least two dot-separated LDH labels.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    local_ok && domain_ok
+}
+
+pub fn is_valid_psk(psk: &str) -> bool {
+    psk.chars().count() >= MIN_PSK_CHARS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authentication_ids() {
+        for ok in [
+            "site1@example.com",
+            "a.b+c@corp.example",
+            "203.0.113.7",
+            "2001:db8::1",
+        ] {
+            assert!(is_valid_authentication_id(ok), "{ok}");
+        }
+        for bad in [
+            "bob@",
+            "@example.com",
+            "bob",
+            "bob@localhost",
+            "a@@b.c",
+            "a b@c.d",
+            "1.2.3",
+            "",
+            "x@-a.b",
+        ] {
+            assert!(!is_valid_authentication_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn psk_length_counts_characters() {
+        assert!(is_valid_psk("12345678"));
+        assert!(!is_valid_psk("1234567"));
+        assert!(is_valid_psk("ééééééééé"));
+    }
+}

@@ -1,0 +1,490 @@
+//! Wire types of the Atmos Cloud admin API, as `../shared/atmos-api/` documents them.
+//!
+//! They follow the documents literally (camelCase names, `ID` suffixes, coordinates as strings)
+//! and are liberal in what they accept: unknown fields are ignored, optional fields may be
+//! missing, coordinates may be numbers, and one malformed PoP entry does not make the whole
+//! catalogue unreadable (see [`Lenient`]).
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A tunnel as the API returns it. The PSK is write-only: the API never sends it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "authenticationID", alias = "AuthenticationID", default)]
+    pub authentication_id: String,
+    #[serde(rename = "locationID", alias = "LocationID", default)]
+    pub location_id: String,
+}
+
+/// What a new tunnel is made of. `Debug` never shows the PSK.
+#[derive(Debug, Clone)]
+pub struct TunnelSpec {
+    pub name: String,
+    pub authentication_id: String,
+    pub psk: SecretString,
+    pub location_id: String,
+}
+
+impl Serialize for TunnelSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            name: &'a str,
+            #[serde(rename = "authenticationID")]
+            authentication_id: &'a str,
+            #[serde(rename = "authenticationPSK")]
+            psk: &'a str,
+            #[serde(rename = "locationID")]
+            location_id: &'a str,
+        }
+        Wire {
+            name: &self.name,
+            authentication_id: &self.authentication_id,
+            psk: self.psk.expose_secret(),
+            location_id: &self.location_id,
+        }
+        .serialize(s)
+    }
+}
+
+/// A tunnel update (`PUT`). Fields left `None` are not sent. The document spells the PSK field
+/// `AuthenticationPSK` here, unlike create; we send it as documented.
+#[derive(Debug, Clone, Default)]
+pub struct TunnelUpdate {
+    pub name: Option<String>,
+    pub authentication_id: Option<String>,
+    pub psk: Option<SecretString>,
+    pub location_id: Option<String>,
+}
+
+impl TunnelUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.authentication_id.is_none()
+            && self.psk.is_none()
+            && self.location_id.is_none()
+    }
+}
+
+impl Serialize for TunnelUpdate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+            #[serde(rename = "authenticationID", skip_serializing_if = "Option::is_none")]
+            authentication_id: Option<&'a str>,
+            #[serde(rename = "AuthenticationPSK", skip_serializing_if = "Option::is_none")]
+            psk: Option<&'a str>,
+            #[serde(rename = "locationID", skip_serializing_if = "Option::is_none")]
+            location_id: Option<&'a str>,
+        }
+        Wire {
+            name: self.name.as_deref(),
+            authentication_id: self.authentication_id.as_deref(),
+            psk: self.psk.as_ref().map(|p| p.expose_secret()),
+            location_id: self.location_id.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+/// The states the document lists for a tunnel, plus `Unknown` for anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelState {
+    Connected,
+    Disconnected,
+    Unknown,
+}
+
+impl TunnelState {
+    pub const ALL: [TunnelState; 3] = [Self::Connected, Self::Disconnected, Self::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "Connected",
+            Self::Disconnected => "Disconnected",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// Case-insensitive; anything undocumented is `Unknown` rather than an error, so a new
+    /// state on the server never breaks status polling.
+    pub fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .unwrap_or(Self::Unknown)
+    }
+}
+
+/// The states the document lists for regular and log-streaming connectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectorState {
+    Pending,
+    Available,
+    Unavailable,
+    AgentOnly,
+    AgentlessOnly,
+    TcpOnly,
+    UdpOnly,
+    Unknown,
+}
+
+impl ConnectorState {
+    pub const ALL: [ConnectorState; 8] = [
+        Self::Pending,
+        Self::Available,
+        Self::Unavailable,
+        Self::AgentOnly,
+        Self::AgentlessOnly,
+        Self::TcpOnly,
+        Self::UdpOnly,
+        Self::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Available => "Available",
+            Self::Unavailable => "Unavailable",
+            Self::AgentOnly => "AgentOnly",
+            Self::AgentlessOnly => "AgentlessOnly",
+            Self::TcpOnly => "TcpOnly",
+            Self::UdpOnly => "UdpOnly",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .unwrap_or(Self::Unknown)
+    }
+}
+
+macro_rules! state_serde {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(Self::parse(&String::deserialize(d)?))
+            }
+        }
+    };
+}
+state_serde!(TunnelState);
+state_serde!(ConnectorState);
+
+/// `GET /tunnels/{id}/status`. The document lists the states but not the body; we accept the
+/// connector-status shape (`{"id","status"}`) and a bare JSON string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelStatus {
+    pub id: String,
+    pub status: TunnelState,
+}
+
+/// `GET /connectors/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectorStatus {
+    pub id: String,
+    pub status: ConnectorState,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusWire {
+    Object {
+        #[serde(default)]
+        id: String,
+        #[serde(default, alias = "Status", alias = "state")]
+        status: String,
+    },
+    Bare(String),
+}
+
+impl StatusWire {
+    fn into_parts(self) -> (String, String) {
+        match self {
+            StatusWire::Object { id, status } => (id, status),
+            StatusWire::Bare(status) => (String::new(), status),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TunnelStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (id, status) = StatusWire::deserialize(d)?.into_parts();
+        Ok(Self {
+            id,
+            status: TunnelState::parse(&status),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectorStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (id, status) = StatusWire::deserialize(d)?.into_parts();
+        Ok(Self {
+            id,
+            status: ConnectorState::parse(&status),
+        })
+    }
+}
+
+/// A connector as the API returns it. `command` (the installation command) only comes back
+/// from create and regenerate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(
+        rename = "connectorZoneID",
+        alias = "ConnectorZoneID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connector_zone_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorSpec {
+    pub name: String,
+    #[serde(
+        rename = "connectorZoneID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connector_zone_id: Option<String>,
+}
+
+/// A connector update (`POST /connectors/{id}`). Fields left `None` are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(
+        rename = "connectorZoneID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connector_zone_id: Option<String>,
+}
+
+/// `POST /connectors/{id}/regenerate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallCommand {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub command: String,
+}
+
+/// One page of a list endpoint. Page URLs are informative only: the client pages by number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    #[serde(default)]
+    pub page_number: u32,
+    #[serde(default)]
+    pub page_size: u32,
+    #[serde(default)]
+    pub first_page: Option<String>,
+    #[serde(default)]
+    pub last_page: Option<String>,
+    #[serde(default)]
+    pub total_pages: u32,
+    #[serde(default)]
+    pub total_records: u64,
+    #[serde(default)]
+    pub next_page: Option<String>,
+    #[serde(default)]
+    pub previous_page: Option<String>,
+    #[serde(default = "Vec::new")]
+    pub data: Vec<T>,
+}
+
+/// `GET /api/v1/pops/ipsec`: the IPsec PoP catalogue as sent. Turning it into a validated
+/// catalogue (numbers, ranges, skipping bad entries) is the `catalog` stage's job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PopDocument {
+    #[serde(rename = "ipSecLocations", alias = "IpSecLocations", default)]
+    pub ip_sec_locations: Vec<Lenient<PopCountry>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PopCountry {
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub locations: Vec<Lenient<PopEntry>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PopEntry {
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub latitude: Option<Coordinate>,
+    #[serde(default)]
+    pub longitude: Option<Coordinate>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub fqdn: Vec<Lenient<PopFqdn>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PopFqdn {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub ip: OneOrMany,
+}
+
+/// A coordinate as sent: the document says string, some producers send a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Coordinate {
+    Text(String),
+    Number(f64),
+}
+
+impl Coordinate {
+    /// The value in degrees, or `None` when the text is not a finite number.
+    pub fn degrees(&self) -> Option<f64> {
+        let v = match self {
+            Coordinate::Text(t) => t.trim().parse::<f64>().ok()?,
+            Coordinate::Number(n) => *n,
+        };
+        v.is_finite().then_some(v)
+    }
+}
+
+impl fmt::Display for Coordinate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Coordinate::Text(t) => write!(f, "{t:?}"),
+            Coordinate::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The `ip` field of an FQDN: documented as an array, accepted as a lone string too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            One(String),
+            Many(Vec<String>),
+            Null(()),
+        }
+        Ok(OneOrMany(match Wire::deserialize(d)? {
+            Wire::One(s) => vec![s],
+            Wire::Many(v) => v,
+            Wire::Null(()) => Vec::new(),
+        }))
+    }
+}
+
+/// An element that is kept even when it does not have the expected shape, so that one bad
+/// entry is reported with its raw text instead of making the whole document unreadable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lenient<T> {
+    Valid(T),
+    Invalid {
+        raw: serde_json::Value,
+        error: String,
+    },
+}
+
+impl<T> Lenient<T> {
+    pub fn valid(&self) -> Option<&T> {
+        match self {
+            Lenient::Valid(t) => Some(t),
+            Lenient::Invalid { .. } => None,
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        Ok(match T::deserialize(&raw) {
+            Ok(t) => Lenient::Valid(t),
+            Err(e) => Lenient::Invalid {
+                raw,
+                error: e.to_string(),
+            },
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Lenient<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Lenient::Valid(t) => t.serialize(s),
+            Lenient::Invalid { raw, .. } => raw.serialize(s),
+        }
+    }
+}
+
+/// An object the API lists; the key is what list de-duplication uses.
+pub trait Listed {
+    /// The id, or the name when the server left the id out (the connector list sample has none).
+    fn list_key(&self) -> &str;
+}
+
+impl Listed for Tunnel {
+    fn list_key(&self) -> &str {
+        if self.id.is_empty() {
+            &self.name
+        } else {
+            &self.id
+        }
+    }
+}
+
+impl Listed for Connector {
+    fn list_key(&self) -> &str {
+        if self.id.is_empty() {
+            &self.name
+        } else {
+            &self.id
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! The `popsel` command line: argument definitions and dispatch. The work is in the library;
+//! this only turns arguments into calls and results into output.
+
+mod api;
+mod demo;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::atmos::{self, Client, ClientConfig, DEFAULT_BASE_URL, TOKEN_ENV};
+use crate::config::Config;
+use crate::sim::{self, Faults, Sim, SimOptions};
+
+pub use table::Table;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "popsel",
+    version,
+    about = "SD-WAN PoP selection and tunnel provisioning agent for Atmos Cloud"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the API is and how to authenticate. The token itself only comes from the environment
+/// or a file, never from the command line, where `ps` would show it.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// API base URL [default: the config's, else https://admin-api.axissecurity.com]
+    #[arg(long, env = "POPSEL_API_URL", global = true)]
+    pub api_url: Option<String>,
+    /// File holding the API token (POPSEL_API_TOKEN wins over it)
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Configuration file (TOML); its [api] section is used
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage Atmos IPsec tunnels
+    Tunnels {
+        #[arg(long, global = true, value_enum, default_value_t)]
+        output: Output,
+        #[command(subcommand)]
+        command: api::TunnelCommand,
+    },
+    /// Manage Atmos connectors
+    Connectors {
+        #[arg(long, global = true, value_enum, default_value_t)]
+        output: Output,
+        #[command(subcommand)]
+        command: api::ConnectorCommand,
+    },
+    /// Show the IPsec PoP catalogue
+    Pops {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run the Atmos API emulator
+    Sim(SimArgs),
+    /// Start the emulator in-process with the sample catalogue and show what popsel sees
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0: the kernel picks one; the URL is printed)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Bearer token the emulator accepts
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+    /// PoP catalogue file (JSON, as GET /api/v1/pops/ipsec returns) [default: the built-in sample]
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Share of API requests answered with HTTP 500 (0 to 1)
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Share of API requests answered with HTTP 429 and Retry-After (0 to 1)
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Delay added to every API request (e.g. 50ms)
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub delay: Duration,
+    /// Retry-After of the injected 429s, in seconds
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Tunnels { output, command } => {
+            api::tunnels(&client(&cli.api)?, command, output).await?
+        }
+        Command::Connectors { output, command } => {
+            api::connectors(&client(&cli.api)?, command, output).await?
+        }
+        Command::Pops { output } => api::pops(&client(&cli.api)?, output).await?,
+        Command::Sim(args) => serve_sim(args).await?,
+        Command::Demo => demo::run().await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API client from flags, environment and config, in that order of precedence.
+pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let base_url = args
+        .api_url
+        .clone()
+        .or(config.api.base_url.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let token_file = args
+        .token_file
+        .as_deref()
+        .or(config.api.token_file.as_deref());
+    let token = atmos::load_token(std::env::var(TOKEN_ENV).ok(), token_file)?;
+    let mut cc = ClientConfig::new(base_url, token);
+    cc.timeout = config.api.timeout();
+    cc.page_size = config.api.page_size();
+    Ok(Client::new(cc)?)
+}
+
+async fn serve_sim(args: SimArgs) -> anyhow::Result<()> {
+    let token = args
+        .token
+        .filter(|t| !t.trim().is_empty())
+        .with_context(|| format!("the emulator needs a token: give --token or set {TOKEN_ENV}"))?;
+    let catalog = match &args.catalog {
+        Some(path) => sim::load_catalog(path)?,
+        None => sim::sample_catalog(),
+    };
+    let faults = Faults {
+        fail_rate: args.fail_rate,
+        throttle_rate: args.throttle_rate,
+        delay_ms: args.delay.as_millis() as u64,
+        retry_after_secs: args.retry_after,
+    };
+    faults.validate().map_err(anyhow::Error::msg)?;
+    let sim = Sim::start(SimOptions {
+        listen: args.listen,
+        token: SecretString::from(token),
+        catalog,
+        faults,
+    })
+    .await?;
+    // Tests and scripts read this line to learn the port.
+    println!("popsel sim listening on {}", sim.url());
+    tokio::select! {
+        r = sim.wait() => r?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! popsel: SD-WAN PoP selection and tunnel provisioning agent for Atmos Cloud.
+//!
+//! Stages live in their own modules, each a pure core inside a thin I/O shell: `atmos` (the API
+//! client), `sim` (the API emulator), `config`; `cli` turns command lines into calls.
+
+#![forbid(unsafe_code)]
+
+pub mod atmos;
+pub mod cli;
+pub mod config;
+pub mod sim;
+mod tls;

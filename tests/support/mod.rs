@@ -1,0 +1,74 @@
+//! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
+//! the `popsel` binary. Every integration test file starts with `mod support;`.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use popsel::atmos::{Client, ClientConfig, RetryPolicy};
+use popsel::sim::{Faults, Sim, SimOptions};
+use secrecy::SecretString;
+
+/// The token every test emulator accepts. Tests grep outputs for it to prove it never leaks.
+pub const TOKEN: &str = "test-token-8c1f0e2d9b";
+
+pub fn token() -> SecretString {
+    SecretString::from(TOKEN.to_owned())
+}
+
+/// An emulator on 127.0.0.1 (port 0) with the sample catalogue and the given faults.
+pub async fn start_sim(faults: Faults) -> Sim {
+    let mut options = SimOptions::local(token());
+    options.faults = faults;
+    Sim::start(options).await.expect("start the emulator")
+}
+
+/// A client for `sim` whose retries are quick, so fault-injection tests run in seconds.
+pub fn client_for(sim: &Sim) -> Client {
+    client_with(sim, fast_retry())
+}
+
+pub fn client_with(sim: &Sim, retry: RetryPolicy) -> Client {
+    let mut cc = ClientConfig::new(sim.url(), token());
+    cc.retry = retry;
+    cc.page_size = 100;
+    Client::new(cc).expect("client")
+}
+
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 30,
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(50),
+        max_elapsed: std::time::Duration::from_secs(30),
+    }
+}
+
+/// No injected fault.
+pub fn no_faults() -> Faults {
+    Faults::default()
+}
+
+/// The `popsel` binary, with a clean environment as far as popsel is concerned.
+pub fn popsel() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_popsel"));
+    for var in ["POPSEL_API_URL", "POPSEL_API_TOKEN", "POPSEL_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs a command off the async runtime's threads (the emulator lives on them).
+pub async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run popsel"))
+        .await
+        .expect("join")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
