@@ -6,7 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod atmos;
+pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod probe;
+pub mod rank;
+pub mod resolve;
 pub mod sim;
+pub mod survey;
 mod tls;

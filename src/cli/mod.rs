@@ -3,6 +3,8 @@
 
 mod api;
 mod demo;
+mod rank;
+mod rank_output;
 mod table;
 
 use std::net::SocketAddr;
@@ -71,6 +73,8 @@ pub enum Command {
         #[command(subcommand)]
         command: api::ConnectorCommand,
     },
+    /// Rank the PoPs from a site: DNS, ICMP latency, distance
+    Rank(rank::RankArgs),
     /// Show the IPsec PoP catalogue
     Pops {
         #[arg(long, value_enum, default_value_t)]
@@ -116,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             api::connectors(&client(&cli.api)?, command, output).await?
         }
         Command::Pops { output } => api::pops(&client(&cli.api)?, output).await?,
+        Command::Rank(args) => return Ok(rank::run(args, &cli.api).await),
         Command::Sim(args) => serve_sim(args).await?,
         Command::Demo => demo::run().await?,
     }

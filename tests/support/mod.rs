@@ -72,3 +72,38 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Whether this run must not skip privileged tests: CI sets `CI=true` and runs as root, so a
+/// privileged test that cannot run there is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Call at the top of a test that needs something only some machines allow (root, raw ICMP,
+/// network namespaces). Returns `false` (the test should return early) after printing why,
+/// unless under CI, where it panics with the reason.
+pub fn can_run_privileged(available: Result<(), String>) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if in_ci() => panic!("privileged test cannot run under CI=true: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED (not privileged here; runs in CI): {why}");
+            false
+        }
+    }
+}
+
+/// Ok when the process is root (effective uid 0), checked through /proc so no libc is needed.
+pub fn is_root() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    if euid == "0" {
+        Ok(())
+    } else {
+        Err(format!("effective uid is {euid}, not 0"))
+    }
+}
