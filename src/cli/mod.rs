@@ -3,6 +3,7 @@
 
 mod api;
 mod demo;
+mod provision;
 mod rank;
 mod rank_output;
 mod table;
@@ -80,6 +81,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Show each location's PoP selection and what apply would change on the API
+    Plan(provision::PlanArgs),
+    /// Carry the plan out: create or update the locations' tunnels, write the hand-off
+    Apply(provision::ApplyArgs),
     /// Run the Atmos API emulator
     Sim(SimArgs),
     /// Start the emulator in-process with the sample catalogue and show what popsel sees
@@ -121,6 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pops { output } => api::pops(&client(&cli.api)?, output).await?,
         Command::Rank(args) => return Ok(rank::run(args, &cli.api).await),
+        Command::Plan(args) => return provision::plan(&cli.api, args).await,
+        Command::Apply(args) => return provision::apply(&cli.api, args).await,
         Command::Sim(args) => serve_sim(args).await?,
         Command::Demo => demo::run().await?,
     }
@@ -131,8 +138,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::default(),
+        None => Config::api_only(Default::default()),
     };
+    client_from_config(args, &config)
+}
+
+pub fn client_from_config(args: &ApiArgs, config: &Config) -> anyhow::Result<Client> {
     let base_url = args
         .api_url
         .clone()

@@ -1,0 +1,263 @@
+use std::os::unix::fs::PermissionsExt;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const GOOD: &str = r#"
+[api]
+base_url = "http://127.0.0.1:9"
+timeout = "3s"
+page_size = 20
+
+[selection]
+switch_min_improvement_ms = 12
+countries = ["US", "CA"]
+
+[[locations]]
+name = "chicago"
+location_id = "d88fc23a-59a1-476a-a62e-a51ff3543fe7"
+latitude = 41.88
+longitude = -87.63
+
+[[locations.tunnels]]
+name = "Chicago IPSec1"
+role = "primary"
+authentication_id = "chicago-1@branch.example"
+psk_env = "CHI_PSK_1"
+
+[[locations.tunnels]]
+name = "Chicago IPSec2"
+role = "secondary"
+authentication_id = "203.0.113.7"
+psk_file = "chi2.psk"
+"#;
+
+/// A directory holding `chi2.psk` (mode 600) for the config's relative `psk_file`.
+fn dir_with_psk(mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chi2.psk");
+    std::fs::write(&path, "file-psk-0123\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+fn env(k: &str) -> Option<String> {
+    (k == "CHI_PSK_1").then(|| "env-psk-0123".to_owned())
+}
+
+fn parse(text: &str, dir: &Path) -> Result<Config, ConfigError> {
+    Config::parse_with(text, "popsel.toml", dir, &env)
+}
+
+/// Every problem of `text`, as reported.
+fn problems(text: &str) -> Vec<String> {
+    let dir = dir_with_psk(0o600);
+    parse(text, dir.path()).unwrap_err().problems
+}
+
+#[test]
+fn a_good_config_loads_with_defaults_filled_in() {
+    let dir = dir_with_psk(0o600);
+    let c = parse(GOOD, dir.path()).unwrap();
+    assert_eq!(c.api.timeout(), Duration::from_secs(3));
+    assert_eq!(c.api.page_size(), 20);
+    assert_eq!(c.selection.switch_min_improvement_ms, 12.0);
+    assert_eq!(c.selection.switch_after_cycles, 3);
+    assert_eq!(c.selection.filter.countries, ["US", "CA"]);
+    assert_eq!(c.state_dir, Path::new("/var/lib/popsel"), "absolute paths stay as written");
+    let chicago = &c.locations[0];
+    assert!(chicago.local);
+    assert_eq!(
+        chicago.site,
+        Site {
+            latitude: 41.88,
+            longitude: -87.63
+        }
+    );
+    let [t1, t2] = &chicago.tunnels[..] else {
+        panic!("two tunnels")
+    };
+    assert_eq!((t1.role, t2.role), (Role::Primary, Role::Secondary));
+    assert_eq!(t1.psk.expose_secret(), "env-psk-0123");
+    assert_eq!(t2.psk.expose_secret(), "file-psk-0123", "trimmed");
+    assert!(!format!("{c:?}").contains("psk-0123"), "Debug shows no PSK");
+    assert_eq!(c.tunnels().count(), 2);
+}
+
+#[test]
+fn syntax_and_unknown_keys_are_reported_with_the_file() {
+    let e = parse("[api]\nbase_ulr = \"x\"\n", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("config popsel.toml:") && e.contains("base_ulr"),
+        "{e}"
+    );
+    let e = parse("[api]\ntimeout = \"soon\"\n", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"soon\" is not a duration"), "{e}");
+}
+
+/// Each rule, by replacing one line of the good config, with the message it must give.
+#[test]
+fn every_rule_names_its_key_and_says_what_is_wrong() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "latitude = 41.88",
+            "latitude = 91.5",
+            "locations[0].latitude: 91.5 is out of range (-90 to 90)",
+        ),
+        (
+            "longitude = -87.63",
+            "longitude = -181",
+            "locations[0].longitude: -181 is out of range (-180 to 180)",
+        ),
+        (
+            "longitude = -87.63",
+            "",
+            "locations[0].longitude: is missing",
+        ),
+        (
+            "name = \"chicago\"",
+            "name = \"\"",
+            "locations[0].name: is missing",
+        ),
+        (
+            "location_id = \"d88fc23a-59a1-476a-a62e-a51ff3543fe7\"",
+            "",
+            "locations[0].location_id: is missing",
+        ),
+        (
+            "authentication_id = \"chicago-1@branch.example\"",
+            "authentication_id = \"bob@\"",
+            "locations[0].tunnels[0].authentication_id: \"bob@\" is neither an email nor an IP address",
+        ),
+        (
+            "authentication_id = \"203.0.113.7\"",
+            "authentication_id = \"chicago-1@branch.example\"",
+            "locations[0].tunnels[1].authentication_id: \"chicago-1@branch.example\" is already used by locations[0].tunnels[0]",
+        ),
+        (
+            "name = \"Chicago IPSec2\"",
+            "name = \"Chicago IPSec1\"",
+            "locations[0].tunnels[1].name: \"Chicago IPSec1\" is already used by locations[0].tunnels[0]",
+        ),
+        (
+            "role = \"secondary\"",
+            "role = \"primary\"",
+            "locations[0].tunnels: needs exactly one primary tunnel, found 2",
+        ),
+        (
+            "role = \"primary\"",
+            "role = \"secondary\"",
+            "locations[0].tunnels: needs exactly one primary tunnel, found 0",
+        ),
+        (
+            "role = \"secondary\"",
+            "role = \"tertiary\"",
+            "locations[0].tunnels[1].role: \"tertiary\" is neither \"primary\" nor \"secondary\"",
+        ),
+        (
+            "psk_env = \"CHI_PSK_1\"",
+            "psk_env = \"NOT_SET\"",
+            "locations[0].tunnels[0].psk_env: environment variable NOT_SET is not set",
+        ),
+        (
+            "psk_env = \"CHI_PSK_1\"",
+            "",
+            "locations[0].tunnels[0]: needs a PSK: psk_file",
+        ),
+        (
+            "psk_env = \"CHI_PSK_1\"",
+            "psk_env = \"CHI_PSK_1\"\npsk_file = \"chi2.psk\"",
+            "locations[0].tunnels[0]: give either psk_file or psk_env, not both",
+        ),
+        (
+            "psk_file = \"chi2.psk\"",
+            "psk_file = \"missing.psk\"",
+            "locations[0].tunnels[1].psk_file: ",
+        ),
+        (
+            "switch_min_improvement_ms = 12",
+            "switch_min_improvement_ratio = 1.5",
+            "selection.switch_min_improvement_ratio: 1.5 is out of range",
+        ),
+        (
+            "switch_min_improvement_ms = 12",
+            "switch_after_cycles = 0",
+            "selection.switch_after_cycles: must be at least 1",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 0",
+            "api.page_size: 0 is out of range; use 1 to 1000",
+        ),
+        (
+            "timeout = \"3s\"",
+            "timeout = \"0s\"",
+            "api.timeout: must be more than 0s",
+        ),
+    ];
+    for (from, to, message) in cases {
+        assert!(GOOD.contains(from), "fixture lacks {from:?}");
+        let got = problems(&GOOD.replacen(from, to, 1));
+        assert!(
+            got.iter().any(|p| p.starts_with(message)),
+            "{to:?}: expected {message:?}, got {got:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_short_psk_is_reported_by_length_never_quoted() {
+    let dir = dir_with_psk(0o600);
+    std::fs::write(dir.path().join("chi2.psk"), "s3cr3t\n").unwrap();
+    let e = parse(GOOD, dir.path()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "locations[0].tunnels[1]: the PSK has 6 characters; Atmos requires at least 8"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr3t"));
+}
+
+#[test]
+fn a_world_readable_psk_file_is_refused() {
+    let dir = dir_with_psk(0o644);
+    let e = parse(GOOD, dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("locations[0].tunnels[1].psk_file:")
+            && e.contains("is world-readable (mode 644); run chmod 600"),
+        "{e}"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = GOOD
+        .replace("latitude = 41.88", "latitude = 100")
+        .replace("\"bob\"", "")
+        .replace(
+            "authentication_id = \"chicago-1@branch.example\"",
+            "authentication_id = \"bob@\"",
+        )
+        .replace("page_size = 20", "page_size = 5000");
+    let got = problems(&text);
+    assert_eq!(got.len(), 3, "{got:#?}");
+}
+
+#[test]
+fn the_example_config_documents_a_valid_configuration() {
+    let text = include_str!("../../config/popsel.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::parse_with(text, "popsel.example.toml", dir.path(), &|k| {
+        k.starts_with("POPSEL_PSK_")
+            .then(|| "example-psk-value".to_owned())
+    })
+    .unwrap();
+    assert!(!c.locations.is_empty());
+}

@@ -1,0 +1,480 @@
+//! From the file as written to a `Config`: every value checked, every problem collected with
+//! its key path before anything is reported.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::raw::{RawConfig, RawLocation, RawTunnel};
+use super::{
+    AgentSettings, Config, DEFAULT_STATE_DIR, EdgeSettings, Location, MetricsSettings, Role,
+    SelectionSettings, TunnelConfig,
+};
+use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
+use crate::catalog::Filter;
+use crate::probe::ProbeSettings;
+use crate::rank::Site;
+use crate::resolve::DnsSettings;
+
+/// Collects problems as `key.path: message`.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {message}"));
+    }
+}
+
+fn positive(p: &mut Problems, key: &str, d: Option<Duration>, default: Duration) -> Duration {
+    match d {
+        Some(d) if d.is_zero() => {
+            p.add(key, "must be more than 0s");
+            default
+        }
+        Some(d) => d,
+        None => default,
+    }
+}
+
+fn resolve_path(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    }
+}
+
+/// An `IP:PORT` or a bare `IP` (port 53).
+fn nameserver(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<String>> {
+    let mut p = Problems::default();
+
+    let mut api = raw.api;
+    if let Some(size) = api.page_size {
+        if !(1..=1000).contains(&size) {
+            p.add(
+                "api.page_size",
+                format!("{size} is out of range; use 1 to 1000"),
+            );
+        }
+    }
+    if api.timeout == Some(Duration::ZERO) {
+        p.add("api.timeout", "must be more than 0s");
+    }
+    api.token_file = api.token_file.map(|f| resolve_path(base, &f));
+
+    let defaults = ProbeSettings::default();
+    let count = raw.probe.count.unwrap_or(defaults.count);
+    if count == 0 {
+        p.add("probe.count", "must be at least 1");
+    }
+    let max_pps = raw.probe.max_pps.unwrap_or(defaults.max_pps);
+    if max_pps == 0 {
+        p.add("probe.max_pps", "must be at least 1");
+    }
+    let concurrency = raw.probe.concurrency.unwrap_or(defaults.concurrency);
+    if concurrency == 0 {
+        p.add("probe.concurrency", "must be at least 1");
+    }
+    let probe = ProbeSettings {
+        count,
+        interval: positive(
+            &mut p,
+            "probe.interval",
+            raw.probe.interval,
+            defaults.interval,
+        ),
+        timeout: positive(&mut p, "probe.timeout", raw.probe.timeout, defaults.timeout),
+        concurrency,
+        max_pps,
+    };
+
+    let dns_defaults = DnsSettings::default();
+    let mut nameservers = Vec::new();
+    for (i, s) in raw.dns.nameservers.unwrap_or_default().iter().enumerate() {
+        match nameserver(s) {
+            Some(addr) => nameservers.push(addr),
+            None => p.add(
+                &format!("dns.nameservers[{i}]"),
+                format!("{s:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\" or \"[::1]:53\")"),
+            ),
+        }
+    }
+    let dns = DnsSettings {
+        nameservers,
+        timeout: positive(&mut p, "dns.timeout", raw.dns.timeout, dns_defaults.timeout),
+        ..dns_defaults
+    };
+
+    let sd = SelectionSettings::default();
+    let s = raw.selection;
+    let selection = SelectionSettings {
+        switch_min_improvement_ms: s
+            .switch_min_improvement_ms
+            .unwrap_or(sd.switch_min_improvement_ms),
+        switch_min_improvement_ratio: s
+            .switch_min_improvement_ratio
+            .unwrap_or(sd.switch_min_improvement_ratio),
+        switch_after_cycles: s.switch_after_cycles.unwrap_or(sd.switch_after_cycles),
+        filter: Filter {
+            countries: s.countries,
+            providers: Vec::new(),
+            exclude: s.exclude,
+        },
+        providers: s.providers,
+        provider_margin_ms: s.provider_margin_ms.unwrap_or(sd.provider_margin_ms),
+    };
+    if selection.switch_min_improvement_ms.is_nan() || selection.switch_min_improvement_ms < 0.0 {
+        p.add("selection.switch_min_improvement_ms", "must be 0 or more");
+    }
+    if !(0.0..1.0).contains(&selection.switch_min_improvement_ratio) {
+        p.add(
+            "selection.switch_min_improvement_ratio",
+            format!(
+                "{} is out of range; use a share from 0 to below 1 (0.2 is 20% faster)",
+                selection.switch_min_improvement_ratio
+            ),
+        );
+    }
+    if selection.switch_after_cycles == 0 {
+        p.add("selection.switch_after_cycles", "must be at least 1");
+    }
+    if selection.provider_margin_ms.is_nan() || selection.provider_margin_ms < 0.0 {
+        p.add("selection.provider_margin_ms", "must be 0 or more");
+    }
+
+    let state_dir = resolve_path(
+        base,
+        &raw.state
+            .dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+    );
+
+    let locations = locations(&mut p, raw.locations, base, env);
+
+    let ed = EdgeSettings::default();
+    if let Some(cmd) = &raw.edge.on_change {
+        if cmd.first().is_none_or(|c| c.trim().is_empty()) {
+            p.add("edge.on_change", "must be a program and its arguments, e.g. [\"/usr/local/bin/reload-ipsec\", \"--quiet\"]");
+        }
+    }
+    let edge = EdgeSettings {
+        swanctl_dir: raw.edge.swanctl_dir.map(|d| resolve_path(base, &d)),
+        on_change: raw.edge.on_change,
+        on_change_timeout: positive(
+            &mut p,
+            "edge.on_change_timeout",
+            raw.edge.on_change_timeout,
+            ed.on_change_timeout,
+        ),
+    };
+
+    let ad = AgentSettings::default();
+    let agent = AgentSettings {
+        catalog_interval: positive(
+            &mut p,
+            "agent.catalog_interval",
+            raw.agent.catalog_interval,
+            ad.catalog_interval,
+        ),
+        probe_interval: positive(
+            &mut p,
+            "agent.probe_interval",
+            raw.agent.probe_interval,
+            ad.probe_interval,
+        ),
+        reconcile_interval: positive(
+            &mut p,
+            "agent.reconcile_interval",
+            raw.agent.reconcile_interval,
+            ad.reconcile_interval,
+        ),
+        status_interval: positive(
+            &mut p,
+            "agent.status_interval",
+            raw.agent.status_interval,
+            ad.status_interval,
+        ),
+    };
+
+    let mut metrics = MetricsSettings::default();
+    if let Some(listen) = &raw.metrics.listen {
+        match listen.parse() {
+            Ok(addr) => metrics.listen = addr,
+            Err(_) => p.add(
+                "metrics.listen",
+                format!("{listen:?} is not IP:PORT (e.g. \"127.0.0.1:9469\")"),
+            ),
+        }
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        api,
+        probe,
+        dns,
+        selection,
+        state_dir,
+        locations,
+        edge,
+        agent,
+        metrics,
+        connectors: raw.connectors.watch,
+    })
+}
+
+fn locations(
+    p: &mut Problems,
+    raw: Vec<RawLocation>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Location> {
+    let mut out = Vec::new();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut tunnel_names: HashMap<String, String> = HashMap::new();
+    let mut auth_ids: HashMap<String, String> = HashMap::new();
+    for (i, loc) in raw.into_iter().enumerate() {
+        let key = format!("locations[{i}]");
+        let name = loc.name.unwrap_or_default().trim().to_owned();
+        if name.is_empty() {
+            p.add(&format!("{key}.name"), "is missing");
+        } else if let Some(first) = names.get(&name) {
+            p.add(
+                &format!("{key}.name"),
+                format!("{name:?} is already used by {first}"),
+            );
+        } else {
+            names.insert(name.clone(), key.clone());
+        }
+        let location_id = loc.location_id.unwrap_or_default().trim().to_owned();
+        if location_id.is_empty() {
+            p.add(
+                &format!("{key}.location_id"),
+                "is missing (the Atmos location the tunnels belong to)",
+            );
+        }
+        let mut coordinate = |field: &str, v: Option<f64>, limit: f64| match v {
+            None => {
+                p.add(&format!("{key}.{field}"), "is missing");
+                0.0
+            }
+            Some(v) if !v.is_finite() || v.abs() > limit => {
+                p.add(
+                    &format!("{key}.{field}"),
+                    format!("{v} is out of range (-{limit} to {limit})"),
+                );
+                0.0
+            }
+            Some(v) => v,
+        };
+        let site = Site {
+            latitude: coordinate("latitude", loc.latitude, 90.0),
+            longitude: coordinate("longitude", loc.longitude, 180.0),
+        };
+        let role_count = |role: &str| {
+            loc.tunnels
+                .iter()
+                .filter(|t| t.role.as_deref().map(str::trim) == Some(role))
+                .count()
+        };
+        let (primaries, secondaries) = (role_count("primary"), role_count("secondary"));
+        if primaries != 1 {
+            p.add(
+                &format!("{key}.tunnels"),
+                format!("needs exactly one primary tunnel, found {primaries}"),
+            );
+        }
+        if secondaries > 1 {
+            p.add(
+                &format!("{key}.tunnels"),
+                format!("allows at most one secondary tunnel, found {secondaries}"),
+            );
+        }
+        let mut tunnels = Vec::new();
+        for (j, t) in loc.tunnels.into_iter().enumerate() {
+            let tkey = format!("{key}.tunnels[{j}]");
+            if let Some(t) = tunnel(p, &tkey, t, base, env, &mut tunnel_names, &mut auth_ids) {
+                tunnels.push(t);
+            }
+        }
+        out.push(Location {
+            name,
+            location_id,
+            site,
+            local: loc.local.unwrap_or(true),
+            tunnels,
+        });
+    }
+    out
+}
+
+fn tunnel(
+    p: &mut Problems,
+    key: &str,
+    t: RawTunnel,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    names: &mut HashMap<String, String>,
+    auth_ids: &mut HashMap<String, String>,
+) -> Option<TunnelConfig> {
+    let before = p.0.len();
+    let name = t.name.unwrap_or_default().trim().to_owned();
+    if name.is_empty() {
+        p.add(&format!("{key}.name"), "is missing");
+    } else if let Some(first) = names.get(&name) {
+        p.add(
+            &format!("{key}.name"),
+            format!("{name:?} is already used by {first}"),
+        );
+    } else {
+        names.insert(name.clone(), key.to_owned());
+    }
+    let role = match t.role.as_deref().map(str::trim) {
+        Some("primary") => Some(Role::Primary),
+        Some("secondary") => Some(Role::Secondary),
+        Some(other) => {
+            p.add(
+                &format!("{key}.role"),
+                format!("{other:?} is neither \"primary\" nor \"secondary\""),
+            );
+            None
+        }
+        None => {
+            p.add(
+                &format!("{key}.role"),
+                "is missing (\"primary\" or \"secondary\")",
+            );
+            None
+        }
+    };
+    let auth = t.authentication_id.unwrap_or_default().trim().to_owned();
+    if auth.is_empty() {
+        p.add(&format!("{key}.authentication_id"), "is missing");
+    } else if !is_valid_authentication_id(&auth) {
+        p.add(
+            &format!("{key}.authentication_id"),
+            format!("{auth:?} is neither an email nor an IP address"),
+        );
+    } else if let Some(first) = auth_ids.get(&auth) {
+        p.add(
+            &format!("{key}.authentication_id"),
+            format!("{auth:?} is already used by {first}"),
+        );
+    } else {
+        auth_ids.insert(auth.clone(), key.to_owned());
+    }
+    let psk = psk(
+        p,
+        key,
+        t.psk_file.as_deref(),
+        t.psk_env.as_deref(),
+        base,
+        env,
+    );
+    if p.0.len() != before {
+        return None;
+    }
+    Some(TunnelConfig {
+        name,
+        role: role?,
+        authentication_id: auth,
+        psk: psk?,
+    })
+}
+
+fn psk(
+    p: &mut Problems,
+    key: &str,
+    file: Option<&Path>,
+    var: Option<&str>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<SecretString> {
+    let text = match (file, var) {
+        (Some(_), Some(_)) => {
+            p.add(key, "give either psk_file or psk_env, not both");
+            return None;
+        }
+        (None, None) => {
+            p.add(key, "needs a PSK: psk_file (a file only popsel can read) or psk_env (an environment variable)");
+            return None;
+        }
+        (Some(file), None) => {
+            let path = resolve_path(base, file);
+            let fkey = format!("{key}.psk_file");
+            if let Err(why) = check_secret_file(&path) {
+                p.add(&fkey, why);
+                return None;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    p.add(&fkey, format!("{} cannot be read: {e}", path.display()));
+                    return None;
+                }
+            }
+        }
+        (None, Some(var)) => match env(var) {
+            Some(v) => v,
+            None => {
+                p.add(
+                    &format!("{key}.psk_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                return None;
+            }
+        },
+    };
+    let psk = text.trim();
+    if !is_valid_psk(psk) {
+        // The PSK itself is never quoted, only its length.
+        p.add(
+            key,
+            format!(
+                "the PSK has {} characters; Atmos requires at least {MIN_PSK_CHARS}",
+                psk.chars().count()
+            ),
+        );
+        return None;
+    }
+    Some(SecretString::from(psk.to_owned()))
+}
+
+/// A PSK file must not be readable by everyone.
+#[cfg(unix)]
+fn check_secret_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "{} is world-readable (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_secret_file(_: &Path) -> Result<(), String> {
+    Ok(())
+}

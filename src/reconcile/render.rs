@@ -1,0 +1,79 @@
+//! Plans and their results as people read them (in the manner of `terraform plan`) and as JSON.
+
+use super::{Action, Outcome, Plan, PskReason};
+
+fn psk_note(reason: PskReason) -> &'static str {
+    match reason {
+        PskReason::Rotated => "changed in the config",
+        PskReason::Unknown => "popsel has not pushed it to this tunnel yet",
+    }
+}
+
+/// One block per action; `outcome` is given after an apply.
+fn action_text(a: &Action, outcome: Option<&Outcome>) -> String {
+    let result = match outcome {
+        None | Some(Outcome::Nothing) => String::new(),
+        Some(Outcome::Created { id }) => format!("  → created {id}"),
+        Some(Outcome::Adopted { id }) => {
+            format!("  → adopted {id} (it existed with this name and authentication ID)")
+        }
+        Some(Outcome::Updated) => "  → updated".into(),
+        Some(Outcome::Deleted) => "  → deleted".into(),
+        Some(Outcome::Failed(e)) => format!("  → FAILED: {e}"),
+    };
+    match a {
+        Action::Create { location, tunnel } => {
+            format!("  + create    {tunnel:?} (location {location}){result}\n")
+        }
+        Action::Update {
+            tunnel,
+            id,
+            changes,
+            psk,
+            ..
+        } => {
+            let mut s = format!("  ~ update    {tunnel:?} ({id}){result}\n");
+            for c in changes {
+                s.push_str(&format!("        {}: {:?} → {:?}\n", c.field, c.old, c.new));
+            }
+            if let Some(reason) = psk {
+                s.push_str(&format!(
+                    "        psk: (sensitive) ({})\n",
+                    psk_note(*reason)
+                ));
+            }
+            s
+        }
+        Action::Unchanged { tunnel, id, .. } => format!("  = unchanged {tunnel:?} ({id})\n"),
+        Action::Conflict { tunnel, reason, .. } => format!("  ! conflict  {tunnel:?}: {reason}\n"),
+        Action::Delete { tunnel, id } => format!("  - delete    {tunnel:?} ({id}){result}\n"),
+        Action::Orphan { tunnel, id } => format!(
+            "  ? orphan    {tunnel:?} ({id}): managed by popsel but no longer in the config; kept (--prune deletes it)\n"
+        ),
+    }
+}
+
+pub fn plan_text(plan: &Plan, outcomes: Option<&[Outcome]>) -> String {
+    let mut s = String::from("Tunnels:\n");
+    for (i, a) in plan.actions.iter().enumerate() {
+        s.push_str(&action_text(a, outcomes.and_then(|o| o.get(i))));
+    }
+    let count = |f: fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+    s.push_str(&format!(
+        "\nPlan: {} to create, {} to update, {} to delete, {} unchanged, {} conflict(s).\n",
+        count(|a| matches!(a, Action::Create { .. })),
+        count(|a| matches!(a, Action::Update { .. })),
+        count(|a| matches!(a, Action::Delete { .. })),
+        count(|a| matches!(a, Action::Unchanged { .. })),
+        plan.conflicts(),
+    ));
+    s
+}
+
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "actions": plan.actions,
+        "writes": plan.writes(),
+        "conflicts": plan.conflicts(),
+    })
+}
