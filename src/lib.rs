@@ -5,12 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod atmos;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod locations;
+pub mod metrics;
 pub mod probe;
 pub mod rank;
 pub mod reconcile;

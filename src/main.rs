@@ -7,11 +7,13 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = popsel::cli::Cli::parse();
     let filter = EnvFilter::try_from_env("POPSEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        popsel::cli::LogFormat::Json => logs.json().init(),
+        popsel::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

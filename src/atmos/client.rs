@@ -25,6 +25,27 @@ const MAX_PAGES: u32 = 10_000;
 const SNIPPET_BYTES: usize = 200;
 const REDACTED: &str = "(sensitive)";
 
+/// Told about every HTTP exchange with the API (for metrics).
+pub trait ApiObserver: Send + Sync {
+    /// `endpoint` is a path template (`/api/v1/tunnels/{id}`), `code` the HTTP status or, when
+    /// no answer came, `timeout`, `connection_refused` or `transport`.
+    fn observe(&self, endpoint: &str, method: &str, code: &str, elapsed: Duration);
+}
+
+/// An optional [`ApiObserver`].
+#[derive(Clone, Default)]
+pub struct Observer(pub Option<Arc<dyn ApiObserver>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
 /// How to reach the API.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -34,6 +55,7 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub page_size: u32,
     pub retry: RetryPolicy,
+    pub observer: Observer,
 }
 
 impl ClientConfig {
@@ -44,6 +66,7 @@ impl ClientConfig {
             timeout: DEFAULT_TIMEOUT,
             page_size: DEFAULT_PAGE_SIZE,
             retry: RetryPolicy::default(),
+            observer: Observer::default(),
         }
     }
 }
@@ -69,6 +92,7 @@ struct Inner {
     timeout: Duration,
     page_size: u32,
     retry: RetryPolicy,
+    observer: Observer,
 }
 
 impl std::fmt::Debug for Client {
@@ -78,6 +102,12 @@ impl std::fmt::Debug for Client {
             .field("token", &REDACTED)
             .finish()
     }
+}
+
+struct HttpAnswer {
+    status: u16,
+    body: Vec<u8>,
+    retry_after: Option<Duration>,
 }
 
 /// One API request, described for the machinery and for error messages.
@@ -136,6 +166,7 @@ impl Client {
                 timeout: config.timeout,
                 page_size: config.page_size.max(1),
                 retry: config.retry,
+                observer: config.observer,
             }),
         })
     }
@@ -156,8 +187,36 @@ impl Client {
         url
     }
 
-    /// One HTTP exchange; any status but 2xx becomes an error.
+    /// One HTTP exchange, told to the observer.
     async fn attempt(&self, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        let start = Instant::now();
+        let result = self.exchange(call).await;
+        if let Some(observer) = &self.inner.observer.0 {
+            let code = match &result {
+                Ok(answer) => answer.status.to_string(),
+                Err(e) => match e {
+                    ApiError::Timeout { .. } => "timeout".to_owned(),
+                    ApiError::ConnectionRefused { .. } => "connection_refused".to_owned(),
+                    _ => "transport".to_owned(),
+                },
+            };
+            observer.observe(
+                &endpoint_template(&call.segments),
+                call.method.as_str(),
+                &code,
+                start.elapsed(),
+            );
+        }
+        let answer = result?;
+        if (200..300).contains(&answer.status) {
+            return Ok(answer.body);
+        }
+        let text = self.redact(&String::from_utf8_lossy(&answer.body), call);
+        Err(classify(call, answer.status, answer.retry_after, &text))
+    }
+
+    /// One HTTP exchange: whatever the server answered, or a transport error.
+    async fn exchange(&self, call: &Call<'_>) -> Result<HttpAnswer, ApiError> {
         let url = self.url(&call.segments);
         let endpoint = format!("{} {}", call.method, url.path());
         let mut req = self
@@ -188,11 +247,11 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| self.transport_error(call, &endpoint, e))?;
-        if (200..300).contains(&status) {
-            return Ok(body.to_vec());
-        }
-        let text = self.redact(&String::from_utf8_lossy(&body), call);
-        Err(classify(call, status, retry_after, &text))
+        Ok(HttpAnswer {
+            status,
+            body: body.to_vec(),
+            retry_after,
+        })
     }
 
     fn transport_error(&self, call: &Call<'_>, endpoint: &str, e: reqwest::Error) -> ApiError {
@@ -386,6 +445,17 @@ impl Client {
     }
 }
 
+/// A bounded label for a path: object ids become `{id}`.
+fn endpoint_template(segments: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, s) in segments.iter().enumerate() {
+        out.push('/');
+        let is_id = i == 3 && matches!(segments.get(2), Some(&"tunnels" | &"connectors"));
+        out.push_str(if is_id { "{id}" } else { s });
+    }
+    out
+}
+
 /// Turns a non-2xx answer into an error. `body` is already redacted.
 fn classify(call: &Call<'_>, status: u16, retry_after: Option<Duration>, body: &str) -> ApiError {
     let op = call.op.clone();
@@ -500,6 +570,22 @@ mod tests {
         assert!(e.to_string().contains("HTTP 503): upstream down"));
         let e = classify(&c, 418, None, "");
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn endpoint_labels_hide_ids() {
+        assert_eq!(
+            endpoint_template(&["api", "v1", "tunnels", "6ee0", "status"]),
+            "/api/v1/tunnels/{id}/status"
+        );
+        assert_eq!(
+            endpoint_template(&["api", "v1", "tunnels"]),
+            "/api/v1/tunnels"
+        );
+        assert_eq!(
+            endpoint_template(&["api", "v1", "pops", "ipsec"]),
+            "/api/v1/pops/ipsec"
+        );
     }
 
     #[test]

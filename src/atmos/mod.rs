@@ -15,7 +15,8 @@ mod token;
 pub mod types;
 
 pub use client::{
-    Client, ClientBuildError, ClientConfig, DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT,
+    ApiObserver, Client, ClientBuildError, ClientConfig, DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE,
+    DEFAULT_TIMEOUT, Observer,
 };
 pub use error::ApiError;
 pub use retry::{RetryPolicy, parse_retry_after};

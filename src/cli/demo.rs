@@ -1,58 +1,150 @@
-//! `popsel demo`: what popsel sees of an Atmos account, with no account needed. Starts the
-//! emulator in-process on loopback with the sample catalogue, provisions a sample location's
-//! two tunnels through the real client, and prints the PoPs, the tunnels and their status.
+//! `popsel demo`: the agent end to end with no account. Starts the Atmos API emulator
+//! in-process on loopback with the sample catalogue, configures two locations, runs one full
+//! agent cycle (catalogue, rank, select, reconcile, status), prints the ranking, the selection
+//! and what it provisioned, then serves `/metrics` until Ctrl-C (`--once`: exits instead).
+//!
+//! The demo never probes: the sample catalogue's addresses are placeholders in the benchmarking
+//! range (198.18.0.0/15) that only answer inside the latency lab, so it ranks by distance and
+//! says so.
 
-use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
-use super::Table;
-use super::api::pop_table;
-use crate::atmos::{Client, ClientConfig, TunnelSpec};
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::rank_output::{self, Counts};
+use super::{Table, provision, shutdown_signal};
+use crate::agent::{self, Agent};
+use crate::atmos::{Client, ClientConfig, Observer};
+use crate::config::Config;
 use crate::sim::{Sim, SimOptions};
 
-/// A throwaway secret for the in-process emulator; it is never printed.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Exit after the cycle instead of serving metrics
+    #[arg(long)]
+    pub once: bool,
+    /// Where to serve /metrics
+    #[arg(long, default_value = "127.0.0.1:9469")]
+    pub metrics_listen: SocketAddr,
+}
+
+/// A throwaway secret; it is never printed.
 fn random_secret() -> SecretString {
     SecretString::from(
         std::iter::repeat_with(fastrand::alphanumeric)
-            .take(32)
+            .take(24)
             .collect::<String>(),
     )
 }
 
-pub async fn run() -> anyhow::Result<()> {
+fn demo_config(api_url: &str, state_dir: &std::path::Path) -> anyhow::Result<Config> {
+    let text = format!(
+        r#"
+[api]
+base_url = "{api_url}"
+[state]
+dir = "{state}"
+[[locations]]
+name = "chicago"
+location_id = "d88fc23a-59a1-476a-a62e-a51ff3543fe7"
+latitude = 41.88
+longitude = -87.63
+local = true
+[[locations.tunnels]]
+name = "Chicago IPSec1"
+role = "primary"
+authentication_id = "chicago-primary@branch.example"
+psk_env = "DEMO_PSK"
+[[locations.tunnels]]
+name = "Chicago IPSec2"
+role = "secondary"
+authentication_id = "chicago-secondary@branch.example"
+psk_env = "DEMO_PSK"
+[[locations]]
+name = "frankfurt"
+location_id = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11"
+latitude = 50.11
+longitude = 8.68
+local = false
+[[locations.tunnels]]
+name = "Frankfurt IPSec1"
+role = "primary"
+authentication_id = "203.0.113.10"
+psk_env = "DEMO_PSK"
+"#,
+        state = state_dir.display()
+    );
+    let psk = random_secret();
+    Ok(Config::parse_with(
+        &text,
+        "(demo)",
+        std::path::Path::new("."),
+        &|_| Some(psk.expose_secret().to_owned()),
+    )?)
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let token = random_secret();
     let sim = Sim::start(SimOptions::local(token.clone())).await?;
-    println!("Atmos API emulator on {} (sample catalogue)\n", sim.url());
-    let client = Client::new(ClientConfig::new(sim.url(), token))?;
+    let state_dir = std::env::temp_dir().join(format!("popsel-demo-{}", std::process::id()));
+    println!(
+        "Atmos API emulator on {} with the sample catalogue; state in {}",
+        sim.url(),
+        state_dir.display()
+    );
+    println!(
+        "(the demo ranks by distance: the sample PoPs only answer ICMP inside the latency lab)\n"
+    );
+    let config = demo_config(&sim.url(), &state_dir)?;
+    let url = sim.url();
+    let factory: agent::ClientFactory = Box::new(move |_config, metrics| {
+        let mut cc = ClientConfig::new(url.clone(), token.clone());
+        cc.observer = Observer(Some(metrics.clone()));
+        Ok(Client::new(cc)?)
+    });
+    let agent = Agent::new(config.clone(), factory, true)?;
+    let ok = agent.cycle().await;
 
-    let pops = client.ipsec_pops().await?;
-    println!("IPsec PoPs (GET /api/v1/pops/ipsec):\n{}", pop_table(&pops));
-
-    let location_id = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
-    for (name, auth) in [
-        ("Chicago IPSec1", "chicago-primary@branch.example"),
-        ("Chicago IPSec2", "chicago-secondary@branch.example"),
-    ] {
-        client
-            .create_tunnel(&TunnelSpec {
-                name: name.into(),
-                authentication_id: auth.into(),
-                psk: random_secret(),
-                location_id: location_id.into(),
-            })
-            .await?;
+    for (location, ranking) in agent.rankings() {
+        let counts = Counts::of(&ranking);
+        let mut top = ranking.clone();
+        top.pops.truncate(5);
+        println!(
+            "Ranking for {location} (top 5):\n{}",
+            rank_output::table(&top, &counts)
+        );
     }
-    let mut table = Table::new(&["ID", "NAME", "AUTHENTICATION ID", "LOCATION ID", "STATUS"]);
-    for t in client.list_tunnels().await? {
-        let status = client.tunnel_status(&t.id).await?;
+    print!("{}", provision::selection_text(&config, &agent.selection()));
+    let mut table = Table::new(&["LOCATION", "TUNNEL", "ID", "AUTHENTICATION ID", "STATUS"]);
+    let provisioned = sim.with_store(|s| s.tunnels());
+    for (loc, t) in config.tunnels() {
+        let found = provisioned.iter().find(|p| p.name == t.name);
+        let status = found
+            .and_then(|p| sim.with_store(|s| s.tunnel_status(&p.id).ok()))
+            .map_or("-".to_owned(), |s| s.to_string());
         table.row(vec![
-            t.id,
-            t.name,
-            t.authentication_id,
-            t.location_id,
-            status.status.to_string(),
+            loc.name.clone(),
+            t.name.clone(),
+            found.map_or("(not created)".into(), |p| p.id.clone()),
+            t.authentication_id.clone(),
+            status,
         ]);
     }
-    println!("Tunnels (GET /api/v1/tunnels):\n{}", table.render());
+    println!("\nTunnels provisioned through the API:\n{}", table.render());
+
+    if !args.once {
+        let (addr, server) = agent::serve_metrics(agent.clone(), args.metrics_listen).await?;
+        println!("Metrics on http://{addr}/metrics (Ctrl-C to stop)");
+        shutdown_signal().await;
+        server.abort();
+    }
     sim.stop().await;
-    Ok(())
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

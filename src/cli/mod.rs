@@ -6,6 +6,7 @@ mod demo;
 mod provision;
 mod rank;
 mod rank_output;
+mod run;
 mod table;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::atmos::{self, Client, ClientConfig, DEFAULT_BASE_URL, TOKEN_ENV};
+use crate::atmos::{self, Client, ClientConfig, DEFAULT_BASE_URL, Observer, TOKEN_ENV};
 use crate::config::Config;
 use crate::sim::{self, Faults, Sim, SimOptions};
 
@@ -32,6 +33,9 @@ pub use table::Table;
 pub struct Cli {
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Log lines for people (human) or collectors (json), on stderr
+    #[arg(long, global = true, value_enum, default_value_t)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +53,13 @@ pub struct ApiArgs {
     /// Configuration file (TOML); its [api] section is used
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -85,10 +96,12 @@ pub enum Command {
     Plan(provision::PlanArgs),
     /// Carry the plan out: create or update the locations' tunnels, write the hand-off
     Apply(provision::ApplyArgs),
+    /// Run the agent: probe, select, reconcile, poll status, serve metrics
+    Run(run::RunArgs),
     /// Run the Atmos API emulator
     Sim(SimArgs),
-    /// Start the emulator in-process with the sample catalogue and show what popsel sees
-    Demo,
+    /// The agent against an in-process emulator with the sample catalogue: no account needed
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,8 +141,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rank(args) => return Ok(rank::run(args, &cli.api).await),
         Command::Plan(args) => return provision::plan(&cli.api, args).await,
         Command::Apply(args) => return provision::apply(&cli.api, args).await,
+        Command::Run(args) => return run::run(&cli.api, args).await,
         Command::Sim(args) => serve_sim(args).await?,
-        Command::Demo => demo::run().await?,
+        Command::Demo(args) => return demo::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,10 +154,14 @@ pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
         Some(path) => Config::load(path)?,
         None => Config::api_only(Default::default()),
     };
-    client_from_config(args, &config)
+    client_from_config(args, &config, Observer::default())
 }
 
-pub fn client_from_config(args: &ApiArgs, config: &Config) -> anyhow::Result<Client> {
+pub fn client_from_config(
+    args: &ApiArgs,
+    config: &Config,
+    observer: Observer,
+) -> anyhow::Result<Client> {
     let base_url = args
         .api_url
         .clone()
@@ -157,6 +175,7 @@ pub fn client_from_config(args: &ApiArgs, config: &Config) -> anyhow::Result<Cli
     let mut cc = ClientConfig::new(base_url, token);
     cc.timeout = config.api.timeout();
     cc.page_size = config.api.page_size();
+    cc.observer = observer;
     Ok(Client::new(cc)?)
 }
 

@@ -66,7 +66,7 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
         .as_deref()
         .context("plan and apply need --config FILE (see config/popsel.example.toml)")?;
     let config = Config::load(path)?;
-    let client = client_from_config(api, &config)?;
+    let client = client_from_config(api, &config, Default::default())?;
     let state = StateDir::open(&config.state_dir)?;
     let doc = client.ipsec_pops().await?;
     let catalog = Catalog::from_document(&doc);
@@ -118,7 +118,7 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
     })
 }
 
-fn selection_text(config: &Config, selection: &Selection) -> String {
+pub(super) fn selection_text(config: &Config, selection: &Selection) -> String {
     let mut t = Table::new(&[
         "LOCATION", "ROLE", "POP", "FQDN", "IP", "RTT ms", "SINCE", "NOTE",
     ]);

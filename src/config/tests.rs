@@ -65,7 +65,11 @@ fn a_good_config_loads_with_defaults_filled_in() {
     assert_eq!(c.selection.switch_min_improvement_ms, 12.0);
     assert_eq!(c.selection.switch_after_cycles, 3);
     assert_eq!(c.selection.filter.countries, ["US", "CA"]);
-    assert_eq!(c.state_dir, Path::new("/var/lib/popsel"), "absolute paths stay as written");
+    assert_eq!(
+        c.state_dir,
+        Path::new("/var/lib/popsel"),
+        "absolute paths stay as written"
+    );
     let chicago = &c.locations[0];
     assert!(chicago.local);
     assert_eq!(

@@ -1,0 +1,61 @@
+//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the process answers) and `/readyz`
+//! (a catalogue and one probe round exist).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::task::JoinHandle;
+
+use super::Agent;
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        agent.metrics.encode(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, &'static str) {
+    if agent.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for a catalogue and a probe round\n",
+        )
+    }
+}
+
+/// Binds `listen` and serves until the returned task is aborted. Returns the bound address.
+pub async fn serve_metrics(
+    agent: Arc<Agent>,
+    listen: SocketAddr,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics.listen {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(agent);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    });
+    Ok((addr, task))
+}
