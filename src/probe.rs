@@ -145,7 +145,7 @@ struct Family {
 impl Family {
     fn open(icmp: ICMP) -> Result<Family, String> {
         let config = Config::builder().kind(icmp).build();
-        let client = Client::new(&config).map_err(|e| first_line(&e.to_string()))?;
+        let client = Client::new(&config).map_err(|e| os_error(&e))?;
         let kind = if client.get_socket().get_type() == socket2::Type::RAW {
             SocketKind::Raw
         } else {
@@ -155,8 +155,15 @@ impl Family {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_owned()
+/// The operating system's words for why a socket did not open. surge-ping wraps a refused
+/// ping socket in advice of its own that ends with the original error; popsel gives its own
+/// advice, so only the original error is kept.
+fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once("Original error: ") {
+        Some((_, original)) => original.trim().to_owned(),
+        None => text.lines().next().unwrap_or_default().to_owned(),
+    }
 }
 
 /// The probe engine. Cheap to share; keep one for the life of the process so that sequence
@@ -371,6 +378,17 @@ mod tests {
         assert_eq!(s.median, Duration::from_millis(25));
         assert_eq!(rtt_stats(&ms(&[7])).unwrap().jitter, Duration::ZERO);
         assert_eq!(rtt_stats(&[]), None);
+    }
+
+    #[test]
+    fn socket_errors_keep_the_os_words() {
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "Permission denied creating ICMP socket. On Linux, you may need to:\n1. ...\nOriginal error: Permission denied (os error 13)",
+        );
+        assert_eq!(os_error(&wrapped), "Permission denied (os error 13)");
+        let plain = std::io::Error::from_raw_os_error(1);
+        assert_eq!(os_error(&plain), "Operation not permitted (os error 1)");
     }
 
     #[test]
