@@ -8,14 +8,17 @@
 //!   that a reload is needed only when something did change.
 //! - [`run_on_change`] runs the configured program (no shell, so nothing in a PoP name or FQDN
 //!   from the API can be interpreted) with the change in its environment, bounded in time.
+//! - [`hand_off`] does both for a new selection and says what may be persisted: a location
+//!   whose hook failed keeps its previous selection on disk, so that the next cycle sees the
+//!   change again and runs the hook again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use crate::config::Location;
-use crate::select::{Change, LocationSelection};
+use crate::config::{Config, Location};
+use crate::select::{Change, LocationSelection, Selection};
 use crate::state::write_if_changed;
 
 /// The two swanctl files of a location.
@@ -175,8 +178,15 @@ pub async fn run_on_change(
     let Some((program, args)) = command.split_first() else {
         return Ok(());
     };
+    // A clean environment: popsel's own holds the API token and the PSK variables.
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        )
+        .envs(std::env::var_os("LANG").map(|v| ("LANG", v)))
         .envs(change_env(change))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -203,6 +213,40 @@ pub async fn run_on_change(
             status: status.to_string(),
         }),
     }
+}
+
+/// Writes the swanctl files of `next` and runs `on_change` for `changes`. Returns the
+/// selection to persist (`next`, except that a location with a failed hook keeps `previous`)
+/// and the problems met.
+pub async fn hand_off(
+    config: &Config,
+    previous: &Selection,
+    next: &Selection,
+    changes: &[Change],
+) -> (Selection, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut keep = next.clone();
+    if let Some(dir) = &config.edge.swanctl_dir {
+        for loc in &config.locations {
+            if let Some(sel) = next.locations.get(&loc.name) {
+                if let Err(e) = write_swanctl(dir, loc, sel) {
+                    problems.push(format!("swanctl files in {}: {e}", dir.display()));
+                }
+            }
+        }
+    }
+    if let Some(cmd) = &config.edge.on_change {
+        for change in changes {
+            if let Err(e) = run_on_change(cmd, change, config.edge.on_change_timeout).await {
+                problems.push(e.to_string());
+                match previous.locations.get(&change.location) {
+                    Some(old) => keep.locations.insert(change.location.clone(), old.clone()),
+                    None => keep.locations.remove(&change.location),
+                };
+            }
+        }
+    }
+    (keep, problems)
 }
 
 #[cfg(test)]

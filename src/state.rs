@@ -21,6 +21,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// The selection and its evidence: the hand-off to the router and the anti-flap memory.
+pub const SELECTION_FILE: &str = "selection.json";
+
 #[derive(Debug, thiserror::Error)]
 #[error("state dir {path}: {detail}")]
 pub struct StateError {

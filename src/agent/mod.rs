@@ -70,7 +70,9 @@ impl Agent {
         let metrics = Arc::new(Metrics::new());
         let client = make_client(&config, &metrics)?;
         let state = StateDir::open(&config.state_dir)?;
-        let selection = state.read_json(stages::SELECTION_FILE)?.unwrap_or_default();
+        let selection = state
+            .read_json(crate::state::SELECTION_FILE)?
+            .unwrap_or_default();
         let prober = if no_probe || !config.locations.iter().any(|l| l.local) {
             None
         } else {

@@ -14,9 +14,9 @@ use crate::edge;
 use crate::locations::{rank_locations, select_all};
 use crate::reconcile::{self, Outcome};
 use crate::resolve::DnsResolver;
+use crate::state::SELECTION_FILE;
 use crate::survey::survey;
 
-pub const SELECTION_FILE: &str = "selection.json";
 const CATALOG_FILE: &str = "catalog.json";
 
 /// `catalog.json`: the last good catalogue, as the API sent it.
@@ -111,28 +111,10 @@ impl Agent {
                 new = %c.new.as_ref().map_or("(none)".into(), |n| n.pop.to_string()),
                 reason = %c.reason, "selection changed");
         }
-        self.state().write_json(SELECTION_FILE, &selection)?;
+        let (persisted, problems) = edge::hand_off(&config, &previous, &selection, &changes).await;
+        self.state().write_json(SELECTION_FILE, &persisted)?;
         *lock(&self.rankings) = rankings;
-        *lock(&self.selection) = selection.clone();
-        let mut problems = Vec::new();
-        if let Some(dir) = &config.edge.swanctl_dir {
-            for loc in &config.locations {
-                if let Some(sel) = selection.locations.get(&loc.name) {
-                    if let Err(e) = edge::write_swanctl(dir, loc, sel) {
-                        problems.push(format!("swanctl files in {}: {e}", dir.display()));
-                    }
-                }
-            }
-        }
-        if let Some(cmd) = &config.edge.on_change {
-            for change in &changes {
-                if let Err(e) =
-                    edge::run_on_change(cmd, change, config.edge.on_change_timeout).await
-                {
-                    problems.push(e.to_string());
-                }
-            }
-        }
+        *lock(&self.selection) = persisted;
         if !problems.is_empty() {
             bail!("{}", problems.join("; "));
         }

@@ -20,10 +20,8 @@ use crate::probe::Prober;
 use crate::reconcile::{self, Outcome, Plan};
 use crate::resolve::DnsResolver;
 use crate::select::{Change, Selection};
-use crate::state::StateDir;
+use crate::state::{SELECTION_FILE, StateDir};
 use crate::survey::survey;
-
-pub const SELECTION_FILE: &str = "selection.json";
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -54,6 +52,7 @@ struct Prepared {
     config: Config,
     client: crate::atmos::Client,
     state: StateDir,
+    previous: Selection,
     selection: Selection,
     changes: Vec<Change>,
     plan: Plan,
@@ -111,6 +110,7 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
         config,
         client,
         state,
+        previous,
         selection,
         changes,
         plan,
@@ -218,24 +218,13 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
     let report = reconcile::apply(&p.client, &p.config, &p.plan, &p.state, &p.fingerprints).await;
     let outcomes: Vec<Outcome> = report.results.iter().map(|(_, o)| o.clone()).collect();
-    p.state.write_json(SELECTION_FILE, &p.selection)?;
-    let mut hook_failures = 0;
-    if let Some(dir) = &p.config.edge.swanctl_dir {
-        for loc in &p.config.locations {
-            if let Some(sel) = p.selection.locations.get(&loc.name) {
-                edge::write_swanctl(dir, loc, sel)
-                    .with_context(|| format!("swanctl files in {}", dir.display()))?;
-            }
-        }
-    }
-    if let Some(cmd) = &p.config.edge.on_change {
-        for change in &p.changes {
-            if let Err(e) = edge::run_on_change(cmd, change, p.config.edge.on_change_timeout).await
-            {
-                eprintln!("popsel: warning: {e}");
-                hook_failures += 1;
-            }
-        }
+    let (persisted, problems) =
+        edge::hand_off(&p.config, &p.previous, &p.selection, &p.changes).await;
+    p.state.write_json(SELECTION_FILE, &persisted)?;
+    for problem in &problems {
+        eprintln!(
+            "popsel: warning: {problem}; the selection change is handed off again by the next run"
+        );
     }
     match args.plan.output {
         Output::Table => {
@@ -258,7 +247,7 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         }))?,
     }
     Ok(
-        if report.failures() > 0 || p.plan.conflicts() > 0 || hook_failures > 0 {
+        if report.failures() > 0 || p.plan.conflicts() > 0 || !problems.is_empty() {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

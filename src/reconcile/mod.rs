@@ -129,89 +129,45 @@ pub fn plan(
         .iter()
         .map(|t| (t.authentication_id.as_str(), t))
         .collect();
-    let mut actions = Vec::new();
-    let mut claimed: Vec<&str> = Vec::new();
-    for (loc, want) in config.tunnels() {
-        let location = loc.name.clone();
-        let tunnel = want.name.clone();
-        // The tunnel of that name, else one popsel manages under an old name (a rename in the
-        // config), identified by its authentication ID.
-        let existing = by_name.get(want.name.as_str()).copied().or_else(|| {
-            by_auth
-                .get(want.authentication_id.as_str())
-                .copied()
-                .filter(|t| managed.tunnels.contains_key(&t.id))
-        });
-        let Some(have) = existing else {
-            match by_auth.get(want.authentication_id.as_str()) {
-                Some(holder) => actions.push(Action::Conflict {
-                    location,
-                    tunnel,
-                    reason: format!(
-                        "authentication ID {:?} is held by tunnel {:?} ({}), which popsel does not manage",
-                        want.authentication_id, holder.name, holder.id
-                    ),
-                }),
-                None => actions.push(Action::Create { location, tunnel }),
-            }
-            continue;
-        };
-        claimed.push(&have.id);
-        let is_managed = managed.tunnels.get(&have.id);
-        // A tunnel popsel does not manage is only taken over when it is recognisably this one.
-        if is_managed.is_none() && have.authentication_id != want.authentication_id {
-            actions.push(Action::Conflict {
-                location,
-                tunnel,
-                reason: format!(
-                    "a tunnel named {:?} ({}) exists with authentication ID {:?}, and popsel does not manage it",
-                    have.name, have.id, have.authentication_id
-                ),
-            });
-            continue;
-        }
-        // Another tunnel holds the authentication ID this one should get.
-        if let Some(holder) = by_auth.get(want.authentication_id.as_str()) {
-            if holder.id != have.id {
-                actions.push(Action::Conflict {
-                    location,
-                    tunnel,
-                    reason: format!(
-                        "authentication ID {:?} is held by another tunnel, {:?} ({})",
-                        want.authentication_id, holder.name, holder.id
-                    ),
-                });
-                continue;
-            }
-        }
-        let changes: Vec<FieldChange> = actual_fields(have)
-            .into_iter()
-            .zip(desired_fields(loc, want))
-            .filter(|((_, old), (_, new))| old != new)
-            .map(|((field, old), (_, new))| FieldChange { field, old, new })
-            .collect();
-        let psk = match is_managed {
-            Some(m) if m.psk_fingerprint == fingerprints.fingerprint(&want.psk) => None,
-            Some(m) if !m.psk_fingerprint.is_empty() => Some(PskReason::Rotated),
-            _ => Some(PskReason::Unknown),
-        };
-        let id = have.id.clone();
-        if changes.is_empty() && psk.is_none() {
-            actions.push(Action::Unchanged {
-                location,
-                tunnel,
-                id,
-            });
+    let wanted: Vec<(&Location, &TunnelConfig)> = config.tunnels().collect();
+    // Entries whose tunnel is unmistakable go first, so that an ambiguous one (a rename in
+    // the config next to a new tunnel taking the old name) cannot take a tunnel another entry
+    // identifies better: exact name and authentication ID, then a managed tunnel's
+    // authentication ID (a rename), then the name alone.
+    let quality = |want: &TunnelConfig| {
+        let exact = by_name
+            .get(want.name.as_str())
+            .is_some_and(|t| t.authentication_id == want.authentication_id);
+        let renamed = by_auth
+            .get(want.authentication_id.as_str())
+            .is_some_and(|t| managed.tunnels.contains_key(&t.id));
+        if exact {
+            0
+        } else if renamed {
+            1
         } else {
-            actions.push(Action::Update {
-                location,
-                tunnel,
-                id,
-                changes,
-                psk,
-            });
+            2
         }
+    };
+    let mut order: Vec<usize> = (0..wanted.len()).collect();
+    order.sort_by_key(|&i| quality(wanted[i].1));
+    let mut planned: Vec<Option<Action>> = vec![None; wanted.len()];
+    let mut claimed: Vec<&str> = Vec::new();
+    for i in order {
+        let (loc, want) = wanted[i];
+        let (action, claim) = plan_one(
+            loc,
+            want,
+            &by_name,
+            &by_auth,
+            &claimed,
+            managed,
+            fingerprints,
+        );
+        claimed.extend(claim);
+        planned[i] = Some(action);
     }
+    let mut actions: Vec<Action> = planned.into_iter().flatten().collect();
     for m in managed.tunnels.values() {
         let still_there = actual.iter().any(|t| t.id == m.id);
         if !still_there || claimed.contains(&m.id.as_str()) {
@@ -225,6 +181,111 @@ pub fn plan(
         });
     }
     Plan { actions }
+}
+
+/// The action for one configured tunnel, and the id of the API tunnel it takes, if any.
+/// Tunnels in `claimed` are taken already.
+fn plan_one<'a>(
+    loc: &Location,
+    want: &TunnelConfig,
+    by_name: &HashMap<&str, &'a Tunnel>,
+    by_auth: &HashMap<&str, &'a Tunnel>,
+    claimed: &[&str],
+    managed: &ManagedTunnels,
+    fingerprints: &Fingerprinter,
+) -> (Action, Option<&'a str>) {
+    let location = loc.name.clone();
+    let tunnel = want.name.clone();
+    let free = |t: &&Tunnel| !claimed.contains(&t.id.as_str());
+    // The tunnel of that name, else one popsel manages under an old name (a rename in the
+    // config), identified by its authentication ID.
+    let existing = by_name
+        .get(want.name.as_str())
+        .copied()
+        .filter(free)
+        .or_else(|| {
+            by_auth
+                .get(want.authentication_id.as_str())
+                .copied()
+                .filter(free)
+                .filter(|t| managed.tunnels.contains_key(&t.id))
+        });
+    let Some(have) = existing else {
+        let action = match by_auth.get(want.authentication_id.as_str()) {
+            Some(holder) => Action::Conflict {
+                location,
+                tunnel,
+                reason: format!(
+                    "authentication ID {:?} is held by tunnel {:?} ({}), which popsel does not manage",
+                    want.authentication_id, holder.name, holder.id
+                ),
+            },
+            None => Action::Create { location, tunnel },
+        };
+        return (action, None);
+    };
+    let claim = Some(have.id.as_str());
+    let is_managed = managed.tunnels.get(&have.id);
+    // A tunnel popsel does not manage is only taken over when it is recognisably this one.
+    if is_managed.is_none() && have.authentication_id != want.authentication_id {
+        let reason = format!(
+            "a tunnel named {:?} ({}) exists with authentication ID {:?}, and popsel does not manage it",
+            have.name, have.id, have.authentication_id
+        );
+        return (
+            Action::Conflict {
+                location,
+                tunnel,
+                reason,
+            },
+            claim,
+        );
+    }
+    // Another tunnel holds the authentication ID this one should get.
+    if let Some(holder) = by_auth.get(want.authentication_id.as_str()) {
+        if holder.id != have.id {
+            let reason = format!(
+                "authentication ID {:?} is held by another tunnel, {:?} ({})",
+                want.authentication_id, holder.name, holder.id
+            );
+            return (
+                Action::Conflict {
+                    location,
+                    tunnel,
+                    reason,
+                },
+                claim,
+            );
+        }
+    }
+    let changes: Vec<FieldChange> = actual_fields(have)
+        .into_iter()
+        .zip(desired_fields(loc, want))
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldChange { field, old, new })
+        .collect();
+    let psk = match is_managed {
+        Some(m) if m.psk_fingerprint == fingerprints.fingerprint(&want.psk) => None,
+        Some(m) if !m.psk_fingerprint.is_empty() => Some(PskReason::Rotated),
+        _ => Some(PskReason::Unknown),
+    };
+    let id = have.id.clone();
+    let action = if changes.is_empty() && psk.is_none() {
+        Action::Unchanged {
+            location,
+            tunnel,
+            id,
+        }
+    } else {
+        Action::Update {
+            location,
+            tunnel,
+            id,
+            changes,
+            psk,
+        }
+    };
+    (action, claim)
 }
 
 #[cfg(test)]

@@ -422,7 +422,7 @@ fn without_prune_a_managed_tunnel_missing_from_the_config_is_an_orphan() {
 }
 
 #[test]
-#[ignore = "bug: plan() lets two config entries claim the same tunnel (src/reconcile/mod.rs:145-153 never checks `claimed`), giving two contradictory updates of one id"]
+
 fn no_tunnel_is_the_target_of_two_actions() {
     // The config renames popsel's "Chicago IPSec2" (AUTH_2) to "Chicago IPSec3" and adds a new
     // "Chicago IPSec2" with another authentication ID. The existing tunnel t2 is found by

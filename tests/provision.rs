@@ -1,0 +1,978 @@
+//! `popsel plan` and `popsel apply` against `popsel sim`: the binary as an operator runs it,
+//! with a config written to a temporary directory. `--no-probe --no-dns` throughout: PoPs are
+//! ranked by distance from the catalogue's addresses, none of which is ever pinged.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use popsel::atmos::{Tunnel, TunnelSpec, TunnelUpdate};
+use popsel::sim::{Faults, Sim};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
+const OTHER_LOCATION_ID: &str = "5a1c0e4b-8d2f-4f3e-9b7a-0c6d1e2f3a4b";
+const NAME_1: &str = "Chicago IPSec1";
+const NAME_2: &str = "Chicago IPSec2";
+const AUTH_1: &str = "chicago-primary@branch.example";
+const AUTH_2: &str = "chicago-secondary@branch.example";
+/// The primary's PSK comes from this environment variable (set on the command only)…
+const PSK_ENV: &str = "POPSEL_PSK_CHICAGO_1";
+const PSK_1: &str = "Chicago-one-Psk-7f3a9c";
+/// …the secondary's from this file (mode 600) next to the config.
+const PSK_FILE: &str = "chicago-2.psk";
+const PSK_2: &str = "Chicago-two-Psk-b41e02";
+
+// ---- helpers ----
+
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A site's config in a temporary directory: one location, "chicago", with a primary tunnel
+/// (PSK from `PSK_ENV`) and, unless dropped, a secondary (PSK from `PSK_FILE`).
+struct Site {
+    dir: tempfile::TempDir,
+    base_url: String,
+    psk_1: String,
+    secondary: bool,
+    /// More TOML, appended as is (an `[edge]` section).
+    extra: String,
+}
+
+impl Site {
+    fn new(sim: &Sim) -> Site {
+        let site = Site {
+            dir: tempfile::tempdir().expect("tempdir"),
+            base_url: sim.url(),
+            psk_1: PSK_1.into(),
+            secondary: true,
+            extra: String::new(),
+        };
+        site.set_file_psk(PSK_2);
+        site.write_config();
+        site
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.path("popsel.toml")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn write_config(&self) {
+        let mut text = format!(
+            r#"[api]
+base_url = {url}
+
+[state]
+dir = "state"
+
+[[locations]]
+name = "chicago"
+location_id = "{LOCATION_ID}"
+latitude = 41.88
+longitude = -87.63
+
+[[locations.tunnels]]
+name = "{NAME_1}"
+role = "primary"
+authentication_id = "{AUTH_1}"
+psk_env = "{PSK_ENV}"
+"#,
+            url = toml_str(&self.base_url),
+        );
+        if self.secondary {
+            text.push_str(&format!(
+                r#"
+[[locations.tunnels]]
+name = "{NAME_2}"
+role = "secondary"
+authentication_id = "{AUTH_2}"
+psk_file = "{PSK_FILE}"
+"#
+            ));
+        }
+        text.push('\n');
+        text.push_str(&self.extra);
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    fn set_env_psk(&mut self, psk: &str) {
+        self.psk_1 = psk.into();
+    }
+
+    fn set_file_psk(&self, psk: &str) {
+        let path = self.path(PSK_FILE);
+        std::fs::write(&path, format!("{psk}\n")).expect("write psk file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn drop_secondary(&mut self) {
+        self.secondary = false;
+        self.write_config();
+    }
+
+    fn set_extra(&mut self, extra: String) {
+        self.extra = extra;
+        self.write_config();
+    }
+
+    /// `popsel <command> --config … --no-probe --no-dns <args>`, token and PSK in its
+    /// environment, stdin not a terminal.
+    fn command(&self, command: &str, args: &[&str]) -> Command {
+        let mut cmd = support::popsel();
+        cmd.arg(command)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["--no-probe", "--no-dns"])
+            .args(args)
+            .env("POPSEL_API_TOKEN", support::TOKEN)
+            .env(PSK_ENV, &self.psk_1)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    async fn plan(&self, args: &[&str]) -> Output {
+        support::run(self.command("plan", args)).await
+    }
+
+    /// `apply --yes`.
+    async fn apply(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--yes"];
+        all.extend_from_slice(args);
+        support::run(self.command("apply", &all)).await
+    }
+
+    /// `tunnels.json` of the state dir.
+    fn managed(&self) -> Value {
+        let text =
+            std::fs::read_to_string(self.state_dir().join("tunnels.json")).expect("tunnels.json");
+        serde_json::from_str(&text).expect("tunnels.json is JSON")
+    }
+
+    fn manages(&self, id: &str) -> bool {
+        self.managed()["tunnels"].get(id).is_some()
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        support::stdout(o),
+        support::stderr(o)
+    )
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, expected: i32) {
+    assert_eq!(code(o), expected, "{}", show(o));
+}
+
+/// The emulator's tunnels, straight from its store.
+fn tunnels(sim: &Sim) -> Vec<Tunnel> {
+    sim.with_store(|s| s.tunnels())
+}
+
+fn by_name(sim: &Sim, name: &str) -> Tunnel {
+    let found: Vec<Tunnel> = tunnels(sim)
+        .into_iter()
+        .filter(|t| t.name == name)
+        .collect();
+    assert_eq!(found.len(), 1, "one tunnel named {name:?}: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+fn sorted_names(sim: &Sim) -> Vec<String> {
+    let mut names: Vec<String> = tunnels(sim).into_iter().map(|t| t.name).collect();
+    names.sort();
+    names
+}
+
+/// API requests the emulator received with this method (or `writes`); 0 when none.
+fn count(sim: &Sim, key: &str) -> u64 {
+    sim.request_counts()[key].as_u64().unwrap_or(0)
+}
+
+/// Whether the emulator holds `psk` for tunnel `id` (what `POST /_sim/tunnels/{id}/psk-check`
+/// answers).
+fn psk_is(sim: &Sim, id: &str, psk: &str) -> bool {
+    sim.with_store(|s| s.tunnel_psk_is(id, psk))
+        .expect("tunnel exists")
+}
+
+/// A tunnel created by someone else, through the API.
+async fn create_foreign(sim: &Sim, name: &str, auth: &str, psk: &str, location: &str) -> Tunnel {
+    support::client_for(sim)
+        .create_tunnel(&TunnelSpec {
+            name: name.into(),
+            authentication_id: auth.into(),
+            psk: SecretString::from(psk.to_owned()),
+            location_id: location.into(),
+        })
+        .await
+        .expect("create tunnel")
+}
+
+/// The configured tunnels, as configured, with the configured PSKs.
+#[track_caller]
+fn assert_configured(sim: &Sim, psk_1: &str, psk_2: &str) {
+    assert_eq!(sorted_names(sim), [NAME_1, NAME_2]);
+    for (name, auth, psk) in [(NAME_1, AUTH_1, psk_1), (NAME_2, AUTH_2, psk_2)] {
+        let t = by_name(sim, name);
+        assert_eq!(t.authentication_id, auth);
+        assert_eq!(t.location_id, LOCATION_ID);
+        assert!(psk_is(sim, &t.id, psk), "{name} has the configured PSK");
+    }
+}
+
+// ---- plan and apply on an empty account, then again ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_on_an_empty_account_shows_creates_and_exits_2() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 2);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  + create    \"{NAME_1}\" (location chicago)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  + create    \"{NAME_2}\" (location chicago)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 2 to create, 0 to update, 0 to delete"),
+        "{text}"
+    );
+    assert_eq!(count(&sim, "writes"), 0, "plan never writes");
+    assert!(tunnels(&sim).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_creates_exactly_the_configured_tunnels_and_a_second_apply_writes_nothing() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    assert!(
+        support::stdout(&out).contains("→ created"),
+        "{}",
+        show(&out)
+    );
+    assert_configured(&sim, PSK_1, PSK_2);
+    assert_eq!(count(&sim, "POST"), 2, "{:?}", sim.request_counts());
+    assert_eq!(count(&sim, "writes"), 2, "{:?}", sim.request_counts());
+    for name in [NAME_1, NAME_2] {
+        let id = by_name(&sim, name).id;
+        assert_eq!(site.managed()["tunnels"][&id]["name"], name);
+        assert_eq!(site.managed()["tunnels"][&id]["location"], "chicago");
+    }
+
+    let writes = count(&sim, "writes");
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    assert!(
+        support::stdout(&out).contains("Nothing to change."),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(count(&sim, "writes"), writes, "the second apply wrote");
+
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 0);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  = unchanged \"{NAME_1}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  = unchanged \"{NAME_2}\"")),
+        "{text}"
+    );
+    assert_eq!(count(&sim, "writes"), writes);
+    assert_configured(&sim, PSK_1, PSK_2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_json_lists_the_actions() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let actions = |out: &Output| -> Vec<String> {
+        let v: Value = serde_json::from_str(&support::stdout(out))
+            .unwrap_or_else(|e| panic!("plan --output json is not JSON ({e}): {}", show(out)));
+        v["plan"]["actions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no plan.actions: {v}"))
+            .iter()
+            .map(|a| a["action"].as_str().expect("action is a string").to_owned())
+            .collect()
+    };
+
+    let out = site.plan(&["--output", "json"]).await;
+    assert_exit(&out, 2);
+    assert_eq!(actions(&out), ["create", "create"]);
+    let v: Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    assert_eq!(v["plan"]["writes"], 2);
+    assert_eq!(v["plan"]["conflicts"], 0);
+    assert_eq!(v["plan"]["actions"][0]["tunnel"], NAME_1);
+    assert!(v["selection"]["locations"]["chicago"].is_object(), "{v}");
+
+    assert_exit(&site.apply(&[]).await, 0);
+    let out = site.plan(&["--output", "json"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(actions(&out), ["unchanged", "unchanged"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_without_yes_and_no_terminal_refuses_and_writes_nothing() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let out = support::run(site.command("apply", &[])).await;
+    assert_ne!(code(&out), 0, "{}", show(&out));
+    assert!(support::stderr(&out).contains("--yes"), "{}", show(&out));
+    assert_eq!(count(&sim, "writes"), 0, "{:?}", sim.request_counts());
+    assert!(tunnels(&sim).is_empty());
+}
+
+// ---- changes after the first apply ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    assert_exit(&site.apply(&[]).await, 0);
+    let (id_1, id_2) = (by_name(&sim, NAME_1).id, by_name(&sim, NAME_2).id);
+
+    // From the environment variable.
+    let new_1 = "Chicago-one-Psk-ROTATED-11";
+    site.set_env_psk(new_1);
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 2);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  ~ update    \"{NAME_1}\" ({id_1})")),
+        "{text}"
+    );
+    assert!(
+        text.contains("psk: (sensitive) (changed in the config)"),
+        "{text}"
+    );
+    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
+    assert_eq!(
+        count(&sim, "writes"),
+        writes + 1,
+        "{:?}",
+        sim.request_counts()
+    );
+    assert!(psk_is(&sim, &id_1, new_1));
+    assert!(!psk_is(&sim, &id_1, PSK_1));
+    assert!(psk_is(&sim, &id_2, PSK_2), "the other tunnel is left alone");
+
+    // From the file.
+    let new_2 = "Chicago-two-Psk-ROTATED-22";
+    site.set_file_psk(new_2);
+    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
+    assert_eq!(
+        count(&sim, "writes"),
+        writes + 1,
+        "{:?}",
+        sim.request_counts()
+    );
+    assert!(psk_is(&sim, &id_2, new_2));
+    assert!(psk_is(&sim, &id_1, new_1));
+
+    // And then nothing more.
+    assert_exit(&site.plan(&[]).await, 0);
+    let writes = count(&sim, "writes");
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(&sim, "writes"), writes);
+    assert_eq!(
+        sorted_names(&sim),
+        [NAME_1, NAME_2],
+        "same tunnels, no new ones"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tunnel_edited_on_the_server_is_put_back() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    assert_exit(&site.apply(&[]).await, 0);
+    let (id_1, id_2) = (by_name(&sim, NAME_1).id, by_name(&sim, NAME_2).id);
+
+    let client = support::client_for(&sim);
+    client
+        .update_tunnel(
+            &id_1,
+            &TunnelUpdate {
+                authentication_id: Some("edited-by-hand@branch.example".into()),
+                ..TunnelUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    client
+        .update_tunnel(
+            &id_2,
+            &TunnelUpdate {
+                name: Some("Renamed by hand".into()),
+                location_id: Some(OTHER_LOCATION_ID.into()),
+                ..TunnelUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 2);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "authentication_id: \"edited-by-hand@branch.example\" → \"{AUTH_1}\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("name: \"Renamed by hand\" → \"{NAME_2}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "location_id: \"{OTHER_LOCATION_ID}\" → \"{LOCATION_ID}\""
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("+ create"), "{text}");
+
+    let (puts, posts) = (count(&sim, "PUT"), count(&sim, "POST"));
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(&sim, "PUT"), puts + 2, "{:?}", sim.request_counts());
+    assert_eq!(count(&sim, "POST"), posts, "nothing created");
+    assert_configured(&sim, PSK_1, PSK_2);
+    assert_eq!(by_name(&sim, NAME_1).id, id_1);
+    assert_eq!(by_name(&sim, NAME_2).id, id_2);
+    assert_exit(&site.plan(&[]).await, 0);
+}
+
+// ---- conflicts ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_alone() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let foreign = create_foreign(
+        &sim,
+        NAME_1,
+        "someone-else@other.example",
+        "their-own-psk-1234",
+        OTHER_LOCATION_ID,
+    )
+    .await;
+
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 1);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  ! conflict  \"{NAME_1}\": ")),
+        "{text}"
+    );
+    assert!(text.contains("someone-else@other.example"), "{text}");
+
+    let (puts, deletes) = (count(&sim, "PUT"), count(&sim, "DELETE"));
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 1);
+    assert!(
+        support::stdout(&out).contains("! conflict"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
+    assert_eq!(count(&sim, "DELETE"), deletes);
+    assert_eq!(by_name(&sim, NAME_1), foreign, "untouched");
+    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
+    assert!(!site.manages(&foreign.id));
+    // The rest of the plan was carried out.
+    assert_eq!(by_name(&sim, NAME_2).authentication_id, AUTH_2);
+    assert_eq!(tunnels(&sim).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authentication_id_held_by_an_unmanaged_tunnel_of_another_name_is_a_conflict() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let foreign = create_foreign(
+        &sim,
+        "Somebody's tunnel",
+        AUTH_1,
+        "their-own-psk-1234",
+        OTHER_LOCATION_ID,
+    )
+    .await;
+
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 1);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  ! conflict  \"{NAME_1}\": ")),
+        "{text}"
+    );
+    assert!(text.contains("Somebody's tunnel"), "{text}");
+
+    let puts = count(&sim, "PUT");
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 1);
+    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
+    assert_eq!(by_name(&sim, "Somebody's tunnel"), foreign, "untouched");
+    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
+    assert!(!site.manages(&foreign.id));
+    assert!(
+        !tunnels(&sim).iter().any(|t| t.name == NAME_1),
+        "no tunnel made for the conflicting entry"
+    );
+}
+
+// ---- adoption ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tunnel_that_exists_with_the_configured_name_and_authentication_id_is_adopted() {
+    let sim = support::start_sim(Faults::default()).await;
+    let site = Site::new(&sim);
+    let existing = create_foreign(
+        &sim,
+        NAME_1,
+        AUTH_1,
+        "an-old-psk-nobody-knows",
+        OTHER_LOCATION_ID,
+    )
+    .await;
+
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 2);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  ~ update    \"{NAME_1}\" ({})", existing.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("psk: (sensitive) (popsel has not pushed it to this tunnel yet)"),
+        "{text}"
+    );
+
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    assert_configured(&sim, PSK_1, PSK_2);
+    assert_eq!(
+        by_name(&sim, NAME_1).id,
+        existing.id,
+        "the same tunnel, no duplicate"
+    );
+    assert!(site.manages(&existing.id));
+    assert_exit(&site.plan(&[]).await, 0);
+}
+
+/// The tunnel appears between popsel's listing and its create (another popsel, a human): the
+/// create meets a 409, and the tunnel there, having the configured name and authentication ID,
+/// is taken over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_409_on_create_adopts_the_tunnel_that_appeared_meanwhile() {
+    // Every API request waits 500 ms before it is handled: the create arrives (and is counted)
+    // 500 ms before the emulator looks for duplicates, time enough to slip the tunnel in.
+    let sim = support::start_sim(Faults {
+        delay_ms: 500,
+        ..Faults::default()
+    })
+    .await;
+    let site = Site::new(&sim);
+    let racer = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(&sim, "POST") == 0 {
+            assert!(Instant::now() < deadline, "popsel never sent a create");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sim.with_store(|s| {
+            s.create_tunnel(&json!({
+                "name": NAME_1,
+                "authenticationID": AUTH_1,
+                "authenticationPSK": "an-old-psk-nobody-knows",
+                "locationID": OTHER_LOCATION_ID,
+            }))
+        })
+        .expect("slip the tunnel in")
+    };
+    let (out, existing) = tokio::join!(site.apply(&[]), racer);
+    assert_exit(&out, 0);
+    assert!(
+        support::stdout(&out).contains(&format!("→ adopted {}", existing.id)),
+        "{}",
+        show(&out)
+    );
+    assert_configured(&sim, PSK_1, PSK_2);
+    assert_eq!(by_name(&sim, NAME_1).id, existing.id, "no duplicate");
+    assert!(site.manages(&existing.id));
+    let audit = std::fs::read_to_string(site.state_dir().join("audit.log")).unwrap();
+    assert!(audit.contains("\"action\":\"adopt\""), "{audit}");
+
+    sim.set_faults(Faults::default()).unwrap();
+    assert_exit(&site.plan(&[]).await, 0);
+}
+
+// ---- prune ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_deletes_only_managed_tunnels_removed_from_the_config() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    let manual = create_foreign(
+        &sim,
+        "Branch office (manual)",
+        "manual@branch.example",
+        "manual-psk-123456",
+        LOCATION_ID,
+    )
+    .await;
+    assert_exit(&site.apply(&[]).await, 0);
+    let id_2 = by_name(&sim, NAME_2).id;
+
+    site.drop_secondary();
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 0);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  ? orphan    \"{NAME_2}\" ({id_2})")),
+        "{text}"
+    );
+    assert!(!text.contains("Branch office (manual)"), "{text}");
+
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    assert_eq!(count(&sim, "DELETE"), 0);
+    assert_eq!(by_name(&sim, NAME_2).id, id_2, "kept without --prune");
+    assert!(site.manages(&id_2));
+
+    let out = site.plan(&["--prune"]).await;
+    assert_exit(&out, 2);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("  - delete    \"{NAME_2}\" ({id_2})")),
+        "{text}"
+    );
+    assert!(!text.contains("Branch office (manual)"), "{text}");
+
+    let out = site.apply(&["--prune"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(count(&sim, "DELETE"), 1, "{:?}", sim.request_counts());
+    assert_eq!(sorted_names(&sim), ["Branch office (manual)", NAME_1]);
+    assert!(!site.manages(&id_2));
+    assert_eq!(by_name(&sim, "Branch office (manual)"), manual);
+
+    // Again: nothing more to delete, the manual tunnel stays.
+    let out = site.apply(&["--prune"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(count(&sim, "DELETE"), 1);
+    assert_eq!(by_name(&sim, "Branch office (manual)"), manual);
+}
+
+// ---- a flaky API ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
+    let sim = support::start_sim(Faults {
+        fail_rate: 0.3,
+        throttle_rate: 0.1,
+        retry_after_secs: 0,
+        ..Faults::default()
+    })
+    .await;
+    let mut site = Site::new(&sim);
+    // Until it succeeds, at most 10 times; returns how many it took.
+    async fn converge(site: &Site) -> usize {
+        let mut runs = Vec::new();
+        loop {
+            let out = site.apply(&[]).await;
+            let done = out.status.success();
+            runs.push(show(&out));
+            if done {
+                return runs.len();
+            }
+            assert!(
+                runs.len() < 10,
+                "no convergence in 10 applies:\n{}",
+                runs.join("\n")
+            );
+        }
+    }
+    let n = converge(&site).await;
+    assert_eq!(
+        sorted_names(&sim),
+        [NAME_1, NAME_2],
+        "each configured tunnel exactly once after {n} apply(s)"
+    );
+    assert_eq!(count(&sim, "DELETE"), 0, "{:?}", sim.request_counts());
+
+    // A rotation on the flaky API too (updates).
+    let new_1 = "Chicago-one-Psk-ROTATED-11";
+    site.set_env_psk(new_1);
+    let n = converge(&site).await;
+    assert_eq!(
+        sorted_names(&sim),
+        [NAME_1, NAME_2],
+        "after {n} more apply(s)"
+    );
+    assert_eq!(count(&sim, "DELETE"), 0, "{:?}", sim.request_counts());
+
+    sim.set_faults(Faults::default()).unwrap();
+    assert_configured(&sim, new_1, PSK_2);
+    for name in [NAME_1, NAME_2] {
+        assert!(site.manages(&by_name(&sim, name).id));
+    }
+    assert_exit(&site.plan(&[]).await, 0);
+}
+
+// ---- secrets ----
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_psk_shows_nowhere_but_hex_encoded_in_the_secrets_file() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    site.set_extra("[edge]\nswanctl_dir = \"swanctl\"\n".into());
+
+    let mut outputs: Vec<Output> = Vec::new();
+    let debug = |mut cmd: Command| {
+        cmd.env("POPSEL_LOG", "debug");
+        cmd
+    };
+    outputs.push(support::run(debug(site.command("plan", &[]))).await);
+    outputs.push(support::run(debug(site.command("plan", &["--output", "json"]))).await);
+    outputs.push(support::run(debug(site.command("apply", &[]))).await); // refused
+    outputs.push(support::run(debug(site.command("apply", &["--yes"]))).await);
+    assert_exit(outputs.last().unwrap(), 0);
+    // A rotation (update with the PSK) and a JSON apply.
+    let new_1 = "Chicago-one-Psk-ROTATED-11";
+    site.set_env_psk(new_1);
+    outputs.push(support::run(debug(site.command("plan", &[]))).await);
+    outputs.push(support::run(debug(site.command("apply", &["--yes", "--output", "json"]))).await);
+    assert_exit(outputs.last().unwrap(), 0);
+    let all_psks = [PSK_1, PSK_2, new_1];
+    for out in &outputs {
+        for psk in all_psks {
+            assert!(
+                !contains(&out.stdout, psk) && !contains(&out.stderr, psk),
+                "PSK in the output of popsel:\n{}",
+                show(out)
+            );
+        }
+    }
+
+    let state_files = files_under(&site.state_dir());
+    let names: Vec<String> = state_files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"audit.log".to_owned()), "{names:?}");
+    assert!(names.contains(&"tunnels.json".to_owned()), "{names:?}");
+    let audit = std::fs::read_to_string(site.state_dir().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"psk\""),
+        "the audit log names the field: {audit}"
+    );
+    let (conf, secrets) = (
+        site.path("swanctl/popsel-chicago.conf"),
+        site.path("swanctl/popsel-chicago-secrets.conf"),
+    );
+    for file in state_files.iter().chain([&conf]) {
+        let bytes = std::fs::read(file).unwrap();
+        for psk in all_psks {
+            assert!(!contains(&bytes, psk), "PSK in {}", file.display());
+            assert!(
+                !contains(&bytes, &hex(psk)),
+                "hex PSK in {}",
+                file.display()
+            );
+        }
+    }
+    let conf_text = std::fs::read_to_string(&conf).unwrap();
+    assert!(conf_text.contains(AUTH_1), "{conf_text}");
+
+    let secret_bytes = std::fs::read(&secrets).unwrap();
+    for psk in all_psks {
+        assert!(
+            !contains(&secret_bytes, psk),
+            "clear PSK in the secrets file"
+        );
+    }
+    for psk in [new_1, PSK_2] {
+        assert!(
+            contains(&secret_bytes, &format!("0x{}", hex(psk))),
+            "the current PSK, hex-encoded, in the secrets file:\n{}",
+            String::from_utf8_lossy(&secret_bytes)
+        );
+    }
+    let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+// ---- on_change ----
+
+/// A hook that appends its `POPSEL_*` environment, then `---`, to the file given as argument.
+const RECORDING_HOOK: &str = "#!/bin/sh\n{ env | grep '^POPSEL_' | sort; echo '---'; } >> \"$1\"\n";
+
+/// Configures `script` (mode 700) as `on_change`, with a log file as its argument; returns the
+/// log file.
+fn write_hook(site: &mut Site, script: &str) -> PathBuf {
+    let hook = site.path("hook.sh");
+    std::fs::write(&hook, script).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let log = site.path("hook.log");
+    site.set_extra(format!(
+        "[edge]\non_change = [{}, {}]\n",
+        toml_str(&hook.to_string_lossy()),
+        toml_str(&log.to_string_lossy())
+    ));
+    log
+}
+
+/// Each run of the hook: its `POPSEL_*` variables.
+fn hook_runs(log: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.split("---\n")
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| {
+            r.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_change_runs_once_per_role_on_the_first_apply_and_not_again() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    let log = write_hook(&mut site, RECORDING_HOOK);
+
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    let runs = hook_runs(&log);
+    assert_eq!(runs.len(), 2, "one run per role: {runs:#?}");
+    let mut roles: Vec<&str> = runs.iter().map(|r| r["POPSEL_ROLE"].as_str()).collect();
+    roles.sort();
+    assert_eq!(roles, ["primary", "secondary"]);
+    let selection: Value = serde_json::from_str(
+        &std::fs::read_to_string(site.state_dir().join("selection.json")).unwrap(),
+    )
+    .unwrap();
+    for run in &runs {
+        assert_eq!(run["POPSEL_LOCATION"], "chicago");
+        let fqdn = &run["POPSEL_NEW_FQDN"];
+        assert!(fqdn.ends_with(".pops.popsel.test"), "{run:?}");
+        let role = &run["POPSEL_ROLE"];
+        assert_eq!(
+            selection["locations"]["chicago"][role]["choice"]["fqdn"], **fqdn,
+            "the hook is told what was selected: {selection}"
+        );
+        assert_eq!(run.get("POPSEL_OLD_FQDN").map(String::as_str), Some(""));
+    }
+
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 0);
+    assert_eq!(
+        hook_runs(&log).len(),
+        2,
+        "selection unchanged: not run again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+
+async fn on_change_is_given_neither_the_api_token_nor_a_psk() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    let log = write_hook(&mut site, RECORDING_HOOK);
+    assert_exit(&site.apply(&[]).await, 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.is_empty());
+    assert!(
+        !text.contains(support::TOKEN),
+        "the API token reached the hook:\n{text}"
+    );
+    assert!(!text.contains(PSK_1), "a PSK reached the hook:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+
+async fn a_failed_on_change_is_run_again_by_the_next_apply() {
+    let sim = support::start_sim(Faults::default()).await;
+    let mut site = Site::new(&sim);
+    // Records the run, then fails unless `<log>.ok` exists (the router's IPsec stack was down).
+    let log = write_hook(
+        &mut site,
+        "#!/bin/sh\n{ env | grep '^POPSEL_' | sort; echo '---'; } >> \"$1\"\n[ -e \"$1.ok\" ] || exit 3\n",
+    );
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 1);
+    assert!(
+        support::stderr(&out).contains("on_change"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(hook_runs(&log).len(), 2);
+
+    std::fs::write(format!("{}.ok", log.display()), "").unwrap();
+    let out = site.apply(&[]).await;
+    assert_eq!(
+        hook_runs(&log).len(),
+        4,
+        "the router was never told of the selection:\n{}",
+        show(&out)
+    );
+    assert_exit(&out, 0);
+}
