@@ -45,10 +45,16 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 fn the_alert_tests_cover_every_alert() {
     let rules = std::fs::read_to_string("deploy/prometheus/alerts.yml").unwrap();
     let tests = std::fs::read_to_string("deploy/prometheus/alerts_test.yml").unwrap();
-    let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
     assert!(alerts.len() >= 9, "{alerts:?}");
     for alert in alerts {
-        assert!(tests.contains(&format!("alertname: {alert}\n")), "no unit test for {alert}");
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n")),
+            "no unit test for {alert}"
+        );
     }
 }
 
@@ -58,7 +64,9 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     let mut rest = text;
     while let Some(i) = rest.find("popsel_") {
         let tail = &rest[i..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
         names.insert(tail[..end].to_owned());
         rest = &tail[end..];
     }
@@ -66,7 +74,9 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 fn exported(name: &str) -> bool {
-    let base = ["_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+    let base = ["_bucket", "_count", "_sum"]
+        .iter()
+        .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
     METRICS_SOURCE.contains(&format!("\"{base}\""))
 }
 
@@ -77,7 +87,10 @@ fn rules_and_dashboard_use_only_exported_metrics() {
         let names = metric_names(&text);
         assert!(!names.is_empty(), "{file} uses no popsel metric");
         for name in names {
-            assert!(exported(&name), "{file} uses {name}, which the agent does not export");
+            assert!(
+                exported(&name),
+                "{file} uses {name}, which the agent does not export"
+            );
         }
     }
 }
@@ -87,32 +100,66 @@ fn the_dashboard_is_importable_json() {
     let text = std::fs::read_to_string("deploy/grafana/popsel.json").unwrap();
     let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(dash["uid"], "popsel");
-    let titles: Vec<&str> = dash["panels"].as_array().unwrap().iter().filter_map(|p| p["title"].as_str()).collect();
-    for want in ["RTT per PoP", "Current selection", "Tunnels", "Connector states"] {
+    let titles: Vec<&str> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for want in [
+        "RTT per PoP",
+        "Current selection",
+        "Tunnels",
+        "Connector states",
+    ] {
         assert!(titles.iter().any(|t| t.starts_with(want)), "{titles:?}");
     }
     for panel in dash["panels"].as_array().unwrap() {
-        assert_eq!(panel["datasource"]["uid"], "${datasource}", "panels use the dashboard's data source variable");
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "panels use the dashboard's data source variable"
+        );
     }
 }
 
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies_where_systemd_analyze_exists() {
     let unit = std::fs::read_to_string("deploy/systemd/popsel.service").unwrap();
-    for line in ["DynamicUser=yes", "AmbientCapabilities=CAP_NET_RAW", "CapabilityBoundingSet=CAP_NET_RAW", "StateDirectory=popsel", "ProtectSystem=strict", "Restart=on-failure", "NoNewPrivileges=yes"] {
+    for line in [
+        "DynamicUser=yes",
+        "AmbientCapabilities=CAP_NET_RAW",
+        "CapabilityBoundingSet=CAP_NET_RAW",
+        "StateDirectory=popsel",
+        "ProtectSystem=strict",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+    ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
     if !has("systemd-analyze") {
-        eprintln!("systemd-analyze is not installed: verification skipped (it runs where the tool exists)");
+        eprintln!(
+            "systemd-analyze is not installed: verification skipped (it runs where the tool exists)"
+        );
         return;
     }
     // Point ExecStart at the binary under test, which exists here.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("popsel.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/popsel", env!("CARGO_BIN_EXE_popsel"))).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/popsel", env!("CARGO_BIN_EXE_popsel")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !stderr.contains("popsel.service:"), "systemd-analyze verify:\n{stderr}");
+    assert!(
+        out.status.success() && !stderr.contains("popsel.service:"),
+        "systemd-analyze verify:\n{stderr}"
+    );
 }
 
 #[test]
