@@ -240,6 +240,21 @@ pub(super) fn validate(
     })
 }
 
+/// Checks that `value` (at `key`) is given and not already used; `seen` maps values to the
+/// key that first used them.
+fn unique(p: &mut Problems, key: &str, value: &str, seen: &mut HashMap<String, String>) {
+    if value.is_empty() {
+        p.add(key, "is missing");
+    } else if let Some(first) = seen.get(value) {
+        let owner = first
+            .rsplit_once('.')
+            .map_or(first.as_str(), |(owner, _)| owner);
+        p.add(key, format!("{value:?} is already used by {owner}"));
+    } else {
+        seen.insert(value.to_owned(), key.to_owned());
+    }
+}
+
 fn locations(
     p: &mut Problems,
     raw: Vec<RawLocation>,
@@ -253,16 +268,7 @@ fn locations(
     for (i, loc) in raw.into_iter().enumerate() {
         let key = format!("locations[{i}]");
         let name = loc.name.unwrap_or_default().trim().to_owned();
-        if name.is_empty() {
-            p.add(&format!("{key}.name"), "is missing");
-        } else if let Some(first) = names.get(&name) {
-            p.add(
-                &format!("{key}.name"),
-                format!("{name:?} is already used by {first}"),
-            );
-        } else {
-            names.insert(name.clone(), key.clone());
-        }
+        unique(p, &format!("{key}.name"), &name, &mut names);
         let location_id = loc.location_id.unwrap_or_default().trim().to_owned();
         if location_id.is_empty() {
             p.add(
@@ -336,16 +342,7 @@ fn tunnel(
 ) -> Option<TunnelConfig> {
     let before = p.0.len();
     let name = t.name.unwrap_or_default().trim().to_owned();
-    if name.is_empty() {
-        p.add(&format!("{key}.name"), "is missing");
-    } else if let Some(first) = names.get(&name) {
-        p.add(
-            &format!("{key}.name"),
-            format!("{name:?} is already used by {first}"),
-        );
-    } else {
-        names.insert(name.clone(), key.to_owned());
-    }
+    unique(p, &format!("{key}.name"), &name, names);
     let role = match t.role.as_deref().map(str::trim) {
         Some("primary") => Some(Role::Primary),
         Some("secondary") => Some(Role::Secondary),

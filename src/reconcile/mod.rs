@@ -225,37 +225,29 @@ fn plan_one<'a>(
         return (action, None);
     };
     let claim = Some(have.id.as_str());
+    let conflict = |reason: String| {
+        let action = Action::Conflict {
+            location: location.clone(),
+            tunnel: tunnel.clone(),
+            reason,
+        };
+        (action, claim)
+    };
     let is_managed = managed.tunnels.get(&have.id);
     // A tunnel popsel does not manage is only taken over when it is recognisably this one.
     if is_managed.is_none() && have.authentication_id != want.authentication_id {
-        let reason = format!(
+        return conflict(format!(
             "a tunnel named {:?} ({}) exists with authentication ID {:?}, and popsel does not manage it",
             have.name, have.id, have.authentication_id
-        );
-        return (
-            Action::Conflict {
-                location,
-                tunnel,
-                reason,
-            },
-            claim,
-        );
+        ));
     }
     // Another tunnel holds the authentication ID this one should get.
     if let Some(holder) = by_auth.get(want.authentication_id.as_str()) {
         if holder.id != have.id {
-            let reason = format!(
+            return conflict(format!(
                 "authentication ID {:?} is held by another tunnel, {:?} ({})",
                 want.authentication_id, holder.name, holder.id
-            );
-            return (
-                Action::Conflict {
-                    location,
-                    tunnel,
-                    reason,
-                },
-                claim,
-            );
+            ));
         }
     }
     let changes: Vec<FieldChange> = actual_fields(have)
