@@ -158,6 +158,9 @@ impl DnsResolver {
         if !is_hostname(name) {
             return Answer::NotAsked;
         }
+        if self.settings.nameservers.is_empty() && is_special_use(name) {
+            return Answer::NotAsked;
+        }
         // The trailing dot makes the name absolute: no search domains appended.
         let absolute = format!("{name}.");
         match tokio::time::timeout(self.settings.timeout, self.inner.lookup_ip(absolute)).await {
@@ -211,6 +214,17 @@ impl DnsResolver {
         }
         answers
     }
+}
+
+/// Names under the special-use domains of RFC 6761 (`test.`, `invalid.`, `example.`,
+/// `localhost.`) cannot exist on the Internet, so they are never sent to the system's name
+/// servers (the sample catalogue and the demo use `.test`): only to name servers given
+/// explicitly, such as a test's own.
+pub fn is_special_use(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    ["test", "invalid", "example", "localhost"]
+        .iter()
+        .any(|tld| name == *tld || name.ends_with(&format!(".{tld}")))
 }
 
 /// Every FQDN of `pops`, for [`DnsResolver::lookup_all`].
@@ -268,6 +282,33 @@ mod tests {
                 (ip("198.18.0.1"), Source::Catalog)
             );
         }
+    }
+
+    #[test]
+    fn special_use_names_are_recognised() {
+        for name in [
+            "a.pops.popsel.test",
+            "x.INVALID.",
+            "example",
+            "host.localhost",
+        ] {
+            assert!(is_special_use(name), "{name}");
+        }
+        for name in ["ipsec.axisapps.io", "testing.com", "mytest"] {
+            assert!(!is_special_use(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn special_use_names_never_reach_the_system_resolver() {
+        // With no explicit name server, a .test name is answered locally: NotAsked, at once.
+        let Ok(dns) = DnsResolver::new(DnsSettings::default()) else {
+            return; // no system resolver configuration on this machine: nothing to ask anyway
+        };
+        assert_eq!(
+            dns.lookup("ipsec-1.pops.popsel.test").await,
+            Answer::NotAsked
+        );
     }
 
     #[test]

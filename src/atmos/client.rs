@@ -179,18 +179,31 @@ impl Client {
         self.inner.page_size
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of a call. An id that is empty, `.` or `..` (also percent-encoded) is refused:
+    /// URL normalisation would drop it and address the collection instead (an update of
+    /// connector `.` would become a create).
+    fn url(&self, call: &Call<'_>) -> Result<Url, ApiError> {
+        for segment in &call.segments {
+            let plain = segment.replace("%2e", ".").replace("%2E", ".");
+            if matches!(plain.as_str(), "" | "." | "..") {
+                return Err(ApiError::BadId {
+                    op: call.op.clone(),
+                    id: (*segment).to_owned(),
+                });
+            }
+        }
         let mut url = self.inner.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
+            path.pop_if_empty().extend(&call.segments);
         }
-        url
+        Ok(url)
     }
 
     /// One HTTP exchange, told to the observer.
     async fn attempt(&self, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(call)?;
         let start = Instant::now();
-        let result = self.exchange(call).await;
+        let result = self.exchange(call, url).await;
         if let Some(observer) = &self.inner.observer.0 {
             let code = match &result {
                 Ok(answer) => answer.status.to_string(),
@@ -216,8 +229,7 @@ impl Client {
     }
 
     /// One HTTP exchange: whatever the server answered, or a transport error.
-    async fn exchange(&self, call: &Call<'_>) -> Result<HttpAnswer, ApiError> {
-        let url = self.url(&call.segments);
+    async fn exchange(&self, call: &Call<'_>, url: Url) -> Result<HttpAnswer, ApiError> {
         let endpoint = format!("{} {}", call.method, url.path());
         let mut req = self
             .inner
@@ -294,11 +306,13 @@ impl Client {
         body: &[u8],
     ) -> Result<T, ApiError> {
         serde_json::from_slice(body).map_err(|e| {
-            let end = body.len().min(SNIPPET_BYTES);
+            // Redact the whole body before cutting it, so that no part of a secret that
+            // straddles the cut survives; serde's message may quote the body too.
+            let text = self.redact(&String::from_utf8_lossy(body), call);
             ApiError::InvalidBody {
                 op: call.op.clone(),
-                detail: e.to_string(),
-                snippet: self.redact(&String::from_utf8_lossy(&body[..end]), call),
+                detail: self.redact(&e.to_string(), call),
+                snippet: cut(&text, SNIPPET_BYTES).to_owned(),
             }
         })
     }
@@ -500,11 +514,16 @@ pub(super) fn server_message(body: &str) -> String {
     if text.is_empty() {
         return "(no message)".to_owned();
     }
-    let mut end = text.len().min(SNIPPET_BYTES);
+    cut(text, SNIPPET_BYTES).to_owned()
+}
+
+/// At most `max` bytes of `text`, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    &text[..end]
 }
 
 fn is_connection_refused(e: &reqwest::Error) -> bool {

@@ -66,6 +66,9 @@ pub enum ApiError {
         snippet: String,
     },
 
+    #[error("{op}: {id:?} is not an object id")]
+    BadId { op: String, id: String },
+
     #[error("{last} (gave up after {attempts} attempts in {:.1}s)", .elapsed.as_secs_f64())]
     GaveUp {
         attempts: u32,
@@ -92,8 +95,12 @@ impl ApiError {
         matches!(self.root(), ApiError::Conflict { .. })
     }
 
+    /// No such object: a 404, or an id that cannot name one.
     pub fn is_not_found(&self) -> bool {
-        matches!(self.root(), ApiError::NotFound { .. })
+        matches!(
+            self.root(),
+            ApiError::NotFound { .. } | ApiError::BadId { .. }
+        )
     }
 
     pub fn is_unauthorized(&self) -> bool {
@@ -154,6 +161,7 @@ impl ApiError {
             ApiError::ConnectionRefused { .. } => "connection_refused",
             ApiError::Transport { .. } => "transport",
             ApiError::InvalidBody { .. } => "invalid_body",
+            ApiError::BadId { .. } => "bad_id",
             ApiError::GaveUp { .. } => "gave_up",
         }
     }

@@ -1,0 +1,930 @@
+//! The typed Atmos client's tunnel endpoints against `popsel sim` (and, for answers the emulator
+//! never gives, a raw HTTP server on loopback): every endpoint, paging, every documented error
+//! code, transport failures, and secrets that never show up in errors.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use popsel::atmos::{
+    ApiError, ApiObserver, Client, ClientConfig, Observer, RetryPolicy, Tunnel, TunnelSpec,
+    TunnelState, TunnelUpdate,
+};
+use popsel::sim::{Faults, Sim};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
+const OTHER_LOCATION: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
+const PSK: &str = "Tunnel-Psk-4b7e19c2";
+const NEW_PSK: &str = "Rotated-Psk-90af33d1";
+
+// ---- helpers ----
+
+fn spec(name: &str, authentication_id: &str) -> TunnelSpec {
+    TunnelSpec {
+        name: name.to_owned(),
+        authentication_id: authentication_id.to_owned(),
+        psk: SecretString::from(PSK.to_owned()),
+        location_id: LOCATION.to_owned(),
+    }
+}
+
+/// A client for `base_url` with the test token and the given page size, timeout and retries.
+fn client_at(base_url: &str, page_size: u32, timeout: Duration, retry: RetryPolicy) -> Client {
+    let mut cc = ClientConfig::new(base_url, support::token());
+    cc.page_size = page_size;
+    cc.timeout = timeout;
+    cc.retry = retry;
+    Client::new(cc).expect("client")
+}
+
+fn paged_client(sim: &Sim, page_size: u32) -> Client {
+    client_at(
+        &sim.url(),
+        page_size,
+        Duration::from_secs(5),
+        support::fast_retry(),
+    )
+}
+
+/// A plain HTTP client, for requests the typed client cannot make.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A request to the emulator with the test token: (status, JSON body or Null).
+async fn sim_request(sim: &Sim, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let resp = http()
+        .request(method, format!("{}{path}", sim.url()))
+        .bearer_auth(support::TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request to the emulator");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Whether the emulator's tunnel `id` has PSK `psk`, asked over its control API.
+async fn psk_matches(sim: &Sim, id: &str, psk: &str) -> bool {
+    let (status, body) = sim_request(
+        sim,
+        reqwest::Method::POST,
+        &format!("/_sim/tunnels/{id}/psk-check"),
+        json!({ "psk": psk }),
+    )
+    .await;
+    assert_eq!(status, 200, "psk-check: {body}");
+    body["matches"].as_bool().expect("matches is a bool")
+}
+
+async fn set_status(sim: &Sim, id: &str, status: &str) {
+    let (code, body) = sim_request(
+        sim,
+        reqwest::Method::PUT,
+        &format!("/_sim/tunnels/{id}/status"),
+        json!({ "status": status }),
+    )
+    .await;
+    assert_eq!(code, 204, "set status: {body}");
+}
+
+fn names(tunnels: &[Tunnel]) -> Vec<String> {
+    tunnels.iter().map(|t| t.name.clone()).collect()
+}
+
+/// Asserts that neither the test token nor any of `secrets` appears in `text`.
+#[track_caller]
+fn assert_no_secrets(text: &str, secrets: &[&str]) {
+    for s in std::iter::once(&support::TOKEN).chain(secrets) {
+        assert!(!text.contains(s), "{s:?} leaked into: {text}");
+    }
+}
+
+/// Every exchange the client reports: (method, endpoint template, code).
+#[derive(Default)]
+struct Exchanges(Mutex<Vec<(String, String, String)>>);
+
+impl ApiObserver for Exchanges {
+    fn observe(&self, endpoint: &str, method: &str, code: &str, _: Duration) {
+        let entry = (method.to_owned(), endpoint.to_owned(), code.to_owned());
+        self.0.lock().unwrap().push(entry);
+    }
+}
+
+/// One request as the raw server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    body: String,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 port 0 answering each request with the raw bytes `answer`
+/// returns, one request per connection. Returns its base URL.
+async fn raw_server(answer: impl Fn(&Seen) -> String + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut head_end = None;
+                let mut body_len = 0;
+                loop {
+                    if head_end.is_none() {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                            body_len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            head_end = Some(i + 4);
+                        }
+                    }
+                    if head_end.is_some_and(|h| buf.len() >= h + body_len) {
+                        break;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let h = head_end.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..h]).into_owned();
+                let mut words = head.split_whitespace();
+                let seen = Seen {
+                    method: words.next().unwrap_or_default().to_owned(),
+                    target: words.next().unwrap_or_default().to_owned(),
+                    body: String::from_utf8_lossy(&buf[h..]).into_owned(),
+                };
+                let _ = sock.write_all(answer(&seen).as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// A raw HTTP response with a body and `Connection: close`.
+fn response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn tunnel_json(id: &str) -> Value {
+    json!({
+        "id": id,
+        "name": format!("tunnel {id}"),
+        "authenticationID": format!("{id}@branch.example"),
+        "locationID": LOCATION,
+    })
+}
+
+// ---- round trip ----
+
+#[tokio::test]
+async fn create_get_list_update_status_delete_round_trip() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+
+    let created = client
+        .create_tunnel(&spec("Chicago IPSec1", "chicago-1@branch.example"))
+        .await
+        .expect("create");
+    assert!(!created.id.is_empty());
+    assert_eq!(created.name, "Chicago IPSec1");
+    assert_eq!(created.authentication_id, "chicago-1@branch.example");
+    assert_eq!(created.location_id, LOCATION);
+    assert!(psk_matches(&sim, &created.id, PSK).await);
+
+    assert_eq!(client.get_tunnel(&created.id).await.unwrap(), created);
+    assert_eq!(client.list_tunnels().await.unwrap(), vec![created.clone()]);
+    assert_eq!(sim.with_store(|s| s.tunnels()), vec![created.clone()]);
+
+    let status = client.tunnel_status(&created.id).await.unwrap();
+    assert_eq!(status.id, created.id);
+    assert_eq!(status.status, TunnelState::Disconnected);
+
+    let update = TunnelUpdate {
+        name: Some("Chicago IPSec1b".into()),
+        authentication_id: Some("203.0.113.7".into()),
+        psk: Some(SecretString::from(NEW_PSK.to_owned())),
+        location_id: Some(OTHER_LOCATION.into()),
+    };
+    client.update_tunnel(&created.id, &update).await.unwrap();
+    let updated = client.get_tunnel(&created.id).await.unwrap();
+    assert_eq!(
+        updated,
+        Tunnel {
+            id: created.id.clone(),
+            name: "Chicago IPSec1b".into(),
+            authentication_id: "203.0.113.7".into(),
+            location_id: OTHER_LOCATION.into(),
+        }
+    );
+    assert!(psk_matches(&sim, &created.id, NEW_PSK).await);
+    assert!(!psk_matches(&sim, &created.id, PSK).await);
+
+    client.delete_tunnel(&created.id).await.unwrap();
+    assert!(
+        client
+            .get_tunnel(&created.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(client.list_tunnels().await.unwrap(), vec![]);
+    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    // Deleting again is a 404: nothing ambiguous happened before it.
+    let err = client.delete_tunnel(&created.id).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn update_of_some_fields_keeps_the_others() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let t = client
+        .create_tunnel(&spec("Keep", "keep@branch.example"))
+        .await
+        .unwrap();
+
+    // Only the PSK: the document's `AuthenticationPSK` spelling is applied.
+    let only_psk = TunnelUpdate {
+        psk: Some(SecretString::from(NEW_PSK.to_owned())),
+        ..Default::default()
+    };
+    client.update_tunnel(&t.id, &only_psk).await.unwrap();
+    assert_eq!(client.get_tunnel(&t.id).await.unwrap(), t);
+    assert!(sim.with_store(|s| s.tunnel_psk_is(&t.id, NEW_PSK)).unwrap());
+
+    // Only the name: the PSK stays the rotated one.
+    let only_name = TunnelUpdate {
+        name: Some("Kept".into()),
+        ..Default::default()
+    };
+    client.update_tunnel(&t.id, &only_name).await.unwrap();
+    let got = client.get_tunnel(&t.id).await.unwrap();
+    assert_eq!(got.name, "Kept");
+    assert_eq!(got.authentication_id, t.authentication_id);
+    assert_eq!(got.location_id, t.location_id);
+    assert!(sim.with_store(|s| s.tunnel_psk_is(&t.id, NEW_PSK)).unwrap());
+}
+
+#[tokio::test]
+async fn status_set_on_the_emulator_is_read_back() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let t = client
+        .create_tunnel(&spec("Status", "status@branch.example"))
+        .await
+        .unwrap();
+    for (set, expected) in [
+        ("Connected", TunnelState::Connected),
+        ("Disconnected", TunnelState::Disconnected),
+        ("connected", TunnelState::Connected),
+        ("Degraded", TunnelState::Unknown),
+    ] {
+        set_status(&sim, &t.id, set).await;
+        let status = client.tunnel_status(&t.id).await.unwrap();
+        assert_eq!(status.status, expected, "after setting {set:?}");
+        assert_eq!(status.id, t.id);
+    }
+}
+
+// ---- paging ----
+
+#[tokio::test]
+async fn listing_across_pages_returns_every_tunnel_once_in_creation_order() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = paged_client(&sim, 3);
+    assert_eq!(client.page_size(), 3);
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        let t = client
+            .create_tunnel(&spec(&format!("t{i:02}"), &format!("t{i}@branch.example")))
+            .await
+            .unwrap();
+        expected.push(t);
+    }
+    let before = sim.request_counts()["GET"].as_u64().unwrap_or(0);
+    let listed = client.list_tunnels().await.unwrap();
+    assert_eq!(listed, expected);
+    assert_eq!(
+        names(&listed),
+        (0..10).map(|i| format!("t{i:02}")).collect::<Vec<_>>()
+    );
+    // 10 tunnels, 3 a page: exactly 4 pages were asked for.
+    let gets = sim.request_counts()["GET"].as_u64().unwrap() - before;
+    assert_eq!(gets, 4);
+}
+
+#[tokio::test]
+async fn a_page_carries_its_urls_and_totals() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = paged_client(&sim, 3);
+    let page_url = |n: u32| format!("{}/api/v1/tunnels?pageSize=3&pageNumber={n}", sim.url());
+
+    let empty = client.list_tunnels_page(1).await.unwrap();
+    assert_eq!(empty.total_pages, 0);
+    assert_eq!(empty.total_records, 0);
+    assert!(empty.data.is_empty());
+    assert_eq!(empty.next_page, None);
+    assert_eq!(empty.previous_page, None);
+    assert!(client.list_tunnels().await.unwrap().is_empty());
+
+    for i in 0..7 {
+        client
+            .create_tunnel(&spec(&format!("p{i}"), &format!("p{i}@branch.example")))
+            .await
+            .unwrap();
+    }
+    let first = client.list_tunnels_page(1).await.unwrap();
+    assert_eq!(first.page_number, 1);
+    assert_eq!(first.page_size, 3);
+    assert_eq!(first.total_pages, 3);
+    assert_eq!(first.total_records, 7);
+    assert_eq!(first.first_page.as_deref(), Some(page_url(1).as_str()));
+    assert_eq!(first.last_page.as_deref(), Some(page_url(3).as_str()));
+    assert_eq!(first.next_page.as_deref(), Some(page_url(2).as_str()));
+    assert_eq!(first.previous_page, None);
+    assert_eq!(names(&first.data), ["p0", "p1", "p2"]);
+
+    let middle = client.list_tunnels_page(2).await.unwrap();
+    assert_eq!(middle.next_page.as_deref(), Some(page_url(3).as_str()));
+    assert_eq!(middle.previous_page.as_deref(), Some(page_url(1).as_str()));
+    assert_eq!(names(&middle.data), ["p3", "p4", "p5"]);
+
+    let last = client.list_tunnels_page(3).await.unwrap();
+    assert_eq!(last.page_number, 3);
+    assert_eq!(last.next_page, None);
+    assert_eq!(last.previous_page.as_deref(), Some(page_url(2).as_str()));
+    assert_eq!(names(&last.data), ["p6"]);
+
+    let beyond = client.list_tunnels_page(4).await.unwrap();
+    assert!(beyond.data.is_empty());
+    assert_eq!(beyond.total_records, 7);
+}
+
+#[tokio::test]
+async fn objects_moving_between_pages_are_listed_once() {
+    // Page 2 repeats the last tunnel of page 1 and page 3 the last of page 2, as when tunnels
+    // are created in front of the cursor while a client pages.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let url = raw_server(move |req| {
+        log.lock().unwrap().push(req.target.clone());
+        let page: u32 = req
+            .target
+            .split("pageNumber=")
+            .nth(1)
+            .and_then(|n| n.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let ids: &[&str] = match page {
+            1 => &["a", "b", "c"],
+            2 => &["c", "d", "e"],
+            3 => &["e", "f"],
+            _ => &[],
+        };
+        let body = json!({
+            "pageNumber": page, "pageSize": 3, "totalPages": 3, "totalRecords": 8,
+            "data": ids.iter().map(|id| tunnel_json(id)).collect::<Vec<_>>(),
+        });
+        response("200 OK", "application/json", &body.to_string())
+    })
+    .await;
+    let client = client_at(&url, 3, Duration::from_secs(5), RetryPolicy::none());
+    let listed = client.list_tunnels().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(listed[3], serde_json::from_value(tunnel_json("d")).unwrap());
+    let targets = seen.lock().unwrap().clone();
+    assert_eq!(
+        targets,
+        (1..=3)
+            .map(|n| format!("/api/v1/tunnels?pageSize=3&pageNumber={n}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn without_total_pages_the_next_page_link_drives_paging() {
+    let url = raw_server(|req| {
+        let body = if req.target.ends_with("pageNumber=1") {
+            json!({ "nextPage": "http://elsewhere.invalid/page2", "data": [tunnel_json("x")] })
+        } else if req.target.ends_with("pageNumber=2") {
+            json!({ "nextPage": null, "data": [tunnel_json("y")] })
+        } else {
+            json!({ "data": [tunnel_json("never")] })
+        };
+        response("200 OK", "application/json", &body.to_string())
+    })
+    .await;
+    let client = client_at(&url, 1, Duration::from_secs(5), RetryPolicy::none());
+    let ids: Vec<String> = client
+        .list_tunnels()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["x", "y"]);
+}
+
+// ---- 400 ----
+
+#[tokio::test]
+async fn a_psk_of_seven_characters_is_a_400() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let short = "7-chars";
+    assert_eq!(short.chars().count(), 7);
+    let mut s = spec("Short", "short@branch.example");
+    s.psk = SecretString::from(short.to_owned());
+    let err = client.create_tunnel(&s).await.unwrap_err();
+    assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "create tunnel \"Short\": bad request (HTTP 400): authenticationPSK: value must be at least 8 characters"
+    );
+    assert_no_secrets(&format!("{err} {err:?} {s:?}"), &[short]);
+    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+
+    // Eight is enough.
+    s.psk = SecretString::from("8-chars!".to_owned());
+    client.create_tunnel(&s).await.expect("8 characters");
+
+    // An update with a short PSK is refused too, and the PSK is left as it was.
+    let id = sim.with_store(|s| s.tunnels())[0].id.clone();
+    let update = TunnelUpdate {
+        psk: Some(SecretString::from(short.to_owned())),
+        ..Default::default()
+    };
+    let err = client.update_tunnel(&id, &update).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "update tunnel {id}: bad request (HTTP 400): authenticationPSK: value must be at least 8 characters"
+        )
+    );
+    assert!(
+        sim.with_store(|s| s.tunnel_psk_is(&id, "8-chars!"))
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_bad_authentication_id_is_a_400() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let err = client
+        .create_tunnel(&spec("Bob", "bob@"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "create tunnel \"Bob\": bad request (HTTP 400): authenticationID: value must be a valid email or IP address"
+    );
+    assert!(!err.is_transient());
+    assert_no_secrets(&format!("{err} {err:?}"), &[PSK]);
+    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    assert_eq!(sim.request_counts()["POST"], 1, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_missing_location_id_is_a_400() {
+    let sim = support::start_sim(support::no_faults()).await;
+    // The typed client always sends locationID; leave it out by hand.
+    let (status, body) = sim_request(
+        &sim,
+        reqwest::Method::POST,
+        "/api/v1/tunnels",
+        json!({
+            "name": "NoLocation",
+            "authenticationID": "noloc@branch.example",
+            "authenticationPSK": PSK,
+        }),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body, json!({ "message": "locationID is mandatory" }));
+
+    // An empty one, as the typed client can send it, is the same 400.
+    let client = support::client_for(&sim);
+    let mut s = spec("NoLocation", "noloc@branch.example");
+    s.location_id = String::new();
+    let err = client.create_tunnel(&s).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "create tunnel \"NoLocation\": bad request (HTTP 400): locationID is mandatory"
+    );
+    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+}
+
+// ---- 401 ----
+
+#[tokio::test]
+async fn a_wrong_token_is_a_401_that_never_shows_the_token() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let wrong = "wrong-token-5d7c2a11e0";
+    let exchanges = Arc::new(Exchanges::default());
+    let mut cc = ClientConfig::new(sim.url(), SecretString::from(wrong.to_owned()));
+    cc.retry = support::fast_retry();
+    cc.observer = Observer(Some(exchanges.clone()));
+    let client = Client::new(cc).unwrap();
+
+    let errors = [
+        client.list_tunnels().await.unwrap_err(),
+        client
+            .create_tunnel(&spec("X", "x@branch.example"))
+            .await
+            .unwrap_err(),
+        client.get_tunnel("some-id").await.unwrap_err(),
+        client
+            .update_tunnel("some-id", &TunnelUpdate::default())
+            .await
+            .unwrap_err(),
+        client.delete_tunnel("some-id").await.unwrap_err(),
+        client.tunnel_status("some-id").await.unwrap_err(),
+        client.ipsec_pops().await.unwrap_err(),
+    ];
+    for err in &errors {
+        assert!(err.is_unauthorized(), "{err:?}");
+        assert!(!err.is_transient());
+        let text = err.to_string();
+        assert!(text.contains("unauthorized (HTTP 401)"), "{text}");
+        assert!(text.contains("token rejected or lacks the scope"), "{text}");
+        assert_no_secrets(&format!("{text} {err:?}"), &[wrong, PSK]);
+    }
+    assert_eq!(
+        errors[0].to_string(),
+        "list tunnels (page 1): unauthorized (HTTP 401): token rejected or lacks the scope; check POPSEL_API_TOKEN or the token file and the token's scopes"
+    );
+    assert_no_secrets(&format!("{client:?}"), &[wrong]);
+    // A 401 is not retried: one exchange per call.
+    let seen = exchanges.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), errors.len(), "{seen:?}");
+    assert!(seen.iter().all(|(_, _, code)| code == "401"), "{seen:?}");
+    assert!(
+        seen.contains(&("DELETE".into(), "/api/v1/tunnels/{id}".into(), "401".into())),
+        "{seen:?}"
+    );
+}
+
+// ---- 404 ----
+
+#[tokio::test]
+async fn unknown_ids_are_404s() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    // Another tunnel exists, and is untouched by all this.
+    let other = client
+        .create_tunnel(&spec("Other", "other@branch.example"))
+        .await
+        .unwrap();
+    let id = "6ee0bd21-4f50-454a-9f75-82f6933d54b0";
+
+    let err = client.get_tunnel(id).await.unwrap_err();
+    assert!(err.is_not_found());
+    assert_eq!(
+        err.to_string(),
+        format!("get tunnel {id}: tunnel {id} not found (HTTP 404)")
+    );
+    let update = TunnelUpdate {
+        name: Some("Renamed".into()),
+        ..Default::default()
+    };
+    let err = client.update_tunnel(id, &update).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("update tunnel {id}: tunnel {id} not found (HTTP 404)")
+    );
+    let err = client.delete_tunnel(id).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("delete tunnel {id}: tunnel {id} not found (HTTP 404)")
+    );
+    let err = client.tunnel_status(id).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("get status of tunnel {id}: tunnel {id} not found (HTTP 404)")
+    );
+    // Ids are one path segment: slashes and dots do not reach another object or endpoint.
+    for tricky in [
+        format!("../tunnels/{}", other.id),
+        format!("{}/status", other.id),
+        format!("{}?x=1", other.id),
+        format!("{}#x", other.id),
+    ] {
+        let err = client.delete_tunnel(&tricky).await.unwrap_err();
+        assert!(err.is_not_found(), "{tricky}: {err:?}");
+    }
+    assert_eq!(sim.with_store(|s| s.tunnels()), vec![other]);
+}
+
+// ---- 409 ----
+
+#[tokio::test]
+async fn duplicate_names_and_authentication_ids_are_409s() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let first = client
+        .create_tunnel(&spec("Chicago IPSec1", "chicago-1@branch.example"))
+        .await
+        .unwrap();
+
+    let err = client
+        .create_tunnel(&spec("Chicago IPSec1", "other@branch.example"))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "create tunnel \"Chicago IPSec1\": conflict (HTTP 409) on tunnel \"Chicago IPSec1\" / authentication ID \"other@branch.example\": a tunnel named \"Chicago IPSec1\" already exists"
+    );
+
+    let err = client
+        .create_tunnel(&spec("Chicago IPSec2", "chicago-1@branch.example"))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "create tunnel \"Chicago IPSec2\": conflict (HTTP 409) on tunnel \"Chicago IPSec2\" / authentication ID \"chicago-1@branch.example\": authenticationID \"chicago-1@branch.example\" is already in use"
+    );
+    assert_no_secrets(&format!("{err:?}"), &[PSK]);
+    assert_eq!(sim.with_store(|s| s.tunnels()), vec![first.clone()]);
+
+    // An update onto another tunnel's name is a 409 too; onto its own name is fine.
+    let second = client
+        .create_tunnel(&spec("Chicago IPSec2", "chicago-2@branch.example"))
+        .await
+        .unwrap();
+    let err = client
+        .update_tunnel(
+            &second.id,
+            &TunnelUpdate {
+                name: Some("Chicago IPSec1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "update tunnel {}: conflict (HTTP 409) on tunnel {}: a tunnel named \"Chicago IPSec1\" already exists",
+            second.id, second.id
+        )
+    );
+    client
+        .update_tunnel(
+            &first.id,
+            &TunnelUpdate {
+                name: Some("Chicago IPSec1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("keeping one's own name is no conflict");
+    assert_eq!(client.get_tunnel(&second.id).await.unwrap(), second);
+}
+
+// ---- transport ----
+
+#[tokio::test]
+async fn a_slow_server_is_a_timeout() {
+    let sim = support::start_sim(Faults {
+        delay_ms: 500,
+        ..Default::default()
+    })
+    .await;
+    let client = client_at(
+        &sim.url(),
+        100,
+        Duration::from_millis(100),
+        RetryPolicy::none(),
+    );
+    let start = Instant::now();
+    let err = client.get_tunnel("t1").await.unwrap_err();
+    let elapsed = start.elapsed();
+    match &err {
+        ApiError::Timeout { op, timeout } => {
+            assert_eq!(op, "get tunnel t1");
+            assert_eq!(*timeout, Duration::from_millis(100));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "get tunnel t1: no answer within 0.1s (timeout)"
+    );
+    assert!(err.is_transient() && err.is_ambiguous() && err.is_transport());
+    assert!(elapsed < Duration::from_millis(450), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn nobody_listening_is_connection_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let client = client_at(&url, 100, Duration::from_secs(2), RetryPolicy::none());
+    let err = client.list_tunnels().await.unwrap_err();
+    assert!(matches!(err, ApiError::ConnectionRefused { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "list tunnels (page 1): connection refused by http://127.0.0.1:{port}/: is the API URL right and the server up?"
+        )
+    );
+    // Refused means the server did nothing: a create may be repeated.
+    assert!(err.is_transient() && !err.is_ambiguous() && err.is_transport());
+    let err = client
+        .create_tunnel(&spec("X", "x@branch.example"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::ConnectionRefused { .. }), "{err:?}");
+    assert_no_secrets(&format!("{err} {err:?}"), &[PSK]);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_invalid_body_quoting_200_bytes() {
+    let page: String = format!(
+        "<!DOCTYPE html><html><head><title>Gateway</title></head><body>{}</body></html>",
+        "maintenance ".repeat(100)
+    );
+    assert!(page.len() > 1000);
+    let body = page.clone();
+    let url = raw_server(move |_| response("200 OK", "text/html", &body)).await;
+    let client = client_at(&url, 100, Duration::from_secs(5), support::fast_retry());
+    let err = client.get_tunnel("t1").await.unwrap_err();
+    let ApiError::InvalidBody {
+        op,
+        detail,
+        snippet,
+    } = &err
+    else {
+        panic!("expected InvalidBody, got {err:?}");
+    };
+    assert_eq!(op, "get tunnel t1");
+    assert!(detail.contains("expected value"), "{detail}");
+    assert_eq!(snippet, &page[..200]);
+    assert!(!err.to_string().contains(&page[..201]));
+    assert!(
+        err.to_string()
+            .starts_with("get tunnel t1: response is not the JSON expected ("),
+        "{err}"
+    );
+    assert!(!err.is_transient(), "a malformed body is not retried");
+}
+
+#[tokio::test]
+async fn update_accepts_204_with_and_without_a_body() {
+    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+    let log = seen.clone();
+    let url = raw_server(move |req| {
+        log.lock().unwrap().push(req.clone());
+        if req.target.ends_with("/bare") {
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_owned()
+        } else {
+            // "204 with the details", as the document says.
+            let details = json!({
+                "id": "detailed", "name": "n", "authenticationID": "a@b.example",
+                "AuthenticationPSK": NEW_PSK, "locationID": LOCATION,
+            });
+            response("204 No Content", "application/json", &details.to_string())
+        }
+    })
+    .await;
+    let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
+    let update = TunnelUpdate {
+        name: Some("n".into()),
+        psk: Some(SecretString::from(NEW_PSK.to_owned())),
+        ..Default::default()
+    };
+    client.update_tunnel("bare", &update).await.expect("204");
+    client
+        .update_tunnel("detailed", &update)
+        .await
+        .expect("204 with a body");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for req in &seen {
+        assert_eq!(req.method, "PUT");
+        let sent: Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(sent, json!({ "name": "n", "AuthenticationPSK": NEW_PSK }));
+    }
+    assert_eq!(seen[0].target, "/api/v1/tunnels/bare");
+    assert_eq!(seen[1].target, "/api/v1/tunnels/detailed");
+}
+
+// ---- secrets ----
+
+#[tokio::test]
+async fn secrets_the_server_echoes_in_errors_are_redacted() {
+    let url = raw_server(|req| {
+        let message = format!(
+            "rejected {} with Authorization: Bearer {}",
+            req.body,
+            support::TOKEN
+        );
+        response(
+            "400 Bad Request",
+            "application/json",
+            &json!({ "message": message }).to_string(),
+        )
+    })
+    .await;
+    let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
+    let s = spec("Echo", "echo@branch.example");
+    assert_no_secrets(&format!("{s:?}"), &[PSK]);
+    let err = client.create_tunnel(&s).await.unwrap_err();
+    let ApiError::BadRequest { message, .. } = &err else {
+        panic!("expected BadRequest, got {err:?}");
+    };
+    assert!(message.contains("\"name\":\"Echo\""), "{message}");
+    assert!(message.contains("(sensitive)"), "{message}");
+    assert_no_secrets(&format!("{err} {err:?}"), &[PSK]);
+
+    let update = TunnelUpdate {
+        psk: Some(SecretString::from(NEW_PSK.to_owned())),
+        ..Default::default()
+    };
+    let err = client.update_tunnel("t1", &update).await.unwrap_err();
+    assert!(err.to_string().contains("(sensitive)"), "{err}");
+    assert_no_secrets(&format!("{err} {err:?} {update:?}"), &[NEW_PSK]);
+}
+
+#[tokio::test]
+async fn an_invalid_body_never_quotes_the_token_in_its_detail() {
+    // serde quotes a string of the wrong type: `invalid type: string "…", expected u32`.
+    let url = raw_server(|_| {
+        let body = json!({ "pageNumber": support::TOKEN, "data": [] });
+        response("200 OK", "application/json", &body.to_string())
+    })
+    .await;
+    let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
+    let err = client.list_tunnels().await.unwrap_err();
+    assert!(matches!(err, ApiError::InvalidBody { .. }), "{err:?}");
+    assert_no_secrets(&format!("{err} {err:?}"), &[]);
+}
+
+#[tokio::test]
+async fn an_invalid_body_never_quotes_part_of_the_token() {
+    // The token starts at byte 185: the first 15 of its 21 characters fall in the snippet.
+    let url = raw_server(|_| {
+        let body = format!("{}{}", "x".repeat(185), support::TOKEN);
+        response("200 OK", "text/plain", &body)
+    })
+    .await;
+    let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
+    let err = client.get_tunnel("t1").await.unwrap_err();
+    assert!(matches!(err, ApiError::InvalidBody { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&support::TOKEN[..8]), "{text}");
+}
+
+#[tokio::test]
+async fn dot_ids_never_address_the_collection() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let client = support::client_for(&sim);
+    let t = client
+        .create_tunnel(&spec("Dots", "dots@branch.example"))
+        .await
+        .unwrap();
+    for id in [".", ".."] {
+        // GET /api/v1/tunnels (the list) decodes as an empty tunnel.
+        let got = client.get_tunnel(id).await;
+        assert!(
+            got.as_ref().is_err_and(ApiError::is_not_found),
+            "get_tunnel({id:?}): {got:?}"
+        );
+        // DELETE /api/v1/tunnels is a 405.
+        let deleted = client.delete_tunnel(id).await;
+        assert!(
+            deleted.as_ref().is_err_and(ApiError::is_not_found),
+            "delete_tunnel({id:?}): {deleted:?}"
+        );
+    }
+    assert_eq!(sim.with_store(|s| s.tunnels()), vec![t]);
+}
