@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::atmos::Client;
+use crate::atmos::{Client, RetryPolicy};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::metrics::{Metrics, Stage};
@@ -28,6 +28,15 @@ use crate::state::StateDir;
 use crate::survey::Survey;
 
 pub use http::serve_metrics;
+
+/// Retries of the agent's API calls: short, so that a stage ends within its interval when the
+/// API is down and the failure shows in the metrics promptly; the next run tries again anyway.
+pub const STAGE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+    max_elapsed: Duration::from_secs(5),
+};
 
 /// Builds the API client of a config; the agent calls it again after a reload.
 pub type ClientFactory =
@@ -206,8 +215,15 @@ pub async fn run(
         return Ok(agent.cycle().await);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    // Installed now, so that a SIGHUP during the first catalogue fetch is caught, not fatal.
+    let reload = reload_signals(agent.clone(), options.config_path.clone());
+    tokio::pin!(reload);
     // The catalogue comes first: the other stages need it.
-    agent.run_stage(Stage::Catalog).await;
+    tokio::select! {
+        _ = agent.run_stage(Stage::Catalog) => {}
+        _ = &mut shutdown => return Ok(true),
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let loops: [(&'static [Stage], Interval); 4] = [
         (&[Stage::Catalog], |c| c.agent.catalog_interval),
@@ -235,9 +251,6 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    tokio::pin!(shutdown);
-    let reload = reload_signals(agent.clone(), options.config_path.clone());
-    tokio::pin!(reload);
     tokio::select! {
         _ = &mut shutdown => {}
         _ = &mut reload => {}
@@ -255,27 +268,31 @@ pub async fn run(
     Ok(true)
 }
 
-/// Reloads the config on every SIGHUP; never returns.
-async fn reload_signals(agent: Arc<Agent>, path: Option<PathBuf>) {
+/// Reloads the config on every SIGHUP; never returns. The handler is installed when this is
+/// called, before the returned future is first polled.
+fn reload_signals(
+    agent: Arc<Agent>,
+    path: Option<PathBuf>,
+) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return std::future::pending().await;
-        };
-        while hup.recv().await.is_some() {
-            let Some(path) = &path else {
-                tracing::warn!("SIGHUP: no config file to reload");
-                continue;
-            };
-            match Config::load(path)
-                .map_err(anyhow::Error::from)
-                .and_then(|c| agent.reload(c))
-            {
-                Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
-                Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        if let Ok(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                let Some(path) = &path else {
+                    tracing::warn!("SIGHUP: no config file to reload");
+                    continue;
+                };
+                match Config::load(path)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| agent.reload(c))
+                {
+                    Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
+                    Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
+                }
             }
         }
+        std::future::pending::<()>().await
     }
-    std::future::pending().await
 }

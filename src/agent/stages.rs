@@ -126,7 +126,14 @@ impl Agent {
         let client = self.client();
         let state = self.state();
         let actual = client.list_tunnels().await?;
-        let managed = state.managed_tunnels()?;
+        let mut managed = state.managed_tunnels()?;
+        let gone = reconcile::forget_gone(&mut managed, &actual);
+        if !gone.is_empty() {
+            for m in &gone {
+                tracing::warn!(tunnel = %m.name, id = %m.id, "a managed tunnel is gone from the API; it will be created anew");
+            }
+            state.save_managed_tunnels(&managed)?;
+        }
         let fingerprints = state.fingerprint_key()?;
         let plan = reconcile::plan(&config, &actual, &managed, &fingerprints, false);
         let report = reconcile::apply(&client, &config, &plan, &state, &fingerprints).await;

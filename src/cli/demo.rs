@@ -86,6 +86,7 @@ psk_env = "DEMO_PSK"
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = shutdown_signal();
     let token = random_secret();
     let sim = Sim::start(SimOptions::local(token.clone())).await?;
     let state_dir = std::env::temp_dir().join(format!("popsel-demo-{}", std::process::id()));
@@ -102,6 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let factory: agent::ClientFactory = Box::new(move |_config, metrics| {
         let mut cc = ClientConfig::new(url.clone(), token.clone());
         cc.observer = Observer(Some(metrics.clone()));
+        cc.retry = agent::STAGE_RETRY;
         Ok(Client::new(cc)?)
     });
     let agent = Agent::new(config.clone(), factory, true)?;
@@ -137,7 +139,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.once {
         let (addr, server) = agent::serve_metrics(agent.clone(), args.metrics_listen).await?;
         println!("Metrics on http://{addr}/metrics (Ctrl-C to stop)");
-        shutdown_signal().await;
+        shutdown.await;
         server.abort();
     }
     sim.stop().await;

@@ -18,7 +18,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::atmos::{self, Client, ClientConfig, DEFAULT_BASE_URL, Observer, TOKEN_ENV};
+use crate::atmos::{
+    self, Client, ClientConfig, DEFAULT_BASE_URL, Observer, RetryPolicy, TOKEN_ENV,
+};
 use crate::config::Config;
 use crate::sim::{self, Faults, Sim, SimOptions};
 
@@ -154,13 +156,14 @@ pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
         Some(path) => Config::load(path)?,
         None => Config::api_only(Default::default()),
     };
-    client_from_config(args, &config, Observer::default())
+    client_from_config(args, &config, Observer::default(), RetryPolicy::default())
 }
 
 pub fn client_from_config(
     args: &ApiArgs,
     config: &Config,
     observer: Observer,
+    retry: RetryPolicy,
 ) -> anyhow::Result<Client> {
     let base_url = args
         .api_url
@@ -176,6 +179,7 @@ pub fn client_from_config(
     cc.timeout = config.api.timeout();
     cc.page_size = config.api.page_size();
     cc.observer = observer;
+    cc.retry = retry;
     Ok(Client::new(cc)?)
 }
 
@@ -211,20 +215,32 @@ async fn serve_sim(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled, so that a signal arriving during start-up is caught rather than fatal.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        let streams =
+            signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+        async move {
+            match streams {
+                Ok((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Prints a value as pretty JSON on stdout.

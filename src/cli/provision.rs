@@ -57,6 +57,8 @@ struct Prepared {
     changes: Vec<Change>,
     plan: Plan,
     fingerprints: crate::state::Fingerprinter,
+    /// The managed tunnels, less those gone from the API (saved by apply, not by plan).
+    managed: crate::state::ManagedTunnels,
 }
 
 async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
@@ -65,7 +67,7 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
         .as_deref()
         .context("plan and apply need --config FILE (see config/popsel.example.toml)")?;
     let config = Config::load(path)?;
-    let client = client_from_config(api, &config, Default::default())?;
+    let client = client_from_config(api, &config, Default::default(), Default::default())?;
     let state = StateDir::open(&config.state_dir)?;
     let doc = client.ipsec_pops().await?;
     let catalog = Catalog::from_document(&doc);
@@ -103,7 +105,13 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
     let previous: Selection = state.read_json(SELECTION_FILE)?.unwrap_or_default();
     let (selection, changes) = select_all(&config, &rankings, &previous, SystemTime::now());
     let actual = client.list_tunnels().await?;
-    let managed = state.managed_tunnels()?;
+    let mut managed = state.managed_tunnels()?;
+    for m in reconcile::forget_gone(&mut managed, &actual) {
+        eprintln!(
+            "popsel: warning: managed tunnel {:?} ({}) is gone from the API; it will be created anew",
+            m.name, m.id
+        );
+    }
     let fingerprints = state.fingerprint_key()?;
     let plan = reconcile::plan(&config, &actual, &managed, &fingerprints, args.prune);
     Ok(Prepared {
@@ -115,6 +123,7 @@ async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
         changes,
         plan,
         fingerprints,
+        managed,
     })
 }
 
@@ -216,6 +225,7 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         println!("Nothing applied.");
         return Ok(ExitCode::FAILURE);
     }
+    p.state.save_managed_tunnels(&p.managed)?;
     let report = reconcile::apply(&p.client, &p.config, &p.plan, &p.state, &p.fingerprints).await;
     let outcomes: Vec<Outcome> = report.results.iter().map(|(_, o)| o.clone()).collect();
     let (persisted, problems) =

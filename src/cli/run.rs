@@ -36,7 +36,12 @@ pub fn client_factory(api: &ApiArgs) -> ClientFactory {
             token_file: token_file.clone(),
             config: None,
         };
-        client_from_config(&args, config, Observer(Some(metrics.clone())))
+        client_from_config(
+            &args,
+            config,
+            Observer(Some(metrics.clone())),
+            agent::STAGE_RETRY,
+        )
     })
 }
 
@@ -45,6 +50,8 @@ pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         .config
         .clone()
         .context("popsel run needs --config FILE (see config/popsel.example.toml)")?;
+    // Signals first: one that comes while the first catalogue is fetched must not be fatal.
+    let shutdown = shutdown_signal();
     let config = Config::load(&path)?;
     let listen = args.metrics_listen.unwrap_or(config.metrics.listen);
     let agent = Agent::new(config, client_factory(api), args.no_probe)?;
@@ -55,7 +62,7 @@ pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         config_path: Some(path),
         no_probe: args.no_probe,
     };
-    let ok = agent::run(Arc::clone(&agent), options, shutdown_signal()).await?;
+    let ok = agent::run(Arc::clone(&agent), options, shutdown).await?;
     server.abort();
     Ok(if ok {
         ExitCode::SUCCESS

@@ -89,6 +89,10 @@ impl Applier<'_> {
     ) -> Result<(), StateError> {
         let mut managed = self.state.managed_tunnels()?;
         let old = managed.tunnels.get(id).map(|m| m.psk_fingerprint.clone());
+        // One entry per tunnel name: an older id under this name is gone or replaced.
+        managed
+            .tunnels
+            .retain(|other, m| other == id || m.name != want.name);
         let psk_fingerprint = if psk_pushed {
             self.fingerprints.fingerprint(&want.psk)
         } else {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::atmos::Tunnel;
 use crate::config::{Config, Location, TunnelConfig};
-use crate::state::{Fingerprinter, ManagedTunnels};
+use crate::state::{Fingerprinter, ManagedTunnel, ManagedTunnels};
 
 pub use apply::{ApplyReport, Outcome, apply};
 pub use render::{plan_json, plan_text};
@@ -113,6 +113,21 @@ fn actual_fields(t: &Tunnel) -> [(&'static str, String); 3] {
         ("authentication_id", t.authentication_id.clone()),
         ("location_id", t.location_id.clone()),
     ]
+}
+
+/// Forgets the managed tunnels whose id is no longer on the API (deleted by someone, or an
+/// account reset), so that nothing keeps pointing at an id that is gone; the config's tunnels
+/// are then created anew. Returns what was forgotten.
+pub fn forget_gone(managed: &mut ManagedTunnels, actual: &[Tunnel]) -> Vec<ManagedTunnel> {
+    let gone: Vec<String> = managed
+        .tunnels
+        .keys()
+        .filter(|id| !actual.iter().any(|t| &t.id == *id))
+        .cloned()
+        .collect();
+    gone.iter()
+        .filter_map(|id| managed.tunnels.remove(id))
+        .collect()
 }
 
 /// Compares config, API and state. `fingerprints` turns a PSK into the keyed fingerprint kept
