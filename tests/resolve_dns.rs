@@ -5,19 +5,17 @@
 
 mod support;
 
+#[path = "support/dns.rs"]
+mod dns;
+
+use dns::DnsServer;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_server::Server;
-use hickory_server::proto::rr::rdata::{A, AAAA, SOA};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog as ZoneCatalog, ZoneHandler, ZoneType};
 use popsel::catalog::Catalog;
 use popsel::resolve::{self, Answer, DnsResolver, DnsSettings, Endpoint, Source};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 
 /// The test zone.
@@ -41,72 +39,16 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-fn name(s: &str) -> Name {
-    Name::from_ascii(s).expect("test name")
-}
-
-/// Binds UDP on 127.0.0.1 port 0 and TCP on the same port (retrying when that TCP port is
-/// taken), so one `IP:PORT` serves both transports as `--nameserver` expects.
-async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
-        let addr = udp.local_addr().expect("udp address");
-        if let Ok(tcp) = TcpListener::bind(addr).await {
-            return (udp, tcp, addr);
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
-}
-
 /// A real authoritative DNS server for [`ZONE`] on 127.0.0.1 (UDP and TCP). Serves until
 /// dropped.
-struct DnsServer {
-    addr: SocketAddr,
-    _server: Server<ZoneCatalog>,
-}
-
 async fn start_dns() -> DnsServer {
-    let origin = name(ORIGIN);
-    let serial = 1;
-    let mut zone: InMemoryZoneHandler =
-        InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-    let soa = SOA::new(
-        name("ns.pops.test."),
-        name("hostmaster.pops.test."),
-        serial,
-        3600,
-        600,
-        86400,
-        60,
-    );
-    assert!(zone.upsert_mut(
-        Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
-        serial
-    ));
-    for (owner, addrs) in ZONE {
-        for addr in *addrs {
-            let rdata = match ip(addr) {
-                IpAddr::V4(v4) => RData::A(A(v4)),
-                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-            };
-            assert!(
-                zone.upsert_mut(Record::from_rdata(name(owner), 60, rdata), serial),
-                "insert {owner} {addr}"
-            );
-        }
-    }
-    let zone: Arc<dyn ZoneHandler> = Arc::new(zone);
-    let mut catalog = ZoneCatalog::new();
-    catalog.upsert(LowerName::new(&origin), vec![zone]);
-
-    let (udp, tcp, addr) = bind_udp_and_tcp().await;
-    let mut server = Server::new(catalog);
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5), 16);
-    DnsServer {
-        addr,
-        _server: server,
-    }
+    let zone = ZONE
+        .iter()
+        .map(|(owner, addrs)| (owner.to_string(), addrs.iter().map(|a| ip(a)).collect()))
+        .collect();
+    dns::start(ORIGIN, &zone)
+        .await
+        .expect("start the DNS server")
 }
 
 /// A "name server" on 127.0.0.1 that reads every UDP query and accepts every TCP connection
@@ -117,7 +59,7 @@ struct SilentServer {
 }
 
 async fn start_silent() -> SilentServer {
-    let (udp, tcp, addr) = bind_udp_and_tcp().await;
+    let (udp, tcp, addr) = dns::bind_udp_and_tcp().await.expect("bind");
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
         let mut buf = [0u8; 4096];

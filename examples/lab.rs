@@ -1,0 +1,201 @@
+//! The latency lab by hand (needs root): generates a world from a site, starts the lab (a
+//! network namespace where 198.18.0.0/15 answers ICMP echo with latency derived from distance,
+//! and a DNS server for the world's FQDNs), writes the catalogue, prints how to run popsel in
+//! it, and stays up until Ctrl-C (or SIGTERM), then removes everything it started.
+//!
+//!     cargo build --bin popsel --example lab
+//!     sudo target/debug/examples/lab --site 41.88,-87.63 --pops 60 --write-catalog /tmp/world.json
+//!
+//! The code is the test support's (`tests/support/lab/`); `benches/fping_compare.py` drives
+//! this example.
+
+#[path = "../tests/support/lab/mod.rs"]
+mod lab;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lab::Lab;
+use lab::world::{Spec, World};
+use popsel::rank::Site;
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(about = "The popsel latency lab: emulated PoP latency in a network namespace")]
+struct Args {
+    /// Where the world is seen from, as LAT,LON
+    #[arg(long, value_parser = Site::parse, allow_hyphen_values = true, default_value = "41.88,-87.63")]
+    site: Site,
+    /// PoPs in the catalogue
+    #[arg(long, default_value_t = 60)]
+    pops: usize,
+    /// FQDNs per PoP (one address each)
+    #[arg(long, default_value_t = 2)]
+    fqdns_per_pop: usize,
+    /// Seed of the world (city order, jitter)
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No congested, lossy, silent, DNS-only or NXDOMAIN anomaly: every address answers
+    #[arg(long)]
+    no_anomalies: bool,
+    /// Write the catalogue here [default: a file in the temp directory, removed at exit]
+    #[arg(long)]
+    write_catalog: Option<PathBuf>,
+    /// Write a JSON description here: namespace, name server, every target with its delay,
+    /// jitter and loss, and the expected order (as `popsel rank` probes it without DNS)
+    #[arg(long)]
+    write_world: Option<PathBuf>,
+    /// At exit, write what the responder saw here (JSON: per address requests and replies)
+    #[arg(long)]
+    write_stats: Option<PathBuf>,
+    /// Also run `popsel sim` with the catalogue inside the namespace
+    #[arg(long)]
+    sim: bool,
+    /// The popsel binary [default: `popsel` in the directory above this example's]
+    #[arg(long)]
+    popsel: Option<PathBuf>,
+    /// API token of the emulator (--sim)
+    #[arg(long, default_value = "lab-token-0123456789")]
+    token: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let world = World::generate(Spec {
+        fqdns_per_pop: args.fqdns_per_pop,
+        seed: args.seed,
+        anomalies: !args.no_anomalies,
+        ..Spec::new(args.site, args.pops)
+    });
+    let popsel = args.popsel.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("popsel")))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("popsel"))
+    });
+    let lab = Lab::start(world)?;
+    let ns = lab.netns().to_owned();
+    let (catalog, temporary) = match &args.write_catalog {
+        Some(path) => (path.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("{ns}-catalog.json")),
+            true,
+        ),
+    };
+    lab.write_catalog(&catalog)?;
+    let sim = if args.sim {
+        Some(lab.start_sim(&popsel, &catalog, &args.token)?)
+    } else {
+        None
+    };
+    let world = lab.world();
+    if let Some(path) = &args.write_world {
+        let mut doc = world.describe(false);
+        doc["netns"] = json!(ns);
+        doc["nameserver"] = json!(lab.nameserver().to_string());
+        doc["catalog"] = json!(catalog.display().to_string());
+        doc["sim_url"] = json!(sim.as_ref().map(|s| s.url.clone()));
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+
+    let site = format!("{},{}", args.site.latitude, args.site.longitude);
+    let targets = world.targets(true);
+    let answering = targets
+        .iter()
+        .filter(|ip| world.links.contains_key(ip))
+        .count();
+    println!(
+        "popsel lab ready: netns {ns} nameserver {} catalog {}",
+        lab.nameserver(),
+        catalog.display()
+    );
+    println!(
+        "  {} PoPs, {} addresses with DNS ({answering} answer ICMP), seen from {site}",
+        world.pops.len(),
+        targets.len()
+    );
+    if let Some(a) = &world.anomalies {
+        let label = |i: usize| world.pops[i].pop.label();
+        println!(
+            "  anomalies: congested {}, lossy {}, silent {}, DNS-only {} for {}, NXDOMAIN {}",
+            label(a.congested),
+            label(a.lossy),
+            label(a.silent),
+            a.dns_only_address,
+            a.dns_extra_fqdn,
+            a.nxdomain_fqdn
+        );
+    }
+    println!(
+        "  run:  ip netns exec {ns} {} rank --site {site} --catalog {} --nameserver {}",
+        popsel.display(),
+        catalog.display(),
+        lab.nameserver()
+    );
+    if let Some(sim) = &sim {
+        println!(
+            "  API:  POPSEL_API_URL={} POPSEL_API_TOKEN={} ip netns exec {ns} {} rank --site {site} --nameserver {}",
+            sim.url,
+            args.token,
+            popsel.display(),
+            lab.nameserver()
+        );
+    }
+    println!("  Ctrl-C stops the lab and deletes the namespace");
+
+    wait_for_signal()?;
+
+    if let Some(path) = &args.write_stats {
+        let stats = lab.stats();
+        let mut per: Vec<_> = stats.snapshot().into_iter().collect();
+        per.sort_by_key(|(ip, _)| *ip);
+        let (mean, max) = stats.lateness();
+        let doc = json!({
+            "late_us_mean": mean.as_micros() as u64,
+            "late_us_max": max.as_micros() as u64,
+            "replies_sent": stats.sent.load(std::sync::atomic::Ordering::Relaxed),
+            "send_errors": stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
+            "addresses": per.iter().map(|(ip, s)| json!({
+                "ip": ip.to_string(), "requests": s.requests, "replies": s.replies,
+            })).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    drop(sim);
+    if temporary {
+        let _ = std::fs::remove_file(&catalog);
+    }
+    drop(lab);
+    eprintln!("lab: stopped, namespace {ns} deleted");
+    Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for_signal() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| e.to_string()),
+            _ = term.recv() => Ok(()),
+        }
+    })
+}

@@ -1,0 +1,663 @@
+//! The world generator: from a site, a PoP catalogue with real city coordinates, the DNS zone
+//! of its FQDNs, what every address answers (delay, jitter, loss, or nothing), and the order
+//! `popsel rank` must put the PoPs in. Pure and deterministic from the seed.
+//!
+//! Cities and coordinates come from the sample catalogue (`config/catalog.sample.json`, 48
+//! distinct cities). PoP `i` is city `i mod 48` (in an order shuffled by the seed) with the
+//! `i / 48`-th provider, so any number of PoPs is possible and every (city, provider) pair is
+//! distinct. Each PoP has `fqdns_per_pop` FQDNs with one listed address each, all in
+//! 198.18.0.0/15 (the RFC 2544 benchmarking range).
+//!
+//! Delay of an address (round trip):
+//!
+//! ```text
+//! 2 ms + 0.015 ms/km × great-circle distance + 2.5 ms × provider round + 1.5 ms × FQDN index
+//! ```
+//!
+//! The two small terms keep PoPs of one city (and FQDNs of one PoP) apart, so that the expected
+//! order does not rest on sub-millisecond ties. With anomalies on, ordering the PoPs by delay:
+//! the 1st (the nearest) is congested (+60 ms, ±8 ms jitter), the 2nd loses 40% of its echo
+//! requests, the 3rd is silent (drops ICMP), the 4th has an FQDN whose DNS answer adds an
+//! address the catalogue does not list (same delay), and the last FQDN of the 5th is NXDOMAIN
+//! (its listed address still answers).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use popsel::catalog::{Catalog, ListedFqdn, Pop};
+use popsel::rank::{Site, distance_km};
+use serde_json::json;
+
+/// Where the cities come from.
+const SAMPLE: &str = include_str!("../../../config/catalog.sample.json");
+
+/// Every FQDN of a generated world ends with this (the DNS server's zone).
+pub const DOMAIN: &str = "lab.popsel.test";
+/// Round trip at distance 0.
+pub const BASE_MS: f64 = 2.0;
+/// Round trip per km of great-circle distance.
+pub const MS_PER_KM: f64 = 0.015;
+/// Added per provider round (the 2nd provider of a city is 2.5 ms slower than the 1st).
+pub const PROVIDER_STEP_MS: f64 = 2.5;
+/// Added per FQDN index within a PoP.
+pub const FQDN_STEP_MS: f64 = 1.5;
+/// Extra delay of the congested PoP.
+pub const CONGESTION_MS: f64 = 60.0;
+/// Jitter (± uniform) of the congested PoP.
+pub const CONGESTION_JITTER_MS: f64 = 8.0;
+/// Loss ratio of the lossy PoP.
+pub const LOSSY_LOSS: f64 = 0.4;
+/// The lab's own address on the TUN device (never given to a PoP).
+pub const LAB_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
+/// Prefix length of the TUN device's address: the whole 198.18.0.0/15 goes to the TUN.
+pub const LAB_PREFIX: u8 = 15;
+/// Addresses that only DNS knows start here.
+pub const DNS_ONLY_FIRST: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 1);
+/// Catalogue addresses: 254 per /24 from 198.18.0.0 up to (not into) 198.19.254.0.
+pub const MAX_ADDRESSES: usize = 254 * (256 + 254);
+
+const PROVIDERS: [&str; 8] = [
+    "AWS", "Azure", "GCP", "OCI", "Equinix", "Akamai", "Vultr", "Linode",
+];
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec {
+    pub site: Site,
+    pub pops: usize,
+    pub fqdns_per_pop: usize,
+    pub seed: u64,
+    pub anomalies: bool,
+}
+
+impl Spec {
+    /// `pops` PoPs with two FQDNs each, seed 1, anomalies on.
+    pub fn new(site: Site, pops: usize) -> Spec {
+        Spec {
+            site,
+            pops,
+            fqdns_per_pop: 2,
+            seed: 1,
+            anomalies: true,
+        }
+    }
+}
+
+/// How an address answers echo requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    /// Round trip (the responder holds the reply this long).
+    pub delay: Duration,
+    /// The delay varies uniformly within ± this.
+    pub jitter: Duration,
+    /// Share of requests left unanswered, spread evenly (see the responder).
+    pub loss: f64,
+}
+
+impl Link {
+    /// The score `popsel rank` should give this address: median RTT + 500 ms × loss +
+    /// 0.2 × min(jitter, 50 ms), where a uniform ±J delay has a mean absolute difference of
+    /// consecutive round trips of 2J/3. `None` when it never answers.
+    pub fn expected_score(&self) -> Option<f64> {
+        if self.loss >= 1.0 {
+            return None;
+        }
+        let jitter = ms(self.jitter) * 2.0 / 3.0;
+        Some(ms(self.delay) + 500.0 * self.loss + 0.2 * jitter.min(50.0))
+    }
+}
+
+/// A generated PoP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorldPop {
+    pub pop: Pop,
+    pub distance_km: f64,
+    /// Which provider round (0: the city's first provider).
+    pub round: usize,
+}
+
+/// The anomalies, by PoP index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomalies {
+    /// The nearest PoP, congested.
+    pub congested: usize,
+    /// Loses [`LOSSY_LOSS`] of its requests.
+    pub lossy: usize,
+    /// Never answers.
+    pub silent: usize,
+    /// PoP whose first FQDN's DNS answer has an address the catalogue does not list.
+    pub dns_extra_pop: usize,
+    pub dns_extra_fqdn: String,
+    pub dns_only_address: Ipv4Addr,
+    /// PoP whose last FQDN is NXDOMAIN (its listed address still answers).
+    pub nxdomain_pop: usize,
+    pub nxdomain_fqdn: String,
+}
+
+/// The expected place of one PoP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expected {
+    /// Index in [`World::pops`].
+    pub pop: usize,
+    /// Expected score (ms) of its best endpoint; `None`: unreachable.
+    pub score: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    pub spec: Spec,
+    pub pops: Vec<WorldPop>,
+    /// Name (no trailing dot) -> A records. A catalogue name absent here is NXDOMAIN.
+    pub zone: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// What each address answers; an address absent here is silent.
+    pub links: BTreeMap<Ipv4Addr, Link>,
+    pub anomalies: Option<Anomalies>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn from_ms(v: f64) -> Duration {
+    Duration::from_micros((v * 1000.0).round().max(0.0) as u64)
+}
+
+/// The `n`-th catalogue address: 198.18.0.1, .2, ... .254, 198.18.1.1, ...
+pub fn address(n: usize) -> Ipv4Addr {
+    assert!(n < MAX_ADDRESSES, "at most {MAX_ADDRESSES} addresses");
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    Ipv4Addr::from(base + (n / 254) as u32 * 256 + (n % 254) as u32 + 1)
+}
+
+/// `Chicago, Illinois` -> `chicago`; `São Paulo, São Paulo` -> `so-paulo`.
+fn slug(text: &str) -> String {
+    let head = text.split(',').next().unwrap_or_default();
+    let mut out = String::new();
+    for c in head.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if (c == ' ' || c == '-') && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+/// Distinct (country, city, latitude, longitude) of the sample catalogue, in its order.
+pub fn sample_cities() -> Vec<(String, String, f64, f64)> {
+    let catalog = Catalog::from_json(SAMPLE).expect("the sample catalogue parses");
+    let mut cities: Vec<(String, String, f64, f64)> = Vec::new();
+    for p in catalog.pops {
+        if !cities.iter().any(|c| c.0 == p.country && c.1 == p.city) {
+            cities.push((p.country, p.city, p.latitude, p.longitude));
+        }
+    }
+    cities
+}
+
+fn provider(round: usize) -> String {
+    let base = PROVIDERS[round % PROVIDERS.len()];
+    match round / PROVIDERS.len() {
+        0 => base.to_owned(),
+        n => format!("{base}-{}", n + 1),
+    }
+}
+
+impl World {
+    /// Generates the world of `spec`.
+    pub fn generate(spec: Spec) -> World {
+        assert!(spec.pops > 0 && spec.fqdns_per_pop > 0, "an empty world");
+        assert!(
+            !spec.anomalies || spec.pops >= 6,
+            "the anomalies need at least 6 PoPs"
+        );
+        let cities = sample_cities();
+        let mut rng = fastrand::Rng::with_seed(spec.seed);
+        let mut order: Vec<usize> = (0..cities.len()).collect();
+        rng.shuffle(&mut order);
+
+        let mut pops = Vec::with_capacity(spec.pops);
+        let mut zone = BTreeMap::new();
+        let mut links = BTreeMap::new();
+        let mut next_address = 0;
+        for i in 0..spec.pops {
+            let round = i / cities.len();
+            let (country, city, latitude, longitude) = &cities[order[i % cities.len()]];
+            let provider = provider(round);
+            let mut pop = Pop {
+                country: country.clone(),
+                city: city.clone(),
+                provider: provider.clone(),
+                latitude: *latitude,
+                longitude: *longitude,
+                fqdns: Vec::new(),
+            };
+            let km = distance_km(spec.site, &pop);
+            for k in 0..spec.fqdns_per_pop {
+                let name = format!(
+                    "ipsec-{}-{}-{}-{}.{DOMAIN}",
+                    slug(country),
+                    slug(city),
+                    slug(&provider),
+                    k + 1
+                );
+                let ip = address(next_address);
+                next_address += 1;
+                let delay = BASE_MS
+                    + MS_PER_KM * km
+                    + PROVIDER_STEP_MS * round as f64
+                    + FQDN_STEP_MS * k as f64;
+                links.insert(
+                    ip,
+                    Link {
+                        delay: from_ms(delay),
+                        jitter: Duration::ZERO,
+                        loss: 0.0,
+                    },
+                );
+                zone.insert(name.clone(), vec![ip]);
+                pop.fqdns.push(ListedFqdn {
+                    name,
+                    ips: vec![IpAddr::V4(ip)],
+                });
+            }
+            pops.push(WorldPop {
+                pop,
+                distance_km: km,
+                round,
+            });
+        }
+        let mut world = World {
+            spec,
+            pops,
+            zone,
+            links,
+            anomalies: None,
+        };
+        if spec.anomalies {
+            world.add_anomalies();
+        }
+        world
+    }
+
+    fn add_anomalies(&mut self) {
+        // PoPs by the delay of their first address, nearest first.
+        let mut by_delay: Vec<usize> = (0..self.pops.len()).collect();
+        by_delay.sort_by(|&a, &b| {
+            let d = |i: usize| self.links[&self.listed(i)[0]].delay;
+            d(a).cmp(&d(b))
+                .then_with(|| {
+                    self.pops[a]
+                        .distance_km
+                        .total_cmp(&self.pops[b].distance_km)
+                })
+                .then_with(|| a.cmp(&b))
+        });
+        let [congested, lossy, silent, dns_extra_pop, nxdomain_pop] =
+            [0, 1, 2, 3, 4].map(|k| by_delay[k]);
+        for ip in self.listed(congested) {
+            let link = self.links.get_mut(&ip).expect("listed address has a link");
+            link.delay += from_ms(CONGESTION_MS);
+            link.jitter = from_ms(CONGESTION_JITTER_MS);
+        }
+        for ip in self.listed(lossy) {
+            self.links.get_mut(&ip).expect("link").loss = LOSSY_LOSS;
+        }
+        for ip in self.listed(silent) {
+            self.links.remove(&ip);
+        }
+        let dns_extra_fqdn = self.pops[dns_extra_pop].pop.fqdns[0].name.clone();
+        let first = self.listed(dns_extra_pop)[0];
+        let link = self.links[&first];
+        self.links.insert(DNS_ONLY_FIRST, link);
+        self.zone
+            .get_mut(&dns_extra_fqdn)
+            .expect("zone has every name")
+            .push(DNS_ONLY_FIRST);
+        let nxdomain_fqdn = self.pops[nxdomain_pop]
+            .pop
+            .fqdns
+            .last()
+            .expect("a PoP has FQDNs")
+            .name
+            .clone();
+        self.zone.remove(&nxdomain_fqdn);
+        self.anomalies = Some(Anomalies {
+            congested,
+            lossy,
+            silent,
+            dns_extra_pop,
+            dns_extra_fqdn,
+            dns_only_address: DNS_ONLY_FIRST,
+            nxdomain_pop,
+            nxdomain_fqdn,
+        });
+    }
+
+    /// The catalogue addresses of PoP `i`.
+    pub fn listed(&self, i: usize) -> Vec<Ipv4Addr> {
+        self.pops[i]
+            .pop
+            .fqdns
+            .iter()
+            .flat_map(|f| f.ips.iter())
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
+    /// The addresses of PoP `i` that popsel probes: the listed ones and, with DNS, what the
+    /// zone answers for its names (each once).
+    pub fn endpoints(&self, i: usize, dns: bool) -> Vec<Ipv4Addr> {
+        let mut out = self.listed(i);
+        if dns {
+            for f in &self.pops[i].pop.fqdns {
+                for ip in self.zone.get(&f.name).into_iter().flatten() {
+                    if !out.contains(ip) {
+                        out.push(*ip);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every address popsel probes, each once, in catalogue order.
+    pub fn targets(&self, dns: bool) -> Vec<Ipv4Addr> {
+        let mut seen = std::collections::HashSet::new();
+        (0..self.pops.len())
+            .flat_map(|i| self.endpoints(i, dns))
+            .filter(|ip| seen.insert(*ip))
+            .collect()
+    }
+
+    /// The largest delay (plus jitter) of any address that answers.
+    pub fn largest_rtt(&self) -> Duration {
+        self.links
+            .values()
+            .filter(|l| l.loss < 1.0)
+            .map(|l| l.delay + l.jitter)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Whether some target never answers.
+    pub fn has_silent(&self, dns: bool) -> bool {
+        self.targets(dns)
+            .iter()
+            .any(|ip| !self.links.contains_key(ip))
+    }
+
+    /// Index of the PoP in `city` of `provider`.
+    pub fn find(&self, city: &str, provider: &str) -> Option<usize> {
+        self.pops
+            .iter()
+            .position(|p| p.pop.city == city && p.pop.provider == provider)
+    }
+
+    /// Expected score of PoP `i` (its best endpoint), `None` if no endpoint answers.
+    pub fn expected_score(&self, i: usize, dns: bool) -> Option<f64> {
+        self.endpoints(i, dns)
+            .iter()
+            .filter_map(|ip| self.links.get(ip)?.expected_score())
+            .min_by(f64::total_cmp)
+    }
+
+    /// The order `popsel rank` must produce, computed from the documented rule: reachable PoPs
+    /// by score, distance breaking ties (then country, city, provider); unreachable ones after
+    /// them, nearest first.
+    pub fn expected_order(&self, dns: bool) -> Vec<Expected> {
+        let mut out: Vec<Expected> = (0..self.pops.len())
+            .map(|pop| Expected {
+                pop,
+                score: self.expected_score(pop, dns),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            let (pa, pb) = (&self.pops[a.pop], &self.pops[b.pop]);
+            match (a.score, b.score) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            }
+            .then_with(|| pa.distance_km.total_cmp(&pb.distance_km))
+            .then_with(|| pa.pop.country.cmp(&pb.pop.country))
+            .then_with(|| pa.pop.city.cmp(&pb.pop.city))
+            .then_with(|| pa.pop.provider.cmp(&pb.pop.provider))
+        });
+        out
+    }
+
+    /// The catalogue, in the shape of `GET /api/v1/pops/ipsec` (and the sample file).
+    pub fn catalog_json(&self) -> String {
+        let mut countries: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+        for p in &self.pops {
+            let pop = &p.pop;
+            let entry = json!({
+                "city": pop.city,
+                "latitude": pop.latitude.to_string(),
+                "longitude": pop.longitude.to_string(),
+                "provider": pop.provider,
+                "fqdn": pop.fqdns.iter().map(|f| json!({
+                    "name": f.name,
+                    "ip": f.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+            match countries.iter_mut().find(|(c, _)| *c == pop.country) {
+                Some((_, locations)) => locations.push(entry),
+                None => countries.push((pop.country.clone(), vec![entry])),
+            }
+        }
+        let doc = json!({
+            "ipSecLocations": countries
+                .into_iter()
+                .map(|(country, locations)| json!({"country": country, "locations": locations}))
+                .collect::<Vec<_>>(),
+        });
+        serde_json::to_string_pretty(&doc).expect("JSON") + "\n"
+    }
+
+    /// A description for scripts: every target with its link, and the expected order.
+    pub fn describe(&self, dns: bool) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets(dns)
+            .into_iter()
+            .map(|ip| {
+                let link = self.links.get(&ip);
+                json!({
+                    "ip": ip.to_string(),
+                    "silent": link.is_none(),
+                    "delay_ms": link.map(|l| ms(l.delay)),
+                    "jitter_ms": link.map(|l| ms(l.jitter)),
+                    "loss": link.map(|l| l.loss),
+                })
+            })
+            .collect();
+        let expected: Vec<serde_json::Value> = self
+            .expected_order(dns)
+            .into_iter()
+            .map(|e| {
+                let p = &self.pops[e.pop];
+                json!({
+                    "city": p.pop.city, "country": p.pop.country, "provider": p.pop.provider,
+                    "distance_km": p.distance_km, "score": e.score,
+                })
+            })
+            .collect();
+        json!({
+            "site": {"latitude": self.spec.site.latitude, "longitude": self.spec.site.longitude},
+            "pops": self.pops.len(),
+            "largest_rtt_ms": ms(self.largest_rtt()),
+            "targets": targets,
+            "expected": expected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chicago() -> Site {
+        Site {
+            latitude: 41.88,
+            longitude: -87.63,
+        }
+    }
+
+    #[test]
+    fn addresses_fill_the_benchmarking_range_in_order() {
+        assert_eq!(address(0), Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(address(253), Ipv4Addr::new(198, 18, 0, 254));
+        assert_eq!(address(254), Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(address(254 * 256), Ipv4Addr::new(198, 19, 0, 1));
+        let last = address(MAX_ADDRESSES - 1);
+        assert!(last < DNS_ONLY_FIRST && last < LAB_ADDRESS, "{last}");
+    }
+
+    #[test]
+    fn slugs_are_dns_labels() {
+        assert_eq!(slug("Chicago, Illinois"), "chicago");
+        assert_eq!(slug("São Paulo, São Paulo"), "so-paulo");
+        assert_eq!(slug("Bogotá"), "bogot");
+        assert_eq!(slug("AWS-2"), "aws-2");
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_world() {
+        let a = World::generate(Spec::new(chicago(), 60));
+        assert_eq!(a, World::generate(Spec::new(chicago(), 60)));
+        let other = World::generate(Spec {
+            seed: 2,
+            ..Spec::new(chicago(), 60)
+        });
+        assert_ne!(a.pops, other.pops);
+    }
+
+    #[test]
+    fn the_catalogue_parses_and_matches_the_world() {
+        let world = World::generate(Spec::new(chicago(), 100));
+        let catalog = Catalog::from_json(&world.catalog_json()).expect("parses");
+        assert!(catalog.skipped.is_empty(), "{:?}", catalog.skipped);
+        assert_eq!(catalog.pops.len(), 100);
+        for p in &catalog.pops {
+            assert!(world.pops.iter().any(|w| w.pop == *p), "{p:?}");
+        }
+        // Every (city, provider) pair and every address is distinct.
+        let mut pairs: Vec<_> = world
+            .pops
+            .iter()
+            .map(|p| (&p.pop.city, &p.pop.provider))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 100);
+        assert_eq!(world.targets(false).len(), 200);
+        assert_eq!(world.targets(true).len(), 201, "plus the DNS-only address");
+    }
+
+    #[test]
+    fn delay_follows_distance() {
+        let world = World::generate(Spec {
+            anomalies: false,
+            ..Spec::new(chicago(), 48)
+        });
+        for (i, p) in world.pops.iter().enumerate() {
+            let first = world.listed(i)[0];
+            let want = BASE_MS + MS_PER_KM * p.distance_km;
+            let got = ms(world.links[&first].delay);
+            assert!(
+                (got - want).abs() < 0.001,
+                "{}: {got} vs {want}",
+                p.pop.city
+            );
+        }
+        let chicago = world.find("Chicago, Illinois", "AWS").expect("Chicago");
+        assert!(world.pops[chicago].distance_km < 1.0);
+        assert!((ms(world.links[&world.listed(chicago)[0]].delay) - 2.0).abs() < 0.01);
+        // Sydney is about 14,900 km from Chicago: about 225 ms.
+        let sydney = world
+            .find("Sydney, New South Wales", "AWS")
+            .expect("Sydney");
+        let d = ms(world.links[&world.listed(sydney)[0]].delay);
+        assert!((215.0..235.0).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn more_pops_than_cities_use_more_providers() {
+        let world = World::generate(Spec::new(chicago(), 1500));
+        assert_eq!(world.pops.len(), 1500);
+        assert_eq!(world.pops[1499].pop.provider, "Linode-4");
+        assert_eq!(
+            world.zone.len(),
+            3000 - 1,
+            "distinct names, less the NXDOMAIN one"
+        );
+        assert_eq!(world.targets(false).len(), 3000);
+    }
+
+    #[test]
+    fn anomalies_and_expected_order() {
+        let world = World::generate(Spec::new(chicago(), 48));
+        let a = world.anomalies.clone().expect("anomalies");
+        let city = |i: usize| world.pops[i].pop.city.as_str();
+        assert_eq!(city(a.congested), "Chicago, Illinois");
+        assert_eq!(city(a.lossy), "Toronto, Ontario");
+        assert_eq!(city(a.silent), "Ashburn, Virginia");
+        // The silent PoP's addresses are absent from the responder table.
+        assert!(
+            world
+                .listed(a.silent)
+                .iter()
+                .all(|ip| !world.links.contains_key(ip))
+        );
+        // The DNS-only address answers and is only in the zone.
+        assert!(world.links.contains_key(&a.dns_only_address));
+        assert!(world.zone[&a.dns_extra_fqdn].contains(&a.dns_only_address));
+        assert!(!world.targets(false).contains(&a.dns_only_address));
+        assert!(world.targets(true).contains(&a.dns_only_address));
+        assert!(!world.zone.contains_key(&a.nxdomain_fqdn));
+
+        let order = world.expected_order(true);
+        let rank = |pop: usize| order.iter().position(|e| e.pop == pop).expect("ranked");
+        assert_ne!(
+            order[0].pop, a.congested,
+            "the congested nearest PoP is not first"
+        );
+        assert_eq!(order.last().map(|e| e.pop), Some(a.silent), "silent last");
+        assert!(order[..order.len() - 1].iter().all(|e| e.score.is_some()));
+        let lossy = world.expected_score(a.lossy, true).expect("lossy answers");
+        let base = lossy - 500.0 * LOSSY_LOSS;
+        for e in &order {
+            if e.pop != a.lossy && e.score.is_some_and(|s| s <= base + 50.0) {
+                assert!(rank(e.pop) < rank(a.lossy));
+            }
+        }
+        // Congested: +60 ms and 0.2 × 2/3 × 8 ms of jitter.
+        let congested = world.expected_score(a.congested, true).expect("answers");
+        assert!((congested - (2.0 + 60.0 + 0.2 * 16.0 / 3.0)).abs() < 0.01);
+    }
+
+    #[test]
+    fn expected_scores_follow_the_documented_formula() {
+        let link = Link {
+            delay: Duration::from_millis(30),
+            jitter: Duration::from_millis(3),
+            loss: 0.2,
+        };
+        assert!((link.expected_score().unwrap() - (30.0 + 100.0 + 0.4)).abs() < 1e-9);
+        let huge = Link {
+            jitter: Duration::from_millis(300),
+            loss: 0.0,
+            ..link
+        };
+        assert!((huge.expected_score().unwrap() - (30.0 + 10.0)).abs() < 1e-9);
+        let dead = Link { loss: 1.0, ..link };
+        assert_eq!(dead.expected_score(), None);
+    }
+}
