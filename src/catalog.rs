@@ -23,7 +23,7 @@ pub struct Pop {
 }
 
 impl Pop {
-    /// A short stable name for logs and metric labels: `Frankfurt (AWS)`.
+    /// A short name for people: `Frankfurt (AWS)`. Metrics use `PopKey::label`.
     pub fn label(&self) -> String {
         format!("{} ({})", self.city, self.provider)
     }
@@ -85,7 +85,7 @@ impl Catalog {
                 }),
             };
             match result {
-                Ok(pop) => self.pops.push(pop),
+                Ok(pop) => self.add_pop(pop),
                 Err(skipped) => self.skipped.push(skipped),
             }
         }
@@ -126,6 +126,33 @@ impl Filter {
                 (!fqdns.is_empty()).then(|| Pop { fqdns, ..p.clone() })
             })
             .collect()
+    }
+}
+
+impl Catalog {
+    /// A PoP listed twice (same country, city and provider) is one PoP: its FQDNs are merged
+    /// into the first entry, whose coordinates stand.
+    fn add_pop(&mut self, pop: Pop) {
+        let same = |p: &&mut Pop| {
+            p.country == pop.country && p.city == pop.city && p.provider == pop.provider
+        };
+        match self.pops.iter_mut().find(same) {
+            Some(first) => {
+                for fqdn in pop.fqdns {
+                    match first.fqdns.iter_mut().find(|f| f.name == fqdn.name) {
+                        Some(f) => {
+                            for ip in fqdn.ips {
+                                if !f.ips.contains(&ip) {
+                                    f.ips.push(ip);
+                                }
+                            }
+                        }
+                        None => first.fqdns.push(fqdn),
+                    }
+                }
+            }
+            None => self.pops.push(pop),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ pub struct SwanctlFiles {
 }
 
 /// A name swanctl accepts as a section name: letters, digits, `-` and `_`.
-fn section_name(s: &str) -> String {
+pub fn section_name(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -216,16 +216,17 @@ pub async fn run_on_change(
 }
 
 /// Writes the swanctl files of `next` and runs `on_change` for `changes`. Returns the
-/// selection to persist (`next`, except that a location with a failed hook keeps `previous`)
-/// and the problems met.
+/// selection to persist, the changes that stand, and the problems met. A location with a
+/// failed hook keeps its `previous` selection, both roles (one role alone could leave the
+/// two in one city after a swap), so that the next run sees its changes again and reruns the
+/// hooks, which must therefore be idempotent.
 pub async fn hand_off(
     config: &Config,
     previous: &Selection,
     next: &Selection,
     changes: &[Change],
-) -> (Selection, Vec<String>) {
+) -> (Selection, Vec<Change>, Vec<String>) {
     let mut problems = Vec::new();
-    let mut keep = next.clone();
     if let Some(dir) = &config.edge.swanctl_dir {
         for loc in &config.locations {
             if let Some(sel) = next.locations.get(&loc.name) {
@@ -235,18 +236,28 @@ pub async fn hand_off(
             }
         }
     }
+    let mut failed: Vec<&str> = Vec::new();
     if let Some(cmd) = &config.edge.on_change {
         for change in changes {
             if let Err(e) = run_on_change(cmd, change, config.edge.on_change_timeout).await {
                 problems.push(e.to_string());
-                match previous.locations.get(&change.location) {
-                    Some(old) => keep.locations.insert(change.location.clone(), old.clone()),
-                    None => keep.locations.remove(&change.location),
-                };
+                failed.push(&change.location);
             }
         }
     }
-    (keep, problems)
+    let mut keep = next.clone();
+    for location in &failed {
+        match previous.locations.get(*location) {
+            Some(old) => keep.locations.insert((*location).to_owned(), old.clone()),
+            None => keep.locations.remove(*location),
+        };
+    }
+    let stood = changes
+        .iter()
+        .filter(|c| !failed.contains(&c.location.as_str()))
+        .cloned()
+        .collect();
+    (keep, stood, problems)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::atmos::{ApiObserver, ConnectorState, TunnelState};
 use crate::catalog::{Catalog, Pop};
 use crate::config::Role;
 use crate::rank::Ranking;
-use crate::select::{Change, Selection};
+use crate::select::{Change, PopKey, Selection};
 use crate::survey::Survey;
 
 /// The stages of the agent, as the `stage` label says them.
@@ -54,7 +54,7 @@ impl Stage {
 
 /// The `pop` label: country, city and provider, unique in a catalogue.
 pub fn pop_label(pop: &Pop) -> String {
-    format!("{}/{}/{}", pop.country, pop.city, pop.provider)
+    PopKey::of(pop).label()
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -412,7 +412,7 @@ impl Metrics {
         for (location, s) in &selection.locations {
             for role in [Role::Primary, Role::Secondary] {
                 if let Some(c) = &s.role(role).choice {
-                    let pop = format!("{}/{}/{}", c.pop.country, c.pop.city, c.pop.provider);
+                    let pop = c.pop.label();
                     let ip = c.ip.to_string();
                     self.selected
                         .with_label_values(&[location.as_str(), role.as_str(), &pop, &c.fqdn, &ip])

@@ -7,8 +7,9 @@
 //!
 //! Every address is in flight at once, under a cap on addresses probed together and a
 //! packets-per-second cap shared by all. Each address gets its own run of sequence numbers,
-//! taken from a counter that only moves forward, so no (address, sequence) pair is ever in flight
-//! twice and a late reply to an earlier round never counts for a later one. On a Linux ping
+//! taken from one 16-bit counter per prober, so no (address, sequence) pair is ever in flight
+//! twice, and a late reply to an earlier round can only be taken for a later one after the
+//! counter has gone all the way round (65,536 requests later: minutes, not a reply's timeout). On a Linux ping
 //! socket the kernel rewrites the echo identifier to the socket's port, so replies are matched on
 //! (address, sequence) alone; on a raw socket a random identifier per prober also separates our
 //! replies from those of other pingers on the host.
@@ -292,7 +293,8 @@ async fn probe_address(
     let start = Instant::now();
     let mut pings = tokio::task::JoinSet::new();
     for k in 0..settings.count {
-        tokio::time::sleep_until(start + settings.interval * u32::from(k)).await;
+        let due = settings.interval.saturating_mul(u32::from(k));
+        tokio::time::sleep_until(start.checked_add(due).unwrap_or(start)).await;
         pacer.wait().await;
         let mut pinger = client.pinger(ip, ident).await;
         pinger.timeout(settings.timeout);

@@ -82,13 +82,19 @@ pub fn merge(fqdn: &ListedFqdn, answer: &Answer) -> Vec<Endpoint> {
 }
 
 /// The endpoints of a PoP, given the answers for its names (a name missing from `answers`
-/// counts as not asked).
+/// counts as not asked). An address that two FQDNs of the PoP share is one endpoint, under the
+/// first FQDN.
 pub fn endpoints(pop: &Pop, answers: &HashMap<String, Answer>) -> Vec<Endpoint> {
     let not_asked = Answer::NotAsked;
-    pop.fqdns
-        .iter()
-        .flat_map(|f| merge(f, answers.get(&f.name).unwrap_or(&not_asked)))
-        .collect()
+    let mut out: Vec<Endpoint> = Vec::new();
+    for f in &pop.fqdns {
+        for e in merge(f, answers.get(&f.name).unwrap_or(&not_asked)) {
+            if !out.iter().any(|o| o.ip == e.ip) {
+                out.push(e);
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]

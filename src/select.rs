@@ -42,6 +42,11 @@ impl PopKey {
         }
     }
 
+    /// The `pop` label of metrics: `DE/Frankfurt/AWS`, unique in a catalogue.
+    pub fn label(&self) -> String {
+        format!("{}/{}/{}", self.country, self.city, self.provider)
+    }
+
     fn same_city(&self, other: &PopKey) -> bool {
         self.country == other.country && self.city == other.city
     }
@@ -96,6 +101,13 @@ impl LocationSelection {
             Role::Secondary => &self.secondary,
         }
     }
+
+    pub fn role_mut(&mut self, role: Role) -> &mut RoleState {
+        match role {
+            Role::Primary => &mut self.primary,
+            Role::Secondary => &mut self.secondary,
+        }
+    }
 }
 
 /// `selection.json`: every location's selection.
@@ -134,6 +146,9 @@ fn choice(p: &RankedPop, now: SystemTime) -> Option<Choice> {
     })
 }
 
+/// PoPs this close count as the same place when ranking by distance.
+const SAME_PLACE_KM: f64 = 1.0;
+
 /// The best PoP among `candidates` (in rank order), with the provider preferences applied
 /// among those within the margin of the best.
 fn preferred<'a>(
@@ -143,19 +158,28 @@ fn preferred<'a>(
     basis: Basis,
 ) -> Option<&'a RankedPop> {
     let best = *candidates.first()?;
-    if basis != Basis::Latency || !best.reachable {
-        return Some(best);
-    }
-    let best_score = best.score?;
-    let within: Vec<&RankedPop> = candidates
-        .iter()
-        .copied()
-        .filter(|p| {
-            p.reachable
-                && p.score
-                    .is_some_and(|s| s <= best_score + settings.provider_margin_ms)
-        })
-        .collect();
+    // Which PoPs are as good as the best: within the margin on latency; at the same place
+    // (within a kilometre: the same city's other providers) by distance.
+    let within: Vec<&RankedPop> = match basis {
+        Basis::Latency if !best.reachable => return Some(best),
+        Basis::Latency => {
+            let best_score = best.score?;
+            candidates
+                .iter()
+                .copied()
+                .filter(|p| {
+                    p.reachable
+                        && p.score
+                            .is_some_and(|s| s <= best_score + settings.provider_margin_ms)
+                })
+                .collect()
+        }
+        Basis::Distance => candidates
+            .iter()
+            .copied()
+            .filter(|p| p.distance_km <= best.distance_km + SAME_PLACE_KM)
+            .collect(),
+    };
     let preference = |p: &RankedPop| {
         let avoided = avoid_provider.is_some_and(|a| a.eq_ignore_ascii_case(&p.pop.provider));
         let order = settings

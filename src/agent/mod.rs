@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::metrics::{Metrics, Stage};
 use crate::probe::Prober;
 use crate::rank::Ranking;
+use crate::resolve::DnsResolver;
 use crate::select::Selection;
 use crate::state::StateDir;
 use crate::survey::Survey;
@@ -58,11 +59,20 @@ pub struct Agent {
     client: RwLock<Client>,
     state: RwLock<StateDir>,
     make_client: ClientFactory,
+    /// Kept across rounds for its cache; rebuilt on reload.
+    dns: RwLock<Option<DnsResolver>>,
     prober: Option<Prober>,
     catalog: Mutex<Option<(Catalog, SystemTime)>>,
     survey: Mutex<Option<Arc<Survey>>>,
     rankings: Mutex<Vec<(String, Ranking)>>,
     selection: Mutex<Selection>,
+}
+
+/// The resolver of a config; none (catalogue addresses only) when it cannot be set up.
+fn resolver(config: &Config) -> Option<DnsResolver> {
+    DnsResolver::new(config.dns.clone())
+        .map_err(|e| tracing::warn!("{e}; using the catalogue's addresses only"))
+        .ok()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,8 +103,10 @@ impl Agent {
                 }
             }
         };
+        let dns = resolver(&config);
         Ok(Arc::new(Agent {
             metrics,
+            dns: RwLock::new(dns),
             config: RwLock::new(Arc::new(config)),
             client: RwLock::new(client),
             state: RwLock::new(state),
@@ -121,6 +133,10 @@ impl Agent {
             .clone()
     }
 
+    fn dns(&self) -> Option<DnsResolver> {
+        self.dns.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn state(&self) -> StateDir {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -144,6 +160,7 @@ impl Agent {
         let state = StateDir::open(&config.state_dir)?;
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.dns.write().unwrap_or_else(|e| e.into_inner()) = resolver(&config);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         Ok(())
     }

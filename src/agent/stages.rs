@@ -13,7 +13,6 @@ use crate::catalog::Catalog;
 use crate::edge;
 use crate::locations::{rank_locations, select_all};
 use crate::reconcile::{self, Outcome};
-use crate::resolve::DnsResolver;
 use crate::state::SELECTION_FILE;
 use crate::survey::survey;
 
@@ -75,9 +74,7 @@ impl Agent {
         else {
             bail!("no catalogue yet (neither from the API nor cached)");
         };
-        let dns = DnsResolver::new(config.dns.clone())
-            .map_err(|e| tracing::warn!("{e}; using the catalogue's addresses only"))
-            .ok();
+        let dns = self.dns();
         let surveyed = survey(
             pops,
             dns.as_ref(),
@@ -103,15 +100,17 @@ impl Agent {
         let rankings = rank_locations(&config, &surveyed, &skipped);
         let previous = self.selection();
         let (selection, changes) = select_all(&config, &rankings, &previous, SystemTime::now());
+        let (persisted, stood, problems) =
+            edge::hand_off(&config, &previous, &selection, &changes).await;
+        // What the metrics show is what was handed off and persisted.
         self.metrics.observe_rankings(&rankings);
-        self.metrics.observe_selection(&selection, &changes);
-        for c in &changes {
+        self.metrics.observe_selection(&persisted, &stood);
+        for c in &stood {
             tracing::info!(location = %c.location, role = %c.role,
                 old = %c.old.as_ref().map_or("(none)".into(), |o| o.pop.to_string()),
                 new = %c.new.as_ref().map_or("(none)".into(), |n| n.pop.to_string()),
                 reason = %c.reason, "selection changed");
         }
-        let (persisted, problems) = edge::hand_off(&config, &previous, &selection, &changes).await;
         self.state().write_json(SELECTION_FILE, &persisted)?;
         *lock(&self.rankings) = rankings;
         *lock(&self.selection) = persisted;

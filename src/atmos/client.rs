@@ -143,8 +143,16 @@ impl<'a> Call<'a> {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
+        // Never echo credentials someone put in the URL.
+        let shown = match config.base_url.split_once('@') {
+            Some((before, after)) => match before.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://(credentials)@{after}"),
+                None => format!("(credentials)@{after}"),
+            },
+            None => config.base_url.clone(),
+        };
         let bad_url = |detail: String| ClientBuildError::BadUrl {
-            url: config.base_url.clone(),
+            url: shown.clone(),
             detail,
         };
         let base = Url::parse(config.base_url.trim()).map_err(|e| bad_url(e.to_string()))?;
@@ -225,7 +233,9 @@ impl Client {
             return Ok(answer.body);
         }
         let text = self.redact(&String::from_utf8_lossy(&answer.body), call);
-        Err(classify(call, answer.status, answer.retry_after, &text))
+        // Once more after decoding: a JSON message may have held an escaped secret.
+        let message = self.redact(&server_message(&text), call);
+        Err(classify(call, answer.status, answer.retry_after, &message))
     }
 
     /// One HTTP exchange: whatever the server answered, or a transport error.
@@ -288,13 +298,22 @@ impl Client {
     }
 
     /// Removes the token and the call's secrets from text that came from elsewhere.
+    /// Removes the token and the call's secrets from text that came from elsewhere, also in
+    /// their JSON-escaped form (a server echoing a PSK inside a JSON string escapes it).
     fn redact(&self, text: &str, call: &Call<'_>) -> String {
         let mut out = text.to_owned();
         let secrets = std::iter::once(&self.inner.token).chain(call.secrets.iter().copied());
         for secret in secrets {
             let s = secret.expose_secret();
-            if !s.is_empty() && out.contains(s) {
-                out = out.replace(s, REDACTED);
+            if s.is_empty() {
+                continue;
+            }
+            let escaped = serde_json::to_string(s).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [s, escaped] {
+                if !form.is_empty() && out.contains(form) {
+                    out = out.replace(form, REDACTED);
+                }
             }
         }
         out
@@ -470,10 +489,15 @@ fn endpoint_template(segments: &[&str]) -> String {
     out
 }
 
-/// Turns a non-2xx answer into an error. `body` is already redacted.
-fn classify(call: &Call<'_>, status: u16, retry_after: Option<Duration>, body: &str) -> ApiError {
+/// Turns a non-2xx answer into an error. `message` is the server's, already redacted.
+fn classify(
+    call: &Call<'_>,
+    status: u16,
+    retry_after: Option<Duration>,
+    message: &str,
+) -> ApiError {
     let op = call.op.clone();
-    let message = server_message(body);
+    let message = message.to_owned();
     match status {
         400 => ApiError::BadRequest { op, message },
         401 | 403 => ApiError::Unauthorized { op },
@@ -563,31 +587,35 @@ mod tests {
         )
     }
 
+    fn classify_body(c: &Call<'_>, status: u16, ra: Option<Duration>, body: &str) -> ApiError {
+        classify(c, status, ra, &server_message(body))
+    }
+
     #[test]
     fn classifies_documented_codes_in_operator_words() {
         let c = call();
-        let e = classify(&c, 400, None, r#"{"message":"PSK too short"}"#);
+        let e = classify_body(&c, 400, None, r#"{"message":"PSK too short"}"#);
         assert_eq!(
             e.to_string(),
             "get tunnel t1: bad request (HTTP 400): PSK too short"
         );
-        let e = classify(&c, 401, None, "");
+        let e = classify_body(&c, 401, None, "");
         assert!(e.to_string().contains("token rejected or lacks the scope"));
         assert!(e.is_unauthorized());
-        let e = classify(&c, 404, None, "");
+        let e = classify_body(&c, 404, None, "");
         assert_eq!(
             e.to_string(),
             "get tunnel t1: tunnel t1 not found (HTTP 404)"
         );
-        let e = classify(&c, 409, None, r#"{"error":"name in use"}"#);
+        let e = classify_body(&c, 409, None, r#"{"error":"name in use"}"#);
         assert!(e.is_conflict() && e.to_string().contains("on tunnel t1: name in use"));
-        let e = classify(&c, 429, Some(Duration::from_secs(2)), "");
+        let e = classify_body(&c, 429, Some(Duration::from_secs(2)), "");
         assert!(e.is_transient() && !e.is_ambiguous());
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
-        let e = classify(&c, 503, None, "upstream down");
+        let e = classify_body(&c, 503, None, "upstream down");
         assert!(e.is_transient() && e.is_ambiguous());
         assert!(e.to_string().contains("HTTP 503): upstream down"));
-        let e = classify(&c, 418, None, "");
+        let e = classify_body(&c, 418, None, "");
         assert!(!e.is_transient());
     }
 

@@ -108,6 +108,19 @@ fn a_placeholder_name_with_listed_addresses_is_kept_for_its_addresses() {
 }
 
 #[test]
+fn a_pop_listed_twice_is_one_pop() {
+    let c = catalog(json!({"ipSecLocations": [
+        {"country": "DE", "locations": [entry("Frankfurt", json!("50.11"), json!("8.68"), json!([{"name": "a.example", "ip": ["198.18.0.1"]}]))]},
+        {"country": "DE", "locations": [entry("Frankfurt", json!("50.2"), json!("8.7"), json!([{"name": "a.example", "ip": ["198.18.0.2"]}, {"name": "b.example", "ip": []}]))]}
+    ]}));
+    assert_eq!(c.pops.len(), 1);
+    let p = &c.pops[0];
+    assert_eq!(p.latitude, 50.11, "the first entry's coordinates stand");
+    assert_eq!(p.fqdns.len(), 2);
+    assert_eq!(p.fqdns[0].ips.len(), 2);
+}
+
+#[test]
 fn the_sample_catalogue_parses_whole() {
     let c = Catalog::from_json(crate::sim::SAMPLE_CATALOG).unwrap();
     assert!(c.skipped.is_empty(), "{:?}", c.skipped);

@@ -228,7 +228,7 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     p.state.save_managed_tunnels(&p.managed)?;
     let report = reconcile::apply(&p.client, &p.config, &p.plan, &p.state, &p.fingerprints).await;
     let outcomes: Vec<Outcome> = report.results.iter().map(|(_, o)| o.clone()).collect();
-    let (persisted, problems) =
+    let (persisted, _stood, problems) =
         edge::hand_off(&p.config, &p.previous, &p.selection, &p.changes).await;
     p.state.write_json(SELECTION_FILE, &persisted)?;
     for problem in &problems {

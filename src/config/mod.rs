@@ -202,7 +202,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             origin: origin.to_owned(),
-            problems: vec![e.to_string().trim_end().replace('\n', " ")],
+            problems: vec![syntax_problem(text, &e)],
         })?;
         validate::validate(raw, base_dir, env).map_err(|problems| ConfigError {
             origin: origin.to_owned(),
@@ -230,6 +230,22 @@ impl Config {
         self.locations
             .iter()
             .flat_map(|l| l.tunnels.iter().map(move |t| (l, t)))
+    }
+}
+
+/// A TOML error as `line L, column C: message`. toml's own Display quotes the offending source
+/// line, which could be a secret written where it does not belong (`psk = "..."`), so it is
+/// never used.
+fn syntax_problem(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 

@@ -203,6 +203,21 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "timeout = \"0s\"",
             "api.timeout: must be more than 0s",
         ),
+        (
+            "switch_min_improvement_ms = 12",
+            "switch_min_improvement_ms = inf",
+            "selection.switch_min_improvement_ms: must be 0 or more",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\ncount = 500",
+            "probe.count: 500 is out of range; use 1 to 100",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\ninterval = \"2h\"",
+            "probe.interval: 2h is more than 1m",
+        ),
     ];
     for (from, to, message) in cases {
         assert!(GOOD.contains(from), "fixture lacks {from:?}");
@@ -212,6 +227,40 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "{to:?}: expected {message:?}, got {got:#?}"
         );
     }
+}
+
+#[test]
+fn a_secret_in_a_wrong_key_is_never_quoted() {
+    let text = GOOD.replace(
+        "psk_env = \"CHI_PSK_1\"",
+        "psk = \"s3cr3t-in-the-wrong-key\"",
+    );
+    let e = parse(&text, Path::new(".")).unwrap_err().to_string();
+    assert!(
+        e.contains("line ") && e.contains("unknown field `psk`"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cr3t"), "{e}");
+}
+
+#[test]
+fn location_names_must_stay_distinct_in_swanctl_names() {
+    let second = GOOD
+        .split("[[locations]]")
+        .nth(1)
+        .unwrap()
+        .replace("name = \"chicago\"", "name = \"chicago_hq\"")
+        .replace("Chicago IPSec", "Other IPSec")
+        .replace("chicago-1@", "other-1@")
+        .replace("203.0.113.7", "203.0.113.8");
+    let first = GOOD.replace("name = \"chicago\"", "name = \"chicago hq\"");
+    let got = problems(&format!("{first}\n[[locations]]{second}"));
+    assert_eq!(
+        got,
+        [
+            "locations[1].name: \"chicago_hq\" becomes \"chicago_hq\" in swanctl names, as locations[0] does; choose another"
+        ]
+    );
 }
 
 #[test]

@@ -40,6 +40,21 @@ fn positive(p: &mut Problems, key: &str, d: Option<Duration>, default: Duration)
     }
 }
 
+fn at_most(p: &mut Problems, key: &str, d: Duration, max: Duration) -> Duration {
+    if d > max {
+        p.add(
+            key,
+            format!(
+                "{} is more than {}",
+                humantime::format_duration(d),
+                humantime::format_duration(max)
+            ),
+        );
+        return max;
+    }
+    d
+}
+
 fn resolve_path(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_owned()
@@ -80,8 +95,11 @@ pub(super) fn validate(
 
     let defaults = ProbeSettings::default();
     let count = raw.probe.count.unwrap_or(defaults.count);
-    if count == 0 {
-        p.add("probe.count", "must be at least 1");
+    if !(1..=100).contains(&count) {
+        p.add(
+            "probe.count",
+            format!("{count} is out of range; use 1 to 100"),
+        );
     }
     let max_pps = raw.probe.max_pps.unwrap_or(defaults.max_pps);
     if max_pps == 0 {
@@ -93,13 +111,19 @@ pub(super) fn validate(
     }
     let probe = ProbeSettings {
         count,
-        interval: positive(
-            &mut p,
-            "probe.interval",
-            raw.probe.interval,
-            defaults.interval,
-        ),
-        timeout: positive(&mut p, "probe.timeout", raw.probe.timeout, defaults.timeout),
+        interval: {
+            let d = positive(
+                &mut p,
+                "probe.interval",
+                raw.probe.interval,
+                defaults.interval,
+            );
+            at_most(&mut p, "probe.interval", d, Duration::from_secs(60))
+        },
+        timeout: {
+            let d = positive(&mut p, "probe.timeout", raw.probe.timeout, defaults.timeout);
+            at_most(&mut p, "probe.timeout", d, Duration::from_secs(60))
+        },
         concurrency,
         max_pps,
     };
@@ -139,7 +163,8 @@ pub(super) fn validate(
         providers: s.providers,
         provider_margin_ms: s.provider_margin_ms.unwrap_or(sd.provider_margin_ms),
     };
-    if selection.switch_min_improvement_ms.is_nan() || selection.switch_min_improvement_ms < 0.0 {
+    if !selection.switch_min_improvement_ms.is_finite() || selection.switch_min_improvement_ms < 0.0
+    {
         p.add("selection.switch_min_improvement_ms", "must be 0 or more");
     }
     if !(0.0..1.0).contains(&selection.switch_min_improvement_ratio) {
@@ -154,7 +179,7 @@ pub(super) fn validate(
     if selection.switch_after_cycles == 0 {
         p.add("selection.switch_after_cycles", "must be at least 1");
     }
-    if selection.provider_margin_ms.is_nan() || selection.provider_margin_ms < 0.0 {
+    if !selection.provider_margin_ms.is_finite() || selection.provider_margin_ms < 0.0 {
         p.add("selection.provider_margin_ms", "must be 0 or more");
     }
 
@@ -263,12 +288,27 @@ fn locations(
 ) -> Vec<Location> {
     let mut out = Vec::new();
     let mut names: HashMap<String, String> = HashMap::new();
+    let mut safe_names: HashMap<String, String> = HashMap::new();
     let mut tunnel_names: HashMap<String, String> = HashMap::new();
     let mut auth_ids: HashMap<String, String> = HashMap::new();
     for (i, loc) in raw.into_iter().enumerate() {
         let key = format!("locations[{i}]");
         let name = loc.name.unwrap_or_default().trim().to_owned();
+        let before = p.0.len();
         unique(p, &format!("{key}.name"), &name, &mut names);
+        // The swanctl files and connections are named after the location, with what swanctl
+        // does not accept replaced: two names must not end up the same there.
+        let safe = crate::edge::section_name(&name);
+        if p.0.len() == before {
+            if let Some(first) = safe_names.get(&safe) {
+                p.add(
+                    &format!("{key}.name"),
+                    format!("{name:?} becomes {safe:?} in swanctl names, as {first} does; choose another"),
+                );
+            } else {
+                safe_names.insert(safe, format!("locations[{i}]"));
+            }
+        }
         let location_id = loc.location_id.unwrap_or_default().trim().to_owned();
         if location_id.is_empty() {
             p.add(
@@ -369,13 +409,8 @@ fn tunnel(
             &format!("{key}.authentication_id"),
             format!("{auth:?} is neither an email nor an IP address"),
         );
-    } else if let Some(first) = auth_ids.get(&auth) {
-        p.add(
-            &format!("{key}.authentication_id"),
-            format!("{auth:?} is already used by {first}"),
-        );
     } else {
-        auth_ids.insert(auth.clone(), key.to_owned());
+        unique(p, &format!("{key}.authentication_id"), &auth, auth_ids);
     }
     let psk = psk(
         p,

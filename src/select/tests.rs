@@ -304,6 +304,43 @@ fn provider_preferences_apply_within_the_margin() {
 }
 
 #[test]
+fn provider_preferences_apply_by_distance_among_the_same_city() {
+    let mut s = settings();
+    s.providers = vec!["GCP".into()];
+    // Not probed: a distance basis. Two providers in Alpha, equally near.
+    let r = rank(
+        Site {
+            latitude: 0.0,
+            longitude: 0.0,
+        },
+        ranking(&[A, B, C])
+            .pops
+            .into_iter()
+            .map(|p| (p.pop, p.endpoints.into_iter().map(|e| e.endpoint).collect()))
+            .chain(std::iter::once((
+                Pop {
+                    provider: "GCP".into(),
+                    ..ranking(&[A]).pops[0].pop.clone()
+                },
+                vec![Endpoint {
+                    fqdn: "alpha-gcp.pops.test".into(),
+                    ip: "198.18.9.9".parse().unwrap(),
+                    source: Source::Catalog,
+                }],
+            )))
+            .collect(),
+        None,
+        vec![],
+    );
+    let (sel, _) = select_location("x", &LocationSelection::default(), &r, &s, false, t(0));
+    assert_eq!(
+        sel.primary.choice.as_ref().map(|c| c.pop.provider.as_str()),
+        Some("GCP")
+    );
+    assert_eq!(city(&sel, Role::Primary), "Alpha");
+}
+
+#[test]
 fn never_both_in_one_city() {
     // The only other PoPs are in the primary's city: no secondary rather than a same-city one.
     let a2 = P("Alpha", "GCP", 1.0, Some(41.0), 0);
