@@ -93,6 +93,17 @@ def sample(pid):
     return rss, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def rss_parts(pid):
+    """Anonymous and file-backed resident memory (the binary's own pages count in the latter)."""
+    parts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                key, value = line.split(":")
+                parts[key] = int(value.split()[0]) * 1024
+    return parts.get("RssAnon", 0), parts.get("RssFile", 0)
+
+
 def probe_rounds(netns):
     out = subprocess.run(
         ["ip", "netns", "exec", netns, "python3", "-c",
@@ -138,6 +149,7 @@ def main():
                 r, _ = sample(pid)
                 rss.append(r)
             _, cpu1 = sample(pid)
+            anon, file = rss_parts(pid)
             elapsed = time.monotonic() - start
             rounds = probe_rounds(world["netns"])
             cpu_pct = 100.0 * (cpu1 - cpu0) / elapsed
@@ -145,6 +157,7 @@ def main():
                   f"{elapsed:.0f} s, {rounds} probe rounds")
             print(f"  RSS   max {max(rss) / 2**20:.1f} MiB, median {statistics.median(rss) / 2**20:.1f} MiB"
                   f"   (goal <= 20 MB)")
+            print(f"        at the end: {anon / 2**20:.1f} MiB anonymous, {file / 2**20:.1f} MiB file-backed (the binary)")
             print(f"  CPU   {cpu_pct:.2f}% of one core   (goal <= 1%)")
         finally:
             if agent and agent.poll() is None:

@@ -14,7 +14,12 @@ fn main() -> ExitCode {
         popsel::cli::LogFormat::Json => logs.json().init(),
         popsel::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = cli.worker_threads() {
+        runtime.worker_threads(workers);
+    }
+    let runtime = match runtime.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("popsel: error: cannot start the async runtime: {e}");

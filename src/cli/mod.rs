@@ -42,6 +42,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Tokio worker threads for this command; `None` keeps tokio's default of one per core.
+    /// The daemon is I/O-bound (well under 1% of a core) and every worker thread costs a glibc
+    /// malloc arena of about 3 MiB resident (`benches/agent_resources.py`, 300 addresses: 20.9 MiB
+    /// with two workers, 18.4 MiB with one), so on a many-core router the agent would grow with
+    /// the cores and gain nothing.
+    pub fn worker_threads(&self) -> Option<usize> {
+        match self.command {
+            Command::Run(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
 /// Where the API is and how to authenticate. The token itself only comes from the environment
 /// or a file, never from the command line, where `ps` would show it.
 #[derive(Debug, Args)]
