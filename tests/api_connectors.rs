@@ -12,6 +12,7 @@ use popsel::atmos::{
 use popsel::sim::Sim;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use support::assert_contains;
 
 const ZONE: &str = "3f1d2c4b-0a9e-4e7b-8c6d-5a4b3c2d1e0f";
 const COMMAND_START: &str = "sudo bash < <(curl -fskSL https://";
@@ -404,7 +405,7 @@ async fn a_wrong_token_is_a_401_that_never_shows_the_token() {
     for err in &errors {
         assert!(err.is_unauthorized(), "{err:?}");
         let text = format!("{err} {err:?}");
-        assert!(text.contains("token rejected or lacks the scope"), "{text}");
+        assert_contains(&text, "token rejected or lacks the scope");
         assert!(
             !text.contains(wrong) && !text.contains(support::TOKEN),
             "{text}"

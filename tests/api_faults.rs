@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use popsel::atmos::{
@@ -16,7 +15,8 @@ use popsel::atmos::{
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::assert_contains;
+use support::raw_http::{self, Seen, raw_server};
 use tokio::task::JoinSet;
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
@@ -70,73 +70,9 @@ fn count(sim: &Sim, method: &str) -> u64 {
     sim.request_counts()[method].as_u64().unwrap_or(0)
 }
 
-/// One request as the raw server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 port 0 answering each request with the raw bytes
-/// `answer(request, earlier requests)` returns, one request per connection. Returns its base
-/// URL and the log of requests.
-async fn raw_server(
-    answer: impl Fn(&Seen, &[Seen]) -> String + Send + Sync + 'static,
-) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let answer = Arc::new(answer);
-    let server_log = log.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let (answer, log) = (answer.clone(), server_log.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-                        let body_len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() >= i + 4 + body_len {
-                            break;
-                        }
-                    }
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).into_owned();
-                let mut words = head.split_whitespace();
-                let seen = Seen {
-                    method: words.next().unwrap_or_default().to_owned(),
-                    target: words.next().unwrap_or_default().to_owned(),
-                };
-                let reply = {
-                    let mut log = log.lock().unwrap();
-                    let reply = answer(&seen, &log);
-                    log.push(seen);
-                    reply
-                };
-                let _ = sock.write_all(reply.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (url, log)
-}
-
-/// A raw HTTP response with a JSON body and `Connection: close`.
+/// A raw HTTP response with a JSON body.
 fn response(status: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    raw_http::response(status, "application/json", body)
 }
 
 fn list_page(data: serde_json::Value) -> String {
@@ -274,7 +210,7 @@ async fn retry_after_is_honoured_before_giving_up() {
         ),
         "{text}"
     );
-    assert!(text.contains("gave up after 2 attempts"), "{text}");
+    assert_contains(&text, "gave up after 2 attempts");
     assert_eq!(count(&sim, "GET"), 2);
 }
 

@@ -14,7 +14,8 @@ use popsel::atmos::{
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::assert_contains;
+use support::raw_http::{raw_server, response};
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const OTHER_LOCATION: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
@@ -115,72 +116,6 @@ impl ApiObserver for Exchanges {
         let entry = (method.to_owned(), endpoint.to_owned(), code.to_owned());
         self.0.lock().unwrap().push(entry);
     }
-}
-
-/// One request as the raw server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-    body: String,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 port 0 answering each request with the raw bytes `answer`
-/// returns, one request per connection. Returns its base URL.
-async fn raw_server(answer: impl Fn(&Seen) -> String + Send + Sync + 'static) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let answer = Arc::new(answer);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let mut head_end = None;
-                let mut body_len = 0;
-                loop {
-                    if head_end.is_none() {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-                            body_len = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse().ok())
-                                .unwrap_or(0);
-                            head_end = Some(i + 4);
-                        }
-                    }
-                    if head_end.is_some_and(|h| buf.len() >= h + body_len) {
-                        break;
-                    }
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let h = head_end.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..h]).into_owned();
-                let mut words = head.split_whitespace();
-                let seen = Seen {
-                    method: words.next().unwrap_or_default().to_owned(),
-                    target: words.next().unwrap_or_default().to_owned(),
-                    body: String::from_utf8_lossy(&buf[h..]).into_owned(),
-                };
-                let _ = sock.write_all(answer(&seen).as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
-/// A raw HTTP response with a body and `Connection: close`.
-fn response(status: &str, content_type: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
 }
 
 fn tunnel_json(id: &str) -> Value {
@@ -382,10 +317,7 @@ async fn a_page_carries_its_urls_and_totals() {
 async fn objects_moving_between_pages_are_listed_once() {
     // Page 2 repeats the last tunnel of page 1 and page 3 the last of page 2, as when tunnels
     // are created in front of the cursor while a client pages.
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let url = raw_server(move |req| {
-        log.lock().unwrap().push(req.target.clone());
+    let (url, seen) = raw_server(move |req, _| {
         let page: u32 = req
             .target
             .split("pageNumber=")
@@ -411,7 +343,12 @@ async fn objects_moving_between_pages_are_listed_once() {
     let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
     assert_eq!(listed[3], serde_json::from_value(tunnel_json("d")).unwrap());
-    let targets = seen.lock().unwrap().clone();
+    let targets: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.target.clone())
+        .collect();
     assert_eq!(
         targets,
         (1..=3)
@@ -422,7 +359,7 @@ async fn objects_moving_between_pages_are_listed_once() {
 
 #[tokio::test]
 async fn without_total_pages_the_next_page_link_drives_paging() {
-    let url = raw_server(|req| {
+    let (url, _) = raw_server(|req, _| {
         let body = if req.target.ends_with("pageNumber=1") {
             json!({ "nextPage": "http://elsewhere.invalid/page2", "data": [tunnel_json("x")] })
         } else if req.target.ends_with("pageNumber=2") {
@@ -566,8 +503,8 @@ async fn a_wrong_token_is_a_401_that_never_shows_the_token() {
         assert!(err.is_unauthorized(), "{err:?}");
         assert!(!err.is_transient());
         let text = err.to_string();
-        assert!(text.contains("unauthorized (HTTP 401)"), "{text}");
-        assert!(text.contains("token rejected or lacks the scope"), "{text}");
+        assert_contains(&text, "unauthorized (HTTP 401)");
+        assert_contains(&text, "token rejected or lacks the scope");
         assert_no_secrets(&format!("{text} {err:?}"), &[wrong, PSK]);
     }
     assert_eq!(
@@ -775,7 +712,7 @@ async fn a_body_that_is_not_json_is_invalid_body_quoting_200_bytes() {
     );
     assert!(page.len() > 1000);
     let body = page.clone();
-    let url = raw_server(move |_| response("200 OK", "text/html", &body)).await;
+    let (url, _) = raw_server(move |_, _| response("200 OK", "text/html", &body)).await;
     let client = client_at(&url, 100, Duration::from_secs(5), support::fast_retry());
     let err = client.get_tunnel("t1").await.unwrap_err();
     let ApiError::InvalidBody {
@@ -787,7 +724,7 @@ async fn a_body_that_is_not_json_is_invalid_body_quoting_200_bytes() {
         panic!("expected InvalidBody, got {err:?}");
     };
     assert_eq!(op, "get tunnel t1");
-    assert!(detail.contains("expected value"), "{detail}");
+    assert_contains(detail, "expected value");
     assert_eq!(snippet, &page[..200]);
     assert!(!err.to_string().contains(&page[..201]));
     assert!(
@@ -800,10 +737,7 @@ async fn a_body_that_is_not_json_is_invalid_body_quoting_200_bytes() {
 
 #[tokio::test]
 async fn update_accepts_204_with_and_without_a_body() {
-    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-    let log = seen.clone();
-    let url = raw_server(move |req| {
-        log.lock().unwrap().push(req.clone());
+    let (url, seen) = raw_server(|req, _| {
         if req.target.ends_with("/bare") {
             "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_owned()
         } else {
@@ -842,7 +776,7 @@ async fn update_accepts_204_with_and_without_a_body() {
 
 #[tokio::test]
 async fn secrets_the_server_echoes_in_errors_are_redacted() {
-    let url = raw_server(|req| {
+    let (url, _) = raw_server(|req, _| {
         let message = format!(
             "rejected {} with Authorization: Bearer {}",
             req.body,
@@ -862,8 +796,8 @@ async fn secrets_the_server_echoes_in_errors_are_redacted() {
     let ApiError::BadRequest { message, .. } = &err else {
         panic!("expected BadRequest, got {err:?}");
     };
-    assert!(message.contains("\"name\":\"Echo\""), "{message}");
-    assert!(message.contains("(sensitive)"), "{message}");
+    assert_contains(message, "\"name\":\"Echo\"");
+    assert_contains(message, "(sensitive)");
     assert_no_secrets(&format!("{err} {err:?}"), &[PSK]);
 
     let update = TunnelUpdate {
@@ -878,7 +812,7 @@ async fn secrets_the_server_echoes_in_errors_are_redacted() {
 #[tokio::test]
 async fn an_invalid_body_never_quotes_the_token_in_its_detail() {
     // serde quotes a string of the wrong type: `invalid type: string "…", expected u32`.
-    let url = raw_server(|_| {
+    let (url, _) = raw_server(|_, _| {
         let body = json!({ "pageNumber": support::TOKEN, "data": [] });
         response("200 OK", "application/json", &body.to_string())
     })
@@ -892,7 +826,7 @@ async fn an_invalid_body_never_quotes_the_token_in_its_detail() {
 #[tokio::test]
 async fn an_invalid_body_never_quotes_part_of_the_token() {
     // The token starts at byte 185: the first 15 of its 21 characters fall in the snippet.
-    let url = raw_server(|_| {
+    let (url, _) = raw_server(|_, _| {
         let body = format!("{}{}", "x".repeat(185), support::TOKEN);
         response("200 OK", "text/plain", &body)
     })

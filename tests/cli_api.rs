@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use popsel::sim::Sim;
 use serde_json::Value;
+use support::assert_contains;
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const PSK_VAR: &str = "MY_PSK";
@@ -284,7 +285,7 @@ async fn a_missing_token_is_named() {
     cmd.env_remove("POPSEL_API_TOKEN");
     let out = support::run(cmd).await;
     let line = one_error_line(&out);
-    assert!(line.contains("POPSEL_API_TOKEN"), "{line}");
+    assert_contains(&line, "POPSEL_API_TOKEN");
     assert_eq!(
         line,
         "popsel: error: no API token: set POPSEL_API_TOKEN or give a token file (--token-file or [api] token_file)"
@@ -305,9 +306,9 @@ async fn a_wrong_token_is_a_401_that_is_never_printed() {
         cmd.env("POPSEL_API_TOKEN", wrong);
         let out = support::run(cmd).await;
         let line = one_error_line(&out);
-        assert!(
-            line.contains("unauthorized (HTTP 401): token rejected or lacks the scope"),
-            "{line}"
+        assert_contains(
+            &line,
+            "unauthorized (HTTP 401): token rejected or lacks the scope",
         );
         assert!(!line.contains(wrong), "{line}");
         assert_no_secrets(&out);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use popsel::probe::{Probe, ProbeSettings, Prober, SocketKind};
 use serde_json::Value;
+use support::assert_contains;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -674,10 +675,10 @@ fn unprivileged_user_without_ping_sockets_falls_back_to_distance() {
     let doc = rank_json(&out);
     let stderr = support::stderr(&out);
 
-    assert!(stderr.contains("ICMP is not available"), "{stderr}");
-    assert!(stderr.contains("setcap cap_net_raw+ep"), "{stderr}");
-    assert!(stderr.contains("ping_group_range"), "{stderr}");
-    assert!(stderr.contains("Ranking by distance instead"), "{stderr}");
+    assert_contains(&stderr, "ICMP is not available");
+    assert_contains(&stderr, "setcap cap_net_raw+ep");
+    assert_contains(&stderr, "ping_group_range");
+    assert_contains(&stderr, "Ranking by distance instead");
     assert_eq!(doc["probed"], false, "{doc:#}");
     assert_distance_ranking(&doc);
     assert_eq!(pop(&doc, "Near")["rank"], 1, "{doc:#}");

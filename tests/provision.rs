@@ -14,6 +14,7 @@ use popsel::atmos::{Tunnel, TunnelSpec, TunnelUpdate};
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use support::{assert_contains, contains_bytes};
 
 const LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const OTHER_LOCATION_ID: &str = "5a1c0e4b-8d2f-4f3e-9b7a-0c6d1e2f3a4b";
@@ -251,18 +252,15 @@ async fn plan_on_an_empty_account_shows_creates_and_exits_2() {
     let out = site.plan(&[]).await;
     assert_exit(&out, 2);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  + create    \"{NAME_1}\" (location chicago)")),
-        "{text}"
+    assert_contains(
+        &text,
+        &format!("  + create    \"{NAME_1}\" (location chicago)"),
     );
-    assert!(
-        text.contains(&format!("  + create    \"{NAME_2}\" (location chicago)")),
-        "{text}"
+    assert_contains(
+        &text,
+        &format!("  + create    \"{NAME_2}\" (location chicago)"),
     );
-    assert!(
-        text.contains("Plan: 2 to create, 0 to update, 0 to delete"),
-        "{text}"
-    );
+    assert_contains(&text, "Plan: 2 to create, 0 to update, 0 to delete");
     assert_eq!(count(&sim, "writes"), 0, "plan never writes");
     assert!(tunnels(&sim).is_empty());
 }
@@ -301,14 +299,8 @@ async fn apply_creates_exactly_the_configured_tunnels_and_a_second_apply_writes_
     let out = site.plan(&[]).await;
     assert_exit(&out, 0);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  = unchanged \"{NAME_1}\"")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("  = unchanged \"{NAME_2}\"")),
-        "{text}"
-    );
+    assert_contains(&text, &format!("  = unchanged \"{NAME_1}\""));
+    assert_contains(&text, &format!("  = unchanged \"{NAME_2}\""));
     assert_eq!(count(&sim, "writes"), writes);
     assert_configured(&sim, PSK_1, PSK_2);
 }
@@ -369,14 +361,8 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     let out = site.plan(&[]).await;
     assert_exit(&out, 2);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  ~ update    \"{NAME_1}\" ({id_1})")),
-        "{text}"
-    );
-    assert!(
-        text.contains("psk: (sensitive) (changed in the config)"),
-        "{text}"
-    );
+    assert_contains(&text, &format!("  ~ update    \"{NAME_1}\" ({id_1})"));
+    assert_contains(&text, "psk: (sensitive) (changed in the config)");
     let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
     assert_exit(&site.apply(&[]).await, 0);
     assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
@@ -450,21 +436,14 @@ async fn a_tunnel_edited_on_the_server_is_put_back() {
     let out = site.plan(&[]).await;
     assert_exit(&out, 2);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!(
-            "authentication_id: \"edited-by-hand@branch.example\" → \"{AUTH_1}\""
-        )),
-        "{text}"
+    assert_contains(
+        &text,
+        &format!("authentication_id: \"edited-by-hand@branch.example\" → \"{AUTH_1}\""),
     );
-    assert!(
-        text.contains(&format!("name: \"Renamed by hand\" → \"{NAME_2}\"")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "location_id: \"{OTHER_LOCATION_ID}\" → \"{LOCATION_ID}\""
-        )),
-        "{text}"
+    assert_contains(&text, &format!("name: \"Renamed by hand\" → \"{NAME_2}\""));
+    assert_contains(
+        &text,
+        &format!("location_id: \"{OTHER_LOCATION_ID}\" → \"{LOCATION_ID}\""),
     );
     assert!(!text.contains("+ create"), "{text}");
 
@@ -496,11 +475,8 @@ async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_al
     let out = site.plan(&[]).await;
     assert_exit(&out, 1);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  ! conflict  \"{NAME_1}\": ")),
-        "{text}"
-    );
-    assert!(text.contains("someone-else@other.example"), "{text}");
+    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
+    assert_contains(&text, "someone-else@other.example");
 
     let (puts, deletes) = (count(&sim, "PUT"), count(&sim, "DELETE"));
     let out = site.apply(&[]).await;
@@ -536,11 +512,8 @@ async fn an_authentication_id_held_by_an_unmanaged_tunnel_of_another_name_is_a_c
     let out = site.plan(&[]).await;
     assert_exit(&out, 1);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  ! conflict  \"{NAME_1}\": ")),
-        "{text}"
-    );
-    assert!(text.contains("Somebody's tunnel"), "{text}");
+    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
+    assert_contains(&text, "Somebody's tunnel");
 
     let puts = count(&sim, "PUT");
     let out = site.apply(&[]).await;
@@ -573,13 +546,13 @@ async fn a_tunnel_that_exists_with_the_configured_name_and_authentication_id_is_
     let out = site.plan(&[]).await;
     assert_exit(&out, 2);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  ~ update    \"{NAME_1}\" ({})", existing.id)),
-        "{text}"
+    assert_contains(
+        &text,
+        &format!("  ~ update    \"{NAME_1}\" ({})", existing.id),
     );
-    assert!(
-        text.contains("psk: (sensitive) (popsel has not pushed it to this tunnel yet)"),
-        "{text}"
+    assert_contains(
+        &text,
+        "psk: (sensitive) (popsel has not pushed it to this tunnel yet)",
     );
 
     let out = site.apply(&[]).await;
@@ -634,7 +607,7 @@ async fn a_409_on_create_adopts_the_tunnel_that_appeared_meanwhile() {
     assert_eq!(by_name(&sim, NAME_1).id, existing.id, "no duplicate");
     assert!(site.manages(&existing.id));
     let audit = std::fs::read_to_string(site.state_dir().join("audit.log")).unwrap();
-    assert!(audit.contains("\"action\":\"adopt\""), "{audit}");
+    assert_contains(&audit, "\"action\":\"adopt\"");
 
     sim.set_faults(Faults::default()).unwrap();
     assert_exit(&site.plan(&[]).await, 0);
@@ -661,10 +634,7 @@ async fn prune_deletes_only_managed_tunnels_removed_from_the_config() {
     let out = site.plan(&[]).await;
     assert_exit(&out, 0);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  ? orphan    \"{NAME_2}\" ({id_2})")),
-        "{text}"
-    );
+    assert_contains(&text, &format!("  ? orphan    \"{NAME_2}\" ({id_2})"));
     assert!(!text.contains("Branch office (manual)"), "{text}");
 
     let out = site.apply(&[]).await;
@@ -676,10 +646,7 @@ async fn prune_deletes_only_managed_tunnels_removed_from_the_config() {
     let out = site.plan(&["--prune"]).await;
     assert_exit(&out, 2);
     let text = support::stdout(&out);
-    assert!(
-        text.contains(&format!("  - delete    \"{NAME_2}\" ({id_2})")),
-        "{text}"
-    );
+    assert_contains(&text, &format!("  - delete    \"{NAME_2}\" ({id_2})"));
     assert!(!text.contains("Branch office (manual)"), "{text}");
 
     let out = site.apply(&["--prune"]).await;
@@ -754,26 +721,6 @@ async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
 
 // ---- secrets ----
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -804,17 +751,18 @@ async fn a_psk_shows_nowhere_but_hex_encoded_in_the_secrets_file() {
     for out in &outputs {
         for psk in all_psks {
             assert!(
-                !contains(&out.stdout, psk) && !contains(&out.stderr, psk),
+                !contains_bytes(&out.stdout, psk.as_bytes())
+                    && !contains_bytes(&out.stderr, psk.as_bytes()),
                 "PSK in the output of popsel:\n{}",
                 show(out)
             );
         }
     }
 
-    let state_files = files_under(&site.state_dir());
-    let names: Vec<String> = state_files
+    let mut files = support::files_under(&site.state_dir());
+    let names: Vec<String> = files
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(names.contains(&"audit.log".to_owned()), "{names:?}");
     assert!(names.contains(&"tunnels.json".to_owned()), "{names:?}");
@@ -827,30 +775,34 @@ async fn a_psk_shows_nowhere_but_hex_encoded_in_the_secrets_file() {
         site.path("swanctl/popsel-chicago.conf"),
         site.path("swanctl/popsel-chicago-secrets.conf"),
     );
-    for file in state_files.iter().chain([&conf]) {
-        let bytes = std::fs::read(file).unwrap();
+    files.push((conf.clone(), std::fs::read(&conf).unwrap()));
+    for (file, bytes) in &files {
         for psk in all_psks {
-            assert!(!contains(&bytes, psk), "PSK in {}", file.display());
             assert!(
-                !contains(&bytes, &hex(psk)),
+                !contains_bytes(bytes, psk.as_bytes()),
+                "PSK in {}",
+                file.display()
+            );
+            assert!(
+                !contains_bytes(bytes, hex(psk).as_bytes()),
                 "hex PSK in {}",
                 file.display()
             );
         }
     }
     let conf_text = std::fs::read_to_string(&conf).unwrap();
-    assert!(conf_text.contains(AUTH_1), "{conf_text}");
+    assert_contains(&conf_text, AUTH_1);
 
     let secret_bytes = std::fs::read(&secrets).unwrap();
     for psk in all_psks {
         assert!(
-            !contains(&secret_bytes, psk),
+            !contains_bytes(&secret_bytes, psk.as_bytes()),
             "clear PSK in the secrets file"
         );
     }
     for psk in [new_1, PSK_2] {
         assert!(
-            contains(&secret_bytes, &format!("0x{}", hex(psk))),
+            contains_bytes(&secret_bytes, format!("0x{}", hex(psk)).as_bytes()),
             "the current PSK, hex-encoded, in the secrets file:\n{}",
             String::from_utf8_lossy(&secret_bytes)
         );

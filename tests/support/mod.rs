@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod raw_http;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use popsel::atmos::{Client, ClientConfig, RetryPolicy};
@@ -106,4 +109,29 @@ pub fn is_root() -> Result<(), String> {
     } else {
         Err(format!("effective uid is {euid}, not 0"))
     }
+}
+
+/// Every file under `dir`, recursively, with its bytes: what a secrets test greps.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).expect("read file");
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Asserts that `text` holds `needle`, showing all of `text` when it does not.
+#[track_caller]
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }
