@@ -11,7 +11,7 @@ use popsel::atmos::{
 };
 use popsel::sim::Sim;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::assert_contains;
 
 const ZONE: &str = "3f1d2c4b-0a9e-4e7b-8c6d-5a4b3c2d1e0f";
@@ -32,26 +32,6 @@ fn paged_client(sim: &Sim, page_size: u32) -> Client {
     cc.retry = support::fast_retry();
     cc.timeout = Duration::from_secs(5);
     Client::new(cc).expect("client")
-}
-
-/// A plain HTTP client, for requests the typed client cannot make.
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-/// A request to the emulator with the test token: (status, JSON body or Null).
-async fn sim_request(sim: &Sim, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let resp = http()
-        .request(method, format!("{}{path}", sim.url()))
-        .bearer_auth(support::TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("request to the emulator");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn names(connectors: &[Connector]) -> Vec<String> {
@@ -173,7 +153,7 @@ async fn every_documented_status_set_on_the_emulator_is_read_back() {
         "UdpOnly",
         "Pending",
     ] {
-        let (code, body) = sim_request(
+        let (code, body) = support::sim_request(
             &sim,
             reqwest::Method::PUT,
             &format!("/_sim/connectors/{}/status", c.id),
@@ -186,7 +166,7 @@ async fn every_documented_status_set_on_the_emulator_is_read_back() {
         assert_eq!(status.id, c.id);
     }
     // A state the document does not list reads back as Unknown, not as an error.
-    let (code, _) = sim_request(
+    let (code, _) = support::sim_request(
         &sim,
         reqwest::Method::PUT,
         &format!("/_sim/connectors/{}/status", c.id),
@@ -341,7 +321,7 @@ async fn a_missing_name_is_a_400() {
         json!({ "connectorZoneID": ZONE }),
         json!({ "name": "  " }),
     ] {
-        let (status, answer) = sim_request(
+        let (status, answer) = support::sim_request(
             &sim,
             reqwest::Method::POST,
             "/api/v1/connectors",

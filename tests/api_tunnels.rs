@@ -51,29 +51,9 @@ fn paged_client(sim: &Sim, page_size: u32) -> Client {
     )
 }
 
-/// A plain HTTP client, for requests the typed client cannot make.
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-/// A request to the emulator with the test token: (status, JSON body or Null).
-async fn sim_request(sim: &Sim, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let resp = http()
-        .request(method, format!("{}{path}", sim.url()))
-        .bearer_auth(support::TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("request to the emulator");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Whether the emulator's tunnel `id` has PSK `psk`, asked over its control API.
 async fn psk_matches(sim: &Sim, id: &str, psk: &str) -> bool {
-    let (status, body) = sim_request(
+    let (status, body) = support::sim_request(
         sim,
         reqwest::Method::POST,
         &format!("/_sim/tunnels/{id}/psk-check"),
@@ -85,7 +65,7 @@ async fn psk_matches(sim: &Sim, id: &str, psk: &str) -> bool {
 }
 
 async fn set_status(sim: &Sim, id: &str, status: &str) {
-    let (code, body) = sim_request(
+    let (code, body) = support::sim_request(
         sim,
         reqwest::Method::PUT,
         &format!("/_sim/tunnels/{id}/status"),
@@ -446,7 +426,7 @@ async fn a_bad_authentication_id_is_a_400() {
 async fn a_missing_location_id_is_a_400() {
     let sim = support::start_sim(support::no_faults()).await;
     // The typed client always sends locationID; leave it out by hand.
-    let (status, body) = sim_request(
+    let (status, body) = support::sim_request(
         &sim,
         reqwest::Method::POST,
         "/api/v1/tunnels",

@@ -21,12 +21,14 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
     agent.first_cycle(&base).await;
 
     let id = tunnel_id(&sim, "Chicago IPSec1");
-    let status = sim_put(
+    let status = support::sim_request(
         &sim,
+        reqwest::Method::PUT,
         &format!("/_sim/tunnels/{id}/status"),
         json!({ "status": "Connected" }),
     )
-    .await;
+    .await
+    .0;
     assert_eq!(status, 204);
     let connector = sim
         .with_store(|s| s.connectors())
@@ -34,12 +36,14 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
         .find(|c| c.name == CONNECTOR)
         .expect("the connector")
         .id;
-    let status = sim_put(
+    let status = support::sim_request(
         &sim,
+        reqwest::Method::PUT,
         &format!("/_sim/connectors/{connector}/status"),
         json!({ "status": "Available" }),
     )
-    .await;
+    .await
+    .0;
     assert_eq!(status, 204);
 
     let state = |s: &Scrape, tunnel: &str, state: &str| {
@@ -85,12 +89,14 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
     );
 
     // And back.
-    let status = sim_put(
+    let status = support::sim_request(
         &sim,
+        reqwest::Method::PUT,
         &format!("/_sim/tunnels/{id}/status"),
         json!({ "status": "Disconnected" }),
     )
-    .await;
+    .await
+    .0;
     assert_eq!(status, 204);
     agent
         .scrape_until(
@@ -272,12 +278,14 @@ async fn outage_is_reflected_in_tunnel_status_within_a_few_status_intervals() {
     agent.first_cycle(&base).await;
     let id = tunnel_id(&sim, "Chicago IPSec1");
     assert_eq!(
-        sim_put(
+        support::sim_request(
             &sim,
+            reqwest::Method::PUT,
             &format!("/_sim/tunnels/{id}/status"),
             json!({ "status": "Connected" })
         )
-        .await,
+        .await
+        .0,
         204
     );
     let s = agent

@@ -24,8 +24,9 @@ async fn secrets_never_leak_to_output_metrics_or_state() {
     // Exercise more paths: a status change, a reload that adds a tunnel (a fourth PSK pushed),
     // a reload with a broken config.
     let id = tunnel_id(&sim, "Chicago IPSec1");
-    sim_put(
+    support::sim_request(
         &sim,
+        reqwest::Method::PUT,
         &format!("/_sim/tunnels/{id}/status"),
         json!({ "status": "Connected" }),
     )

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use popsel::atmos::{Client, ClientConfig, RetryPolicy};
 use popsel::sim::{Faults, Sim, SimOptions};
 use secrecy::SecretString;
+use serde_json::Value;
 
 /// The token every test emulator accepts. Tests grep outputs for it to prove it never leaks.
 pub const TOKEN: &str = "test-token-8c1f0e2d9b";
@@ -134,4 +135,36 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 #[track_caller]
 pub fn assert_contains(text: &str, needle: &str) {
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+}
+
+/// A plain HTTP client, for requests the typed client cannot make: never through a proxy, and
+/// bounded, so that a server that hangs fails the test instead of stalling it.
+pub fn http() -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider; plain http needs none, but building
+    // a client wants one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A request to the emulator with the test token: (status, JSON body or Null).
+pub async fn sim_request(
+    sim: &Sim,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let resp = http()
+        .request(method, format!("{}{path}", sim.url()))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request to the emulator");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
