@@ -45,9 +45,9 @@ pub struct Cli {
 impl Cli {
     /// Tokio worker threads for this command; `None` keeps tokio's default of one per core.
     /// The daemon is I/O-bound (well under 1% of a core) and every worker thread costs a glibc
-    /// malloc arena of about 3 MiB resident (`benches/agent_resources.py`, 300 addresses: 20.9 MiB
-    /// with two workers, 18.4 MiB with one), so on a many-core router the agent would grow with
-    /// the cores and gain nothing.
+    /// malloc arena of about 2.5 MiB resident (`benches/agent_resources.py`, 10 min at 300
+    /// addresses: 20.9 MiB with two workers, 18.5 MiB with one), so on a many-core router the
+    /// agent would grow with the cores and gain nothing.
     pub fn worker_threads(&self) -> Option<usize> {
         match self.command {
             Command::Run(_) => Some(1),
