@@ -39,66 +39,7 @@ pub const CONNECTOR: &str = "branch-connector";
 
 pub const STAGES: [&str; 5] = ["catalog", "probe", "select", "reconcile", "status"];
 
-/// Every metric family of src/metrics.rs, and the process collector's.
-pub const FAMILIES: [&str; 24] = [
-    "popsel_pop_rtt_seconds",
-    "popsel_pop_loss_ratio",
-    "popsel_pop_up",
-    "popsel_probe_requests_total",
-    "popsel_probe_responses_total",
-    "popsel_probe_rtt_seconds",
-    "popsel_pop_distance_meters",
-    "popsel_pop_rank",
-    "popsel_pop_score",
-    "popsel_selected_pop_info",
-    "popsel_selection_changes_total",
-    "popsel_tunnel_status",
-    "popsel_tunnel_up",
-    "popsel_connector_status",
-    "popsel_api_up",
-    "popsel_api_requests_total",
-    "popsel_api_request_duration_seconds",
-    "popsel_catalog_pops",
-    "popsel_catalog_skipped_entries",
-    "popsel_catalog_last_update_timestamp_seconds",
-    "popsel_stage_runs_total",
-    "popsel_stage_failures_total",
-    "popsel_stage_last_success_timestamp_seconds",
-    "popsel_build_info",
-];
-
-/// Families only a probe round fills. Under `--no-probe` they have no series, and the
-/// Prometheus client leaves a family without series out of the exposition altogether.
-pub const PROBE_FAMILIES: [&str; 6] = [
-    "popsel_pop_rtt_seconds",
-    "popsel_pop_loss_ratio",
-    "popsel_pop_up",
-    "popsel_probe_requests_total",
-    "popsel_probe_responses_total",
-    "popsel_probe_rtt_seconds",
-];
-
-pub const PROCESS_FAMILIES: [&str; 7] = [
-    "process_cpu_seconds_total",
-    "process_open_fds",
-    "process_max_fds",
-    "process_virtual_memory_bytes",
-    "process_resident_memory_bytes",
-    "process_start_time_seconds",
-    "process_threads",
-];
-
-/// The endpoint labels the agent may use: path templates, never an object id.
-pub const ENDPOINT_TEMPLATES: [&str; 7] = [
-    "/api/v1/pops/ipsec",
-    "/api/v1/tunnels",
-    "/api/v1/tunnels/{id}",
-    "/api/v1/tunnels/{id}/status",
-    "/api/v1/connectors",
-    "/api/v1/connectors/{id}",
-    "/api/v1/connectors/{id}/status",
-];
-
+/// `s` as a TOML basic string.
 pub fn toml_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
