@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use popsel::sim::Sim;
 use serde_json::Value;
-use support::assert_contains;
+use support::{assert_contains, assert_exit, show};
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const PSK_VAR: &str = "MY_PSK";
@@ -36,15 +36,6 @@ async fn run_api(sim: &Sim, args: &[&str]) -> Output {
     out
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        support::stdout(o),
-        support::stderr(o)
-    )
-}
-
 #[track_caller]
 fn assert_success(o: &Output) {
     assert!(o.status.success(), "{}", show(o));
@@ -62,7 +53,7 @@ fn assert_no_secrets(o: &Output) {
 /// A failed run: exit 1, nothing on stdout, one line on stderr, which is returned.
 #[track_caller]
 fn one_error_line(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(1), "{}", show(o));
+    assert_exit(o, 1);
     assert_eq!(support::stdout(o), "", "{}", show(o));
     let err = support::stderr(o);
     let lines: Vec<&str> = err.lines().collect();

@@ -439,13 +439,7 @@ fn rank_args(catalog: &Path) -> Vec<String> {
 
 /// The JSON document `popsel rank --output json` printed, after checking it exited 0.
 fn rank_json(out: &Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        support::stdout(out),
-        support::stderr(out)
-    );
+    support::assert_exit(out, 0);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}):\n{}\nstderr:\n{}",

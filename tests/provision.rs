@@ -14,7 +14,7 @@ use popsel::atmos::{Tunnel, TunnelSpec, TunnelUpdate};
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{assert_contains, contains_bytes};
+use support::{assert_contains, assert_exit, contains_bytes, show, toml_str};
 
 const LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const OTHER_LOCATION_ID: &str = "5a1c0e4b-8d2f-4f3e-9b7a-0c6d1e2f3a4b";
@@ -30,10 +30,6 @@ const PSK_FILE: &str = "chicago-2.psk";
 const PSK_2: &str = "Chicago-two-Psk-b41e02";
 
 // ---- helpers ----
-
-fn toml_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
 
 /// A site's config in a temporary directory: one location, "chicago", with a primary tunnel
 /// (PSK from `PSK_ENV`) and, unless dropped, a secondary (PSK from `PSK_FILE`).
@@ -170,20 +166,6 @@ psk_file = "{PSK_FILE}"
 
 fn code(o: &Output) -> i32 {
     o.status.code().expect("exited, not killed")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        support::stdout(o),
-        support::stderr(o)
-    )
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, expected: i32) {
-    assert_eq!(code(o), expected, "{}", show(o));
 }
 
 /// The emulator's tunnels, straight from its store.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::process::*;
-use crate::support;
+use crate::support::{self, toml_str};
 
 pub const CHICAGO_LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 pub const FRANKFURT_LOCATION_ID: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
@@ -38,11 +38,6 @@ pub const EXTRA_TUNNEL: (&str, &str) = ("frankfurt", "Frankfurt IPSec2");
 pub const CONNECTOR: &str = "branch-connector";
 
 pub const STAGES: [&str; 5] = ["catalog", "probe", "select", "reconcile", "status"];
-
-/// `s` as a TOML basic string.
-pub fn toml_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
 
 /// A site's config in a temporary directory: "chicago" (local, primary and secondary) and
 /// "frankfurt" (not local, primary only; a reload may add a secondary), short agent

@@ -77,6 +77,26 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A finished command's exit code, stdout and stderr, for failure messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+#[track_caller]
+pub fn assert_exit(o: &Output, expected: i32) {
+    assert_eq!(o.status.code(), Some(expected), "{}", show(o));
+}
+
+/// `s` as a TOML basic string, for configs written by tests.
+pub fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Whether this run must not skip privileged tests: CI sets `CI=true` and runs as root, so a
 /// privileged test that cannot run there is a failure, not a skip.
 pub fn in_ci() -> bool {
