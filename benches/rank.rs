@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use popsel::catalog::Catalog;
+use popsel::location::Site;
 use popsel::probe::Probe;
-use popsel::rank::{Site, rank};
+use popsel::rank::rank;
 use popsel::resolve::{self, Answer};
 
 const POPS: usize = 10_000;

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lab::Lab;
 use lab::world::{Spec, World};
-use popsel::rank::Site;
+use popsel::location::Site;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -128,7 +128,7 @@ fn run(args: Args) -> Result<(), String> {
         targets.len()
     );
     if let Some(a) = &world.anomalies {
-        let label = |i: usize| world.pops[i].pop.label();
+        let label = |i: usize| world.pops[i].pop.id().to_string();
         println!(
             "  anomalies: congested {}, lossy {}, silent {}, DNS-only {} for {}, NXDOMAIN {}",
             label(a.congested),

@@ -7,9 +7,9 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::atmos::{Coordinate, Lenient, PopCountry, PopDocument, PopEntry};
+use crate::atmos::types::{Coordinate, Lenient, PopCountry, PopDocument, PopEntry};
 
 /// An IPsec PoP as the catalogue lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,9 +23,34 @@ pub struct Pop {
 }
 
 impl Pop {
-    /// A short name for people: `Frankfurt (AWS)`. Metrics use `PopKey::label`.
-    pub fn label(&self) -> String {
-        format!("{} ({})", self.city, self.provider)
+    pub fn id(&self) -> PopId {
+        PopId {
+            country: self.country.clone(),
+            city: self.city.clone(),
+            provider: self.provider.clone(),
+        }
+    }
+}
+
+/// Which PoP: a catalogue entry is a city at a provider, unique in a catalogue (entries listed
+/// twice are merged). Its one label, wherever a PoP is named (metrics, logs, plan output, the
+/// hook's environment), is its `Display`: `DE/Frankfurt/AWS`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PopId {
+    pub country: String,
+    pub city: String,
+    pub provider: String,
+}
+
+impl PopId {
+    pub fn same_city(&self, other: &PopId) -> bool {
+        self.country == other.country && self.city == other.city
+    }
+}
+
+impl std::fmt::Display for PopId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.country, self.city, self.provider)
     }
 }
 
@@ -256,4 +281,5 @@ pub fn is_hostname(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[path = "catalog_tests.rs"]
 mod tests;

@@ -1,7 +1,11 @@
 //! popsel: SD-WAN PoP selection and tunnel provisioning agent for Atmos Cloud.
 //!
-//! Stages live in their own modules, each a pure core inside a thin I/O shell: `atmos` (the API
-//! client), `sim` (the API emulator), `config`; `cli` turns command lines into calls.
+//! One module per pipeline stage, each a pure core inside a thin I/O shell: `catalog`,
+//! `resolve`, `probe`, `rank`, `select`, `reconcile`, `edge` (the hand-off), `status` and
+//! `metrics` (the export). `pipeline` is the one place that sequences them; `agent` schedules
+//! it; `cli` turns command lines into calls. `atmos` is the API client, `sim` its emulator,
+//! `config` parses and assembles each stage's settings. The README's "How the code is laid
+//! out" has the data flow.
 
 #![forbid(unsafe_code)]
 
@@ -11,14 +15,18 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod edge;
-pub mod locations;
+pub mod location;
 pub mod metrics;
+pub mod pipeline;
 pub mod probe;
 pub mod rank;
 pub mod reconcile;
 pub mod resolve;
+pub mod schedule;
 pub mod select;
 pub mod sim;
 pub mod state;
+pub mod status;
 pub mod survey;
+pub mod timestamp;
 mod tls;

@@ -16,46 +16,79 @@ use prometheus::{
 };
 
 use crate::atmos::{ApiObserver, ConnectorState, TunnelState};
-use crate::catalog::{Catalog, Pop};
-use crate::config::Role;
+use crate::catalog::Catalog;
+use crate::location::Role;
 use crate::rank::Ranking;
-use crate::select::{Change, PopKey, Selection};
+use crate::schedule::Stage;
+use crate::select::{Change, Selection};
+use crate::status::{ConnectorStatusRow, TunnelStatusRow};
 use crate::survey::Survey;
 
-/// The stages of the agent, as the `stage` label says them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Catalog,
-    Probe,
-    Select,
-    Reconcile,
-    Status,
+/// `[metrics]` of the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub listen: std::net::SocketAddr,
 }
 
-impl Stage {
-    pub const ALL: [Stage; 5] = [
-        Self::Catalog,
-        Self::Probe,
-        Self::Select,
-        Self::Reconcile,
-        Self::Status,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Catalog => "catalog",
-            Stage::Probe => "probe",
-            Stage::Select => "select",
-            Stage::Reconcile => "reconcile",
-            Stage::Status => "status",
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9469)),
         }
     }
 }
 
-/// The `pop` label: country, city and provider, unique in a catalogue.
-pub fn pop_label(pop: &Pop) -> String {
-    PopKey::of(pop).label()
-}
+/// Every `popsel_` family the agent exports: the one list the docs test (`tests/deploy.rs`)
+/// and the agent test read.
+pub const FAMILIES: [&str; 24] = [
+    "popsel_pop_rtt_seconds",
+    "popsel_pop_loss_ratio",
+    "popsel_pop_up",
+    "popsel_probe_requests_total",
+    "popsel_probe_responses_total",
+    "popsel_probe_rtt_seconds",
+    "popsel_pop_distance_meters",
+    "popsel_pop_rank",
+    "popsel_pop_score",
+    "popsel_selected_pop_info",
+    "popsel_selection_changes_total",
+    "popsel_tunnel_status",
+    "popsel_tunnel_up",
+    "popsel_connector_status",
+    "popsel_api_up",
+    "popsel_api_requests_total",
+    "popsel_api_request_duration_seconds",
+    "popsel_catalog_pops",
+    "popsel_catalog_skipped_entries",
+    "popsel_catalog_last_update_timestamp_seconds",
+    "popsel_stage_runs_total",
+    "popsel_stage_failures_total",
+    "popsel_stage_last_success_timestamp_seconds",
+    "popsel_build_info",
+];
+
+/// The families only a probe round fills: without one they have no series, and the
+/// exposition leaves them out altogether.
+pub const PROBE_FAMILIES: [&str; 6] = [
+    "popsel_pop_rtt_seconds",
+    "popsel_pop_loss_ratio",
+    "popsel_pop_up",
+    "popsel_probe_requests_total",
+    "popsel_probe_responses_total",
+    "popsel_probe_rtt_seconds",
+];
+
+/// The process collector's families (Linux).
+pub const PROCESS_FAMILIES: [&str; 7] = [
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
 
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -342,7 +375,7 @@ impl Metrics {
         let mut endpoints = HashSet::new();
         let mut pops = HashSet::new();
         for (pop, eps) in &survey.pops {
-            let label = pop_label(pop);
+            let label = pop.id().to_string();
             for e in eps {
                 let Some(p) = probes.get(&e.ip) else {
                     continue;
@@ -395,7 +428,7 @@ impl Metrics {
         self.pop_score.reset();
         for (location, ranking) in rankings {
             for p in &ranking.pops {
-                let labels = [location.as_str(), &pop_label(&p.pop)];
+                let labels = [location.as_str(), &p.pop.id().to_string()];
                 self.pop_distance
                     .with_label_values(&labels)
                     .set(p.distance_km * 1000.0);
@@ -412,7 +445,7 @@ impl Metrics {
         for (location, s) in &selection.locations {
             for role in [Role::Primary, Role::Secondary] {
                 if let Some(c) = &s.role(role).choice {
-                    let pop = c.pop.label();
+                    let pop = c.pop.to_string();
                     let ip = c.ip.to_string();
                     self.selected
                         .with_label_values(&[location.as_str(), role.as_str(), &pop, &c.fqdn, &ip])
@@ -427,30 +460,30 @@ impl Metrics {
         }
     }
 
-    /// Every configured tunnel's status: (location, tunnel name, state).
-    pub fn observe_tunnels(&self, statuses: &[(String, String, TunnelState)]) {
+    /// Every configured tunnel's status.
+    pub fn observe_tunnels(&self, statuses: &[TunnelStatusRow]) {
         self.tunnel_status.reset();
         self.tunnel_up.reset();
-        for (location, tunnel, state) in statuses {
+        for row in statuses {
             for s in TunnelState::ALL {
                 self.tunnel_status
-                    .with_label_values(&[location.as_str(), tunnel, s.as_str()])
-                    .set(i64::from(s == *state));
+                    .with_label_values(&[row.location.as_str(), &row.tunnel, s.as_str()])
+                    .set(i64::from(s == row.state));
             }
             self.tunnel_up
-                .with_label_values(&[location.as_str(), tunnel])
-                .set(i64::from(*state == TunnelState::Connected));
+                .with_label_values(&[row.location.as_str(), &row.tunnel])
+                .set(i64::from(row.state == TunnelState::Connected));
         }
     }
 
-    /// Every watched connector's status: (connector name, state).
-    pub fn observe_connectors(&self, statuses: &[(String, ConnectorState)]) {
+    /// Every watched connector's status.
+    pub fn observe_connectors(&self, statuses: &[ConnectorStatusRow]) {
         self.connector_status.reset();
-        for (connector, state) in statuses {
+        for row in statuses {
             for s in ConnectorState::ALL {
                 self.connector_status
-                    .with_label_values(&[connector.as_str(), s.as_str()])
-                    .set(i64::from(s == *state));
+                    .with_label_values(&[row.connector.as_str(), s.as_str()])
+                    .set(i64::from(s == row.state));
             }
         }
     }
@@ -478,4 +511,5 @@ impl ApiObserver for Metrics {
 }
 
 #[cfg(test)]
+#[path = "metrics_tests.rs"]
 mod tests;

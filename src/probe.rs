@@ -1,29 +1,14 @@
 //! Probe stage: ICMP echo to every endpoint address, and what the answers say.
 //!
-//! The statistics are pure ([`rtt_stats`], [`Probe`]). The engine ([`Prober`]) uses surge-ping
-//! with one client (one socket) per address family. It prefers an unprivileged ping socket and
-//! falls back to a raw socket (which needs CAP_NET_RAW); when neither opens it says so and names
-//! both fixes, and the caller ranks by distance instead.
-//!
-//! Every address is in flight at once, under a cap on addresses probed together and a
-//! packets-per-second cap shared by all. Each address gets its own run of sequence numbers,
-//! taken from one 16-bit counter per prober, so no (address, sequence) pair is ever in flight
-//! twice, and a late reply to an earlier round can only be taken for a later one after the
-//! counter has gone all the way round (65,536 requests later: minutes, not a reply's timeout). On a Linux ping
-//! socket the kernel rewrites the echo identifier to the socket's port, so replies are matched on
-//! (address, sequence) alone; on a raw socket a random identifier per prober also separates our
-//! replies from those of other pingers on the host.
+//! This module is the pure core: how to probe ([`ProbeSettings`]), what probing one address
+//! found ([`Probe`]) and its statistics ([`rtt_stats`]). The engine that sends the packets is
+//! [`icmp`].
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+pub mod icmp;
+
 use std::time::Duration;
 
 use serde::Serialize;
-use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
-use tokio::sync::{Mutex, Semaphore};
-use tokio::time::Instant;
 
 /// How to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +36,6 @@ impl Default for ProbeSettings {
         }
     }
 }
-
-/// Bytes of echo data, as `ping` and `fping` send by default.
-const PAYLOAD: [u8; 56] = [0; 56];
 
 /// Round-trip statistics of one address.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -98,7 +80,7 @@ pub struct Probe {
     /// Round trips of the replies, in send order.
     pub rtts: Vec<Duration>,
     /// Why the address could not be probed at all, or the first send error.
-    pub error: Option<String>,
+    pub error: Option<ProbeError>,
 }
 
 impl Probe {
@@ -120,289 +102,20 @@ impl Probe {
     }
 }
 
-/// Which kind of ICMP socket a family uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SocketKind {
-    /// `SOCK_DGRAM` ICMP: no privilege, if `net.ipv4.ping_group_range` allows the group.
-    Ping,
-    /// `SOCK_RAW`: needs CAP_NET_RAW.
-    Raw,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "ICMP is not available to this process ({detail}); to measure latency either give the binary CAP_NET_RAW (`sudo setcap cap_net_raw+ep $(command -v popsel)`) or allow unprivileged ping sockets for its group (`sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)"
-)]
-pub struct IcmpUnavailable {
-    pub detail: String,
-}
-
-struct Family {
-    client: Client,
-    kind: SocketKind,
-}
-
-impl Family {
-    fn open(icmp: ICMP) -> Result<Family, String> {
-        let config = Config::builder().kind(icmp).build();
-        let client = Client::new(&config).map_err(|e| os_error(&e))?;
-        let kind = if client.get_socket().get_type() == socket2::Type::RAW {
-            SocketKind::Raw
-        } else {
-            SocketKind::Ping
-        };
-        Ok(Family { client, kind })
-    }
-}
-
-/// The operating system's words for why a socket did not open. surge-ping wraps a refused
-/// ping socket in advice of its own that ends with the original error; popsel gives its own
-/// advice, so only the original error is kept.
-fn os_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rsplit_once("Original error: ") {
-        Some((_, original)) => original.trim().to_owned(),
-        None => text.lines().next().unwrap_or_default().to_owned(),
-    }
-}
-
-/// The probe engine. Cheap to share; keep one for the life of the process so that sequence
-/// numbers keep moving forward.
-pub struct Prober {
-    v4: Result<Family, String>,
-    v6: Result<Family, String>,
-    identifier: PingIdentifier,
-    next_sequence: AtomicU16,
-}
-
-impl Prober {
-    /// Opens the sockets. Must run inside a tokio runtime (each socket gets a receive task).
-    pub fn new() -> Result<Prober, IcmpUnavailable> {
-        let v4 = Family::open(ICMP::V4);
-        let v6 = Family::open(ICMP::V6);
-        if let (Err(e4), Err(e6)) = (&v4, &v6) {
-            return Err(IcmpUnavailable {
-                detail: if e4 == e6 {
-                    e4.clone()
-                } else {
-                    format!("IPv4: {e4}; IPv6: {e6}")
-                },
-            });
-        }
-        Ok(Prober {
-            v4,
-            v6,
-            identifier: PingIdentifier(fastrand::u16(..)),
-            next_sequence: AtomicU16::new(fastrand::u16(..)),
-        })
-    }
-
-    /// The socket kind of IPv4 (else IPv6).
-    pub fn socket_kind(&self) -> Option<SocketKind> {
-        self.v4.as_ref().or(self.v6.as_ref()).ok().map(|f| f.kind)
-    }
-
-    fn family(&self, ip: IpAddr) -> Result<&Family, String> {
-        match ip {
-            IpAddr::V4(_) => self
-                .v4
-                .as_ref()
-                .map_err(|e| format!("no IPv4 ICMP socket: {e}")),
-            IpAddr::V6(_) => self
-                .v6
-                .as_ref()
-                .map_err(|e| format!("no IPv6 ICMP socket: {e}")),
-        }
-    }
-
-    /// Probes every distinct address of `targets`; `progress(done, total)` is called as
-    /// addresses finish.
-    pub async fn probe(
-        &self,
-        targets: &[IpAddr],
-        settings: &ProbeSettings,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> HashMap<IpAddr, Probe> {
-        let mut distinct: Vec<IpAddr> = Vec::with_capacity(targets.len());
-        let mut seen = std::collections::HashSet::new();
-        for &ip in targets {
-            if seen.insert(ip) {
-                distinct.push(ip);
-            }
-        }
-        let total = distinct.len();
-        let pacer = Arc::new(Pacer::new(settings.max_pps));
-        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for ip in distinct {
-            let family = match self.family(ip) {
-                Ok(f) => f.client.clone(),
-                Err(e) => {
-                    tasks.spawn(async move {
-                        (
-                            ip,
-                            Probe {
-                                error: Some(e),
-                                ..Probe::default()
-                            },
-                        )
-                    });
-                    continue;
-                }
-            };
-            // Reserve this address's sequence numbers now: the run is never shared.
-            let first = self
-                .next_sequence
-                .fetch_add(settings.count, Ordering::Relaxed);
-            let (pacer, permits, settings, ident) = (
-                pacer.clone(),
-                permits.clone(),
-                settings.clone(),
-                self.identifier,
-            );
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (
-                    ip,
-                    probe_address(family, ip, ident, first, &settings, &pacer).await,
-                )
-            });
-        }
-        let mut results = HashMap::with_capacity(total);
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((ip, probe)) = joined {
-                results.insert(ip, probe);
-                progress(results.len(), total);
-            }
-        }
-        results
-    }
-}
-
-/// Sends `count` echo requests to `ip`, `interval` apart (later if the pacer says so), each
-/// waiting for its reply on its own so that a silent address costs one timeout, not `count`.
-async fn probe_address(
-    client: Client,
-    ip: IpAddr,
-    ident: PingIdentifier,
-    first_sequence: u16,
-    settings: &ProbeSettings,
-    pacer: &Pacer,
-) -> Probe {
-    let start = Instant::now();
-    let mut pings = tokio::task::JoinSet::new();
-    for k in 0..settings.count {
-        let due = settings.interval.saturating_mul(u32::from(k));
-        tokio::time::sleep_until(start.checked_add(due).unwrap_or(start)).await;
-        pacer.wait().await;
-        let mut pinger = client.pinger(ip, ident).await;
-        pinger.timeout(settings.timeout);
-        let seq = PingSequence(first_sequence.wrapping_add(k));
-        pings.spawn(async move { (k, pinger.ping(seq, &PAYLOAD).await) });
-    }
-    let mut replies: Vec<(u16, Duration)> = Vec::with_capacity(settings.count.into());
-    let mut error = None;
-    while let Some(joined) = pings.join_next().await {
-        match joined {
-            Ok((k, Ok((packet, rtt)))) if is_echo_reply(&packet) => replies.push((k, rtt)),
-            Ok((_, Ok(_))) => {
-                // An ICMP error (unreachable, time exceeded) about our request: a loss.
-            }
-            Ok((_, Err(SurgeError::Timeout { .. }))) => {}
-            Ok((_, Err(e))) => {
-                error.get_or_insert_with(|| e.to_string());
-            }
-            Err(e) => {
-                error.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-    replies.sort_by_key(|(k, _)| *k);
-    Probe {
-        sent: u32::from(settings.count),
-        received: replies.len() as u32,
-        rtts: replies.into_iter().map(|(_, rtt)| rtt).collect(),
-        error,
-    }
-}
-
-fn is_echo_reply(packet: &IcmpPacket) -> bool {
-    match packet {
-        IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
-        IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
-    }
-}
-
-/// Hands out send slots at most `pps` a second, in the order asked.
-struct Pacer {
-    gap: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    fn new(pps: u32) -> Self {
-        Self {
-            gap: Duration::from_secs(1) / pps.max(1),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.gap;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
+/// Why an address could not be probed, or what went wrong sending to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// This host has no ICMP socket for the address's family.
+    #[error("no {family} ICMP socket: {detail}")]
+    NoSocket {
+        family: &'static str,
+        detail: String,
+    },
+    /// Sending failed (the ICMP engine's words).
+    #[error("{0}")]
+    Send(String),
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(v: &[u64]) -> Vec<Duration> {
-        v.iter().map(|&m| Duration::from_millis(m)).collect()
-    }
-
-    #[test]
-    fn stats_of_an_odd_and_an_even_run() {
-        let s = rtt_stats(&ms(&[10, 30, 20])).unwrap();
-        assert_eq!(
-            (s.min, s.median, s.max),
-            (ms(&[10])[0], ms(&[20])[0], ms(&[30])[0])
-        );
-        // |30-10| + |20-30| = 30 over 2 differences.
-        assert_eq!(s.jitter, Duration::from_millis(15));
-        let s = rtt_stats(&ms(&[10, 20, 40, 30])).unwrap();
-        assert_eq!(s.median, Duration::from_millis(25));
-        assert_eq!(rtt_stats(&ms(&[7])).unwrap().jitter, Duration::ZERO);
-        assert_eq!(rtt_stats(&[]), None);
-    }
-
-    #[test]
-    fn socket_errors_keep_the_os_words() {
-        let wrapped = std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "Permission denied creating ICMP socket. On Linux, you may need to:\n1. ...\nOriginal error: Permission denied (os error 13)",
-        );
-        assert_eq!(os_error(&wrapped), "Permission denied (os error 13)");
-        let plain = std::io::Error::from_raw_os_error(1);
-        assert_eq!(os_error(&plain), "Operation not permitted (os error 1)");
-    }
-
-    #[test]
-    fn loss_counts_what_was_sent() {
-        let p = Probe {
-            sent: 5,
-            received: 4,
-            rtts: ms(&[1, 1, 1, 1]),
-            error: None,
-        };
-        assert!((p.loss() - 0.2).abs() < 1e-12 && p.reachable());
-        assert_eq!(Probe::default().loss(), 1.0);
-        assert!(!Probe::default().reachable());
-    }
-}
+#[path = "probe_tests.rs"]
+mod tests;

@@ -21,8 +21,10 @@ use geo::{Distance, Haversine, Point};
 use serde::Serialize;
 
 use crate::catalog::{Pop, Skipped};
+use crate::location::{Location, Site};
 use crate::probe::{Probe, RttStats};
 use crate::resolve::Endpoint;
+use crate::survey::Survey;
 
 /// Milliseconds added per unit of loss ratio (20% loss: +100 ms).
 pub const LOSS_PENALTY_MS: f64 = 500.0;
@@ -30,36 +32,6 @@ pub const LOSS_PENALTY_MS: f64 = 500.0;
 pub const JITTER_WEIGHT: f64 = 0.2;
 /// Jitter above this counts as this much: a jittery link is already penalised by its median.
 pub const JITTER_CAP_MS: f64 = 50.0;
-
-/// Where the ranking is made from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Site {
-    pub latitude: f64,
-    pub longitude: f64,
-}
-
-impl Site {
-    /// Parses `LAT,LON` in degrees.
-    pub fn parse(text: &str) -> Result<Site, String> {
-        let (lat, lon) = text
-            .split_once(',')
-            .ok_or_else(|| format!("{text:?} is not LAT,LON (e.g. 41.88,-87.63)"))?;
-        let number = |s: &str, name: &str, limit: f64| {
-            let v: f64 = s
-                .trim()
-                .parse()
-                .map_err(|_| format!("{name} {s:?} is not a number"))?;
-            if !v.is_finite() || v.abs() > limit {
-                return Err(format!("{name} {v} is out of range (-{limit} to {limit})"));
-            }
-            Ok(v)
-        };
-        Ok(Site {
-            latitude: number(lat, "latitude", 90.0)?,
-            longitude: number(lon, "longitude", 180.0)?,
-        })
-    }
-}
 
 /// Great-circle distance from the site to the PoP, in km (haversine, mean earth radius).
 pub fn distance_km(site: Site, pop: &Pop) -> f64 {
@@ -225,5 +197,26 @@ pub fn rank(
     }
 }
 
+/// Each location's ranking, in location order: the PoPs of the survey ranked from the
+/// location's site, with this host's latency when the location is local, by distance otherwise.
+pub fn rank_locations(locations: &[Location], survey: &Survey, skipped: &[Skipped]) -> Rankings {
+    locations
+        .iter()
+        .map(|loc| {
+            let probes = if loc.local {
+                survey.probes.as_ref()
+            } else {
+                None
+            };
+            let ranking = rank(loc.site, survey.pops.clone(), probes, skipped.to_vec());
+            (loc.name.clone(), ranking)
+        })
+        .collect()
+}
+
+/// Rankings by location name, in location order.
+pub type Rankings = Vec<(String, Ranking)>;
+
 #[cfg(test)]
+#[path = "rank_tests.rs"]
 mod tests;

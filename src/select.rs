@@ -20,48 +20,46 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Pop;
-use crate::config::{Role, SelectionSettings};
+use crate::catalog::{Filter, PopId};
+use crate::location::{Location, Role};
 use crate::rank::{Basis, RankedPop, Ranking};
-use crate::state::rfc3339;
+use crate::timestamp::{rfc3339, unix_seconds};
 
-/// Which PoP: a catalogue entry is a city at a provider.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PopKey {
-    pub country: String,
-    pub city: String,
-    pub provider: String,
+/// When a selection may change, and among which PoPs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectionSettings {
+    /// A challenger must be at least this much faster (ms)…
+    pub switch_min_improvement_ms: f64,
+    /// …and at least this share faster…
+    pub switch_min_improvement_ratio: f64,
+    /// …for this many consecutive cycles.
+    pub switch_after_cycles: u32,
+    /// Allowed countries, excluded cities or FQDNs.
+    pub filter: Filter,
+    /// Providers in order of preference: among PoPs scoring within `provider_margin_ms` of the
+    /// best, the preferred provider wins. The secondary prefers a provider other than the
+    /// primary's within the same margin.
+    pub providers: Vec<String>,
+    pub provider_margin_ms: f64,
 }
 
-impl PopKey {
-    pub fn of(pop: &Pop) -> PopKey {
-        PopKey {
-            country: pop.country.clone(),
-            city: pop.city.clone(),
-            provider: pop.provider.clone(),
+impl Default for SelectionSettings {
+    fn default() -> Self {
+        Self {
+            switch_min_improvement_ms: 10.0,
+            switch_min_improvement_ratio: 0.2,
+            switch_after_cycles: 3,
+            filter: Filter::default(),
+            providers: Vec::new(),
+            provider_margin_ms: 5.0,
         }
-    }
-
-    /// The `pop` label of metrics: `DE/Frankfurt/AWS`, unique in a catalogue.
-    pub fn label(&self) -> String {
-        format!("{}/{}/{}", self.country, self.city, self.provider)
-    }
-
-    fn same_city(&self, other: &PopKey) -> bool {
-        self.country == other.country && self.city == other.city
-    }
-}
-
-impl std::fmt::Display for PopKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {})", self.city, self.country, self.provider)
     }
 }
 
 /// A chosen PoP and the endpoint the router should use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
-    pub pop: PopKey,
+    pub pop: PopId,
     pub fqdn: String,
     pub ip: IpAddr,
     /// The PoP's score when last evaluated (ms; km on a distance basis).
@@ -76,7 +74,7 @@ pub struct Choice {
 /// Why the current choice stands: a challenger and how many cycles in a row it has won.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    pub challenger: Option<PopKey>,
+    pub challenger: Option<PopId>,
     pub wins: u32,
     pub improvement_ms: Option<f64>,
     pub note: String,
@@ -127,22 +125,16 @@ pub struct Change {
     pub reason: String,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn choice(p: &RankedPop, now: SystemTime) -> Option<Choice> {
     let e = p.best_endpoint()?;
     Some(Choice {
-        pop: PopKey::of(&p.pop),
+        pop: p.pop.id(),
         fqdn: e.endpoint.fqdn.clone(),
         ip: e.endpoint.ip,
         score: p.score,
         rtt_ms: p.rtt.map(|s| s.median.as_secs_f64() * 1000.0),
         since: rfc3339(now),
-        since_unix: unix(now),
+        since_unix: unix_seconds(now),
     })
 }
 
@@ -203,7 +195,7 @@ fn decide(
     ranking: &Ranking,
     settings: &SelectionSettings,
     local: bool,
-    forbidden_city: Option<&PopKey>,
+    forbidden_city: Option<&PopId>,
     now: SystemTime,
 ) -> (RoleState, Option<String>) {
     let take = |reason: &str| {
@@ -216,11 +208,7 @@ fn decide(
     let Some(current) = &prev.choice else {
         return take("first choice");
     };
-    let Some(now_ranked) = ranking
-        .pops
-        .iter()
-        .find(|p| PopKey::of(&p.pop) == current.pop)
-    else {
+    let Some(now_ranked) = ranking.pops.iter().find(|p| p.pop.id() == current.pop) else {
         return take("the current PoP left the catalogue or is no longer allowed");
     };
     if forbidden_city.is_some_and(|c| c.same_city(&current.pop)) {
@@ -260,7 +248,7 @@ fn decide(
             None,
         );
     }
-    let Some(challenger) = ideal.filter(|p| PopKey::of(&p.pop) != current.pop) else {
+    let Some(challenger) = ideal.filter(|p| p.pop.id() != current.pop) else {
         return (keep(Evidence::default()), None);
     };
     let (Some(cur), Some(new)) = (now_ranked.score, challenger.score) else {
@@ -274,7 +262,7 @@ fn decide(
     if !(enough_ratio && enough_ms && improvement > 0.0) {
         return (keep(Evidence::default()), None);
     }
-    let key = PopKey::of(&challenger.pop);
+    let key = challenger.pop.id();
     let wins = if prev.evidence.challenger.as_ref() == Some(&key) {
         prev.evidence.wins + 1
     } else {
@@ -327,7 +315,7 @@ pub fn select_location(
         .filter(|p| {
             primary_key
                 .as_ref()
-                .is_none_or(|k| !k.same_city(&PopKey::of(&p.pop)))
+                .is_none_or(|k| !k.same_city(&p.pop.id()))
         })
         .collect();
     let ideal_secondary = preferred(
@@ -365,5 +353,29 @@ pub fn select_location(
     (LocationSelection { primary, secondary }, changes)
 }
 
+/// Every location's new selection, and what changed. Locations gone from the config are
+/// dropped from the selection. `rankings` are the locations' own, in location order.
+pub fn select_all(
+    locations: &[Location],
+    settings: &SelectionSettings,
+    rankings: &[(String, Ranking)],
+    prev: &Selection,
+    now: SystemTime,
+) -> (Selection, Vec<Change>) {
+    let mut next = Selection {
+        version: 1,
+        ..Selection::default()
+    };
+    let mut changes = Vec::new();
+    for (loc, (name, ranking)) in locations.iter().zip(rankings) {
+        let before = prev.locations.get(name).cloned().unwrap_or_default();
+        let (after, mut c) = select_location(name, &before, ranking, settings, loc.local, now);
+        next.locations.insert(name.clone(), after);
+        changes.append(&mut c);
+    }
+    (next, changes)
+}
+
 #[cfg(test)]
+#[path = "select_tests.rs"]
 mod tests;

@@ -1,53 +1,28 @@
-//! Survey: the resolve and probe stages run over a set of PoPs, producing what the rank stage
-//! needs. Shared by `popsel rank` and the agent.
+//! What the resolve and probe stages found over a set of PoPs: the input of the rank stage and
+//! of the probe metrics. Pure data; the pipeline fills it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::catalog::Pop;
-use crate::probe::{Probe, ProbeSettings, Prober};
-use crate::resolve::{self, Answer, DnsResolver, Endpoint};
+use crate::probe::Probe;
+use crate::resolve::{Answer, Endpoint};
 
 /// The endpoints of each PoP and, when probing ran, what each address answered.
+#[derive(Debug, Clone, Default)]
 pub struct Survey {
     pub pops: Vec<(Pop, Vec<Endpoint>)>,
     pub answers: HashMap<String, Answer>,
+    /// `None`: nothing was probed (ICMP unavailable or not asked for).
     pub probes: Option<HashMap<IpAddr, Probe>>,
 }
 
-/// Resolves every FQDN of `pops` (when `dns` is given) and probes every endpoint address (when
-/// `prober` is given).
-pub async fn survey(
-    pops: Vec<Pop>,
-    dns: Option<&DnsResolver>,
-    prober: Option<&Prober>,
-    settings: &ProbeSettings,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Survey {
-    let answers = match dns {
-        Some(dns) => dns.lookup_all(resolve::names(&pops)).await,
-        None => HashMap::new(),
-    };
-    let pops: Vec<(Pop, Vec<Endpoint>)> = pops
-        .into_iter()
-        .map(|pop| {
-            let endpoints = resolve::endpoints(&pop, &answers);
-            (pop, endpoints)
-        })
-        .collect();
-    let probes = match prober {
-        Some(prober) => {
-            let targets: Vec<IpAddr> = pops
-                .iter()
-                .flat_map(|(_, e)| e.iter().map(|e| e.ip))
-                .collect();
-            Some(prober.probe(&targets, settings, progress).await)
-        }
-        None => None,
-    };
-    Survey {
-        pops,
-        answers,
-        probes,
+impl Survey {
+    /// Every endpoint address, in catalogue order (an address two PoPs share comes twice).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.pops
+            .iter()
+            .flat_map(|(_, endpoints)| endpoints.iter().map(|e| e.ip))
+            .collect()
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use lab::Lab;
 use lab::world::{LOSSY_LOSS, Spec, World};
-use popsel::rank::Site;
+use popsel::location::Site;
 use serde_json::Value;
 
 const POPSEL: &str = env!("CARGO_BIN_EXE_popsel");
@@ -148,7 +148,7 @@ fn order_errors(world: &World, ranking: &Value) -> Vec<String> {
     for (k, e) in order[..5].iter().enumerate() {
         let p = &world.pops[e.pop].pop;
         if pops[k]["city"] != p.city.as_str() || pops[k]["provider"] != p.provider.as_str() {
-            wrong.push(format!("rank {} should be {}", k + 1, p.label()));
+            wrong.push(format!("rank {} should be {}", k + 1, p.id()));
         }
     }
     for (x, ex) in order.iter().enumerate() {
@@ -162,8 +162,8 @@ fn order_errors(world: &World, ranking: &Value) -> Vec<String> {
             {
                 wrong.push(format!(
                     "{} ({sx:.1} ms) should rank before {} ({sy:.1} ms)",
-                    world.pops[ex.pop].pop.label(),
-                    world.pops[ey.pop].pop.label(),
+                    world.pops[ex.pop].pop.id(),
+                    world.pops[ey.pop].pop.id(),
                 ));
             }
         }

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use popsel::probe::{Probe, ProbeSettings, Prober, SocketKind};
+use popsel::probe::icmp::{Prober, SocketKind};
+use popsel::probe::{Probe, ProbeSettings};
 use serde_json::Value;
 use support::assert_contains;
 

@@ -15,7 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use popsel::catalog::Catalog;
-use popsel::resolve::{self, Answer, DnsResolver, DnsSettings, Endpoint, Source};
+use popsel::resolve::dns::{DnsResolver, DnsSettings};
+use popsel::resolve::{self, Answer, Endpoint, Source};
 use tokio::task::JoinSet;
 
 /// The test zone.

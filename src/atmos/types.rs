@@ -487,4 +487,5 @@ impl Listed for Connector {
 }
 
 #[cfg(test)]
+#[path = "types_tests.rs"]
 mod tests;

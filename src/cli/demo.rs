@@ -109,8 +109,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let agent = Agent::new(config.clone(), factory, true)?;
     let ok = agent.cycle().await;
 
-    for (location, ranking) in agent.rankings() {
-        let counts = Counts::of(&ranking);
+    for (location, ranking) in agent.rankings().iter() {
+        let counts = Counts::of(ranking);
         let mut top = ranking.clone();
         top.pops.truncate(5);
         println!(

@@ -6,22 +6,16 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{ApiArgs, Output, Table, client_from_config, print_json};
-use crate::catalog::Catalog;
-use crate::config::{Config, Role};
-use crate::edge;
-use crate::locations::{rank_locations, select_all};
-use crate::probe::Prober;
-use crate::reconcile::{self, Outcome, Plan};
-use crate::resolve::DnsResolver;
+use super::{ApiArgs, Output, StderrReport, Table, client_from_config, print_json};
+use crate::config::Config;
+use crate::location::Role;
+use crate::pipeline::{Generation, Mode, Pipeline, Planned, measure};
+use crate::reconcile;
 use crate::select::{Change, Selection};
-use crate::state::{SELECTION_FILE, StateDir};
-use crate::survey::survey;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -47,84 +41,24 @@ pub struct ApplyArgs {
     pub yes: bool,
 }
 
-/// What plan and apply both need.
-struct Prepared {
-    config: Config,
-    client: crate::atmos::Client,
-    state: StateDir,
-    previous: Selection,
-    selection: Selection,
-    changes: Vec<Change>,
-    plan: Plan,
-    fingerprints: crate::state::Fingerprinter,
-    /// The managed tunnels, less those gone from the API (saved by apply, not by plan).
-    managed: crate::state::ManagedTunnels,
-}
-
-async fn prepare(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<Prepared> {
+/// The pipeline of the config named on the command line, for one pass.
+fn pipeline(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<(Config, Pipeline)> {
     let path = api
         .config
         .as_deref()
         .context("plan and apply need --config FILE (see config/popsel.example.toml)")?;
     let config = Config::load(path)?;
     let client = client_from_config(api, &config, Default::default(), Default::default())?;
-    let state = StateDir::open(&config.state_dir)?;
-    let doc = client.ipsec_pops().await?;
-    let catalog = Catalog::from_document(&doc);
-    for s in &catalog.skipped {
-        eprintln!(
-            "popsel: warning: catalogue entry {}/{} skipped: {}",
-            s.country, s.city, s.reason
-        );
-    }
-    let pops = config.selection.filter.apply(&catalog.pops);
-    let dns = if args.no_dns {
-        None
-    } else {
-        DnsResolver::new(config.dns.clone())
-            .map_err(|e| eprintln!("popsel: warning: {e}; using the catalogue's addresses only"))
-            .ok()
-    };
+    let report = Box::new(StderrReport::new(false));
     let any_local = config.locations.iter().any(|l| l.local);
     let prober = if args.no_probe || !any_local {
         None
     } else {
-        Prober::new()
-            .map_err(|e| eprintln!("popsel: warning: {e}. Ranking by distance instead."))
-            .ok()
+        measure::prober(&*report)
     };
-    let surveyed = survey(
-        pops,
-        dns.as_ref(),
-        prober.as_ref(),
-        &config.probe,
-        &|_, _| {},
-    )
-    .await;
-    let rankings = rank_locations(&config, &surveyed, &catalog.skipped);
-    let previous: Selection = state.read_json(SELECTION_FILE)?.unwrap_or_default();
-    let (selection, changes) = select_all(&config, &rankings, &previous, SystemTime::now());
-    let actual = client.list_tunnels().await?;
-    let mut managed = state.managed_tunnels()?;
-    for m in reconcile::forget_gone(&mut managed, &actual) {
-        eprintln!(
-            "popsel: warning: managed tunnel {:?} ({}) is gone from the API; it will be created anew",
-            m.name, m.id
-        );
-    }
-    let fingerprints = state.fingerprint_key()?;
-    let plan = reconcile::plan(&config, &actual, &managed, &fingerprints, args.prune);
-    Ok(Prepared {
-        config,
-        client,
-        state,
-        previous,
-        selection,
-        changes,
-        plan,
-        fingerprints,
-        managed,
-    })
+    let generation = Generation::new(config.clone(), client, !args.no_dns, &*report)?;
+    let pipeline = Pipeline::new(generation, prober, Mode::OneShot, report)?;
+    Ok((config, pipeline))
 }
 
 pub(super) fn selection_text(config: &Config, selection: &Selection) -> String {
@@ -135,7 +69,7 @@ pub(super) fn selection_text(config: &Config, selection: &Selection) -> String {
         let Some(s) = selection.locations.get(&loc.name) else {
             continue;
         };
-        for role in [Role::Primary, Role::Secondary] {
+        for role in Role::ALL {
             let state = s.role(role);
             let Some(c) = &state.choice else {
                 t.row(vec![loc.name.clone(), role.to_string(), "(none)".into()]);
@@ -177,23 +111,24 @@ fn changes_text(changes: &[Change]) -> String {
 }
 
 pub async fn plan(api: &ApiArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let p = prepare(api, &args).await?;
+    let (config, pipeline) = pipeline(api, &args)?;
+    let Planned { decision, tunnels } = pipeline.plan(args.prune).await?;
     match args.output {
         Output::Json => print_json(&serde_json::json!({
-            "selection": p.selection,
-            "plan": reconcile::plan_json(&p.plan),
+            "selection": decision.selection,
+            "plan": reconcile::plan_json(&tunnels.plan),
         }))?,
         Output::Table => {
-            print!("{}", selection_text(&p.config, &p.selection));
-            if !p.changes.is_empty() {
-                print!("\nSelection changes:\n{}", changes_text(&p.changes));
+            print!("{}", selection_text(&config, &decision.selection));
+            if !decision.changes.is_empty() {
+                print!("\nSelection changes:\n{}", changes_text(&decision.changes));
             }
-            print!("\n{}", reconcile::plan_text(&p.plan, None));
+            print!("\n{}", reconcile::plan_text(&tunnels.plan, None));
         }
     }
-    Ok(if p.plan.conflicts() > 0 {
+    Ok(if tunnels.plan.conflicts() > 0 {
         ExitCode::FAILURE
-    } else if p.plan.writes() > 0 {
+    } else if tunnels.plan.writes() > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -215,25 +150,26 @@ fn confirm(writes: usize) -> anyhow::Result<bool> {
 }
 
 pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let p = prepare(api, &args.plan).await?;
+    let (config, pipeline) = pipeline(api, &args.plan)?;
+    let planned = pipeline.plan(args.plan.prune).await?;
+    let plan = planned.tunnels.plan.clone();
+    let (selection, changes) = (
+        planned.decision.selection.clone(),
+        planned.decision.changes.clone(),
+    );
     if args.plan.output == Output::Table {
-        print!("{}", selection_text(&p.config, &p.selection));
-        print!("\n{}", reconcile::plan_text(&p.plan, None));
+        print!("{}", selection_text(&config, &selection));
+        print!("\n{}", reconcile::plan_text(&plan, None));
     }
-    let writes = p.plan.writes();
+    let writes = plan.writes();
     if writes > 0 && !args.yes && !confirm(writes)? {
         println!("Nothing applied.");
         return Ok(ExitCode::FAILURE);
     }
-    p.state.save_managed_tunnels(&p.managed)?;
-    let report = reconcile::apply(&p.client, &p.config, &p.plan, &p.state, &p.fingerprints).await;
-    let outcomes: Vec<Outcome> = report.results.iter().map(|(_, o)| o.clone()).collect();
-    let (persisted, _stood, problems) =
-        edge::hand_off(&p.config, &p.previous, &p.selection, &p.changes).await;
-    p.state.write_json(SELECTION_FILE, &persisted)?;
-    for problem in &problems {
+    let applied = pipeline.apply(planned).await?;
+    for failure in &applied.hand_off.failures {
         eprintln!(
-            "popsel: warning: {problem}; the selection change is handed off again by the next run"
+            "popsel: warning: {failure}; the selection change is handed off again by the next run"
         );
     }
     match args.plan.output {
@@ -241,23 +177,24 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             if writes > 0 {
                 print!(
                     "\nApplied:\n{}",
-                    reconcile::plan_text(&p.plan, Some(&outcomes))
+                    reconcile::plan_text(&plan, Some(&applied.report))
                 );
             } else {
                 println!("\nNothing to change.");
             }
-            if !p.changes.is_empty() {
-                print!("\nSelection changes:\n{}", changes_text(&p.changes));
+            if !changes.is_empty() {
+                print!("\nSelection changes:\n{}", changes_text(&changes));
             }
         }
         Output::Json => print_json(&serde_json::json!({
-            "selection": p.selection,
-            "plan": reconcile::plan_json(&p.plan),
-            "results": report.results.iter().map(|(a, o)| serde_json::json!({"action": a, "outcome": o})).collect::<Vec<_>>(),
+            "selection": selection,
+            "plan": reconcile::plan_json(&plan),
+            "results": applied.report.results.iter().map(|(a, o)| serde_json::json!({"action": a, "outcome": o})).collect::<Vec<_>>(),
         }))?,
     }
+    let failed = applied.report.failures().next().is_some();
     Ok(
-        if report.failures() > 0 || p.plan.conflicts() > 0 || !problems.is_empty() {
+        if failed || plan.conflicts() > 0 || !applied.hand_off.failures.is_empty() {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

@@ -4,21 +4,20 @@
 //! Exit codes: 0 a ranking was produced; 2 bad input (named on stderr); 3 nothing to rank
 //! (no PoP left after filtering), since then there is neither a latency nor a distance basis.
 
-use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::{ApiArgs, client, rank_output};
+use super::{ApiArgs, StderrReport, client, rank_output};
 use crate::catalog::{Catalog, Filter};
-use crate::probe::{ProbeSettings, Prober};
-use crate::rank::{self, Basis, Site};
-use crate::resolve::{DnsResolver, DnsSettings};
-use crate::survey::survey;
+use crate::location::Site;
+use crate::pipeline::fetch::catalog_file;
+use crate::pipeline::measure::{RankRequest, rank_once};
+use crate::probe::ProbeSettings;
+use crate::resolve::dns::DnsSettings;
 
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_NOTHING_TO_RANK: u8 = 3;
@@ -92,35 +91,46 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Bad input: said on stderr, exit code 2.
-fn bad_input(e: anyhow::Error) -> ExitCode {
-    eprintln!("popsel: error: {e:#}");
+fn bad_input(e: impl Into<anyhow::Error>) -> ExitCode {
+    eprintln!("popsel: error: {:#}", e.into());
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
 async fn load_catalog(args: &RankArgs, api: &ApiArgs) -> Result<Catalog, ExitCode> {
-    match &args.catalog {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("catalogue file {}", path.display()))
-                .map_err(bad_input)?;
-            Catalog::from_json(&text)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "catalogue file {}: not a PoP catalogue ({e}); expected {{\"ipSecLocations\": [...]}} as GET /api/v1/pops/ipsec returns",
-                        path.display()
-                    )
-                })
-                .map_err(bad_input)
+    if let Some(path) = &args.catalog {
+        return catalog_file(path).map_err(bad_input);
+    }
+    let client = client(api).map_err(bad_input)?;
+    match client.ipsec_pops().await {
+        Ok(doc) => Ok(Catalog::from_document(&doc)),
+        Err(e) => {
+            eprintln!("popsel: error: {e}");
+            Err(ExitCode::FAILURE)
         }
-        None => {
-            let client = client(api).map_err(bad_input)?;
-            match client.ipsec_pops().await {
-                Ok(doc) => Ok(Catalog::from_document(&doc)),
-                Err(e) => {
-                    eprintln!("popsel: error: {e}");
-                    Err(ExitCode::FAILURE)
-                }
-            }
+    }
+}
+
+impl RankArgs {
+    fn request(&self) -> RankRequest {
+        RankRequest {
+            site: self.site,
+            filter: Filter {
+                countries: self.countries.clone(),
+                providers: self.providers.clone(),
+                exclude: self.exclude.clone(),
+            },
+            dns: (!self.no_dns).then(|| DnsSettings {
+                nameservers: self.nameservers.clone(),
+                timeout: self.dns_timeout,
+                ..DnsSettings::default()
+            }),
+            probe: (!self.no_probe).then_some(ProbeSettings {
+                count: self.count,
+                interval: self.interval,
+                timeout: self.timeout,
+                concurrency: self.concurrency as usize,
+                max_pps: self.max_pps,
+            }),
         }
     }
 }
@@ -130,80 +140,15 @@ pub async fn run(args: RankArgs, api: &ApiArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    for s in &catalog.skipped {
-        eprintln!(
-            "popsel: warning: catalogue entry {}/{} skipped: {}",
-            s.country, s.city, s.reason
-        );
-    }
-    let filter = Filter {
-        countries: args.countries.clone(),
-        providers: args.providers.clone(),
-        exclude: args.exclude.clone(),
-    };
-    let pops = filter.apply(&catalog.pops);
-    if pops.is_empty() {
-        eprintln!(
-            "popsel: nothing to rank: the catalogue has {} usable PoPs and the filters leave none",
-            catalog.pops.len()
-        );
-        return ExitCode::from(EXIT_NOTHING_TO_RANK);
-    }
-
-    let dns = if args.no_dns {
-        None
-    } else {
-        let settings = DnsSettings {
-            nameservers: args.nameservers.clone(),
-            timeout: args.dns_timeout,
-            ..DnsSettings::default()
-        };
-        match DnsResolver::new(settings) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("popsel: warning: {e}; using the catalogue's addresses only");
-                None
-            }
+    let report = StderrReport::new(true);
+    let mut ranking = match rank_once(catalog, &args.request(), &report).await {
+        Ok(ranking) => ranking,
+        Err(nothing) => {
+            eprintln!("popsel: {nothing}");
+            return ExitCode::from(EXIT_NOTHING_TO_RANK);
         }
     };
-    let prober = if args.no_probe {
-        None
-    } else {
-        match Prober::new() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("popsel: warning: {e}. Ranking by distance instead.");
-                None
-            }
-        }
-    };
-    let settings = ProbeSettings {
-        count: args.count,
-        interval: args.interval,
-        timeout: args.timeout,
-        concurrency: args.concurrency as usize,
-        max_pps: args.max_pps,
-    };
-    let show_progress = std::io::stderr().is_terminal();
-    let progress = |done: usize, total: usize| {
-        if show_progress {
-            eprint!("\rprobing: {done}/{total} addresses");
-            let _ = std::io::stderr().flush();
-        }
-    };
-    let surveyed = survey(pops, dns.as_ref(), prober.as_ref(), &settings, &progress).await;
-    if show_progress && prober.is_some() {
-        eprint!("\r\x1b[K");
-    }
-    let mut ranking = rank::rank(
-        args.site,
-        surveyed.pops,
-        surveyed.probes.as_ref(),
-        catalog.skipped,
-    );
-    if ranking.basis == Basis::Distance && prober.is_some() {
-        eprintln!("popsel: warning: no address answered ICMP; ranking by distance");
-    }
+    report.clear_progress();
     let counts = rank_output::Counts::of(&ranking);
     if let Some(top) = args.top {
         ranking.pops.truncate(top);

@@ -60,7 +60,6 @@ pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         once: args.once,
         config_path: Some(path),
-        no_probe: args.no_probe,
     };
     let ok = agent::run(Arc::clone(&agent), options, shutdown).await?;
     server.abort();

@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::atmos::{DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT};
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
-    pub api: ApiSection,
+    pub api: RawApi,
     #[serde(default)]
     pub probe: RawProbe,
     #[serde(default)]
@@ -34,25 +32,14 @@ pub struct RawConfig {
 }
 
 /// `[api]`: how to reach the Atmos admin API.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiSection {
+pub struct RawApi {
     pub base_url: Option<String>,
-    /// A file holding the token; `POPSEL_API_TOKEN` wins over it.
     pub token_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
     pub page_size: Option<u32>,
-}
-
-impl ApiSection {
-    pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
-    }
-
-    pub fn page_size(&self) -> u32 {
-        self.page_size.unwrap_or(DEFAULT_PAGE_SIZE)
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,16 +8,23 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::raw::{RawConfig, RawLocation, RawTunnel};
-use super::{
-    AgentSettings, Config, DEFAULT_STATE_DIR, EdgeSettings, Location, MetricsSettings, Role,
-    SelectionSettings, TunnelConfig,
+use super::raw::{
+    RawAgent, RawApi, RawConfig, RawDns, RawEdge, RawLocation, RawMetrics, RawProbe, RawSelection,
+    RawTunnel,
 };
+use super::{Config, DEFAULT_STATE_DIR};
+use crate::atmos::ApiSettings;
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::catalog::Filter;
+use crate::edge::EdgeSettings;
+use crate::edge::swanctl::section_name;
+use crate::location::{Location, Role, Site, TunnelConfig};
+use crate::metrics::MetricsSettings;
 use crate::probe::ProbeSettings;
-use crate::rank::Site;
-use crate::resolve::DnsSettings;
+use crate::resolve::dns::DnsSettings;
+use crate::schedule::Schedule;
+use crate::select::SelectionSettings;
+use crate::status::StatusSettings;
 
 /// Collects problems as `key.path: message`.
 #[derive(Default)]
@@ -78,9 +85,42 @@ pub(super) fn validate(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<String>> {
     let mut p = Problems::default();
+    let api = api(&mut p, raw.api, base);
+    let probe = probe(&mut p, raw.probe);
+    let dns = dns(&mut p, raw.dns);
+    let selection = selection(&mut p, raw.selection);
+    let state_dir = resolve_path(
+        base,
+        &raw.state
+            .dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+    );
+    let locations = locations(&mut p, raw.locations, base, env);
+    let edge = edge(&mut p, raw.edge, base);
+    let schedule = schedule(&mut p, raw.agent);
+    let metrics = metrics(&mut p, raw.metrics);
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        api,
+        probe,
+        dns,
+        selection,
+        state_dir,
+        locations,
+        edge,
+        schedule,
+        metrics,
+        status: StatusSettings {
+            watch: raw.connectors.watch,
+        },
+    })
+}
 
-    let mut api = raw.api;
-    if let Some(size) = api.page_size {
+fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
+    let defaults = ApiSettings::default();
+    if let Some(size) = raw.page_size {
         if !(1..=1000).contains(&size) {
             p.add(
                 "api.page_size",
@@ -88,49 +128,51 @@ pub(super) fn validate(
             );
         }
     }
-    if api.timeout == Some(Duration::ZERO) {
+    if raw.timeout == Some(Duration::ZERO) {
         p.add("api.timeout", "must be more than 0s");
     }
-    api.token_file = api.token_file.map(|f| resolve_path(base, &f));
+    ApiSettings {
+        base_url: raw.base_url,
+        token_file: raw.token_file.map(|f| resolve_path(base, &f)),
+        timeout: raw.timeout.unwrap_or(defaults.timeout),
+        page_size: raw.page_size.unwrap_or(defaults.page_size),
+    }
+}
 
+fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
     let defaults = ProbeSettings::default();
-    let count = raw.probe.count.unwrap_or(defaults.count);
+    let count = raw.count.unwrap_or(defaults.count);
     if !(1..=100).contains(&count) {
         p.add(
             "probe.count",
             format!("{count} is out of range; use 1 to 100"),
         );
     }
-    let max_pps = raw.probe.max_pps.unwrap_or(defaults.max_pps);
+    let max_pps = raw.max_pps.unwrap_or(defaults.max_pps);
     if max_pps == 0 {
         p.add("probe.max_pps", "must be at least 1");
     }
-    let concurrency = raw.probe.concurrency.unwrap_or(defaults.concurrency);
+    let concurrency = raw.concurrency.unwrap_or(defaults.concurrency);
     if concurrency == 0 {
         p.add("probe.concurrency", "must be at least 1");
     }
-    let probe = ProbeSettings {
+    let interval = positive(p, "probe.interval", raw.interval, defaults.interval);
+    let interval = at_most(p, "probe.interval", interval, Duration::from_secs(60));
+    let timeout = positive(p, "probe.timeout", raw.timeout, defaults.timeout);
+    let timeout = at_most(p, "probe.timeout", timeout, Duration::from_secs(60));
+    ProbeSettings {
         count,
-        interval: {
-            let d = positive(
-                &mut p,
-                "probe.interval",
-                raw.probe.interval,
-                defaults.interval,
-            );
-            at_most(&mut p, "probe.interval", d, Duration::from_secs(60))
-        },
-        timeout: {
-            let d = positive(&mut p, "probe.timeout", raw.probe.timeout, defaults.timeout);
-            at_most(&mut p, "probe.timeout", d, Duration::from_secs(60))
-        },
+        interval,
+        timeout,
         concurrency,
         max_pps,
-    };
+    }
+}
 
-    let dns_defaults = DnsSettings::default();
+fn dns(p: &mut Problems, raw: RawDns) -> DnsSettings {
+    let defaults = DnsSettings::default();
     let mut nameservers = Vec::new();
-    for (i, s) in raw.dns.nameservers.unwrap_or_default().iter().enumerate() {
+    for (i, s) in raw.nameservers.unwrap_or_default().iter().enumerate() {
         match nameserver(s) {
             Some(addr) => nameservers.push(addr),
             None => p.add(
@@ -139,14 +181,15 @@ pub(super) fn validate(
             ),
         }
     }
-    let dns = DnsSettings {
+    DnsSettings {
         nameservers,
-        timeout: positive(&mut p, "dns.timeout", raw.dns.timeout, dns_defaults.timeout),
-        ..dns_defaults
-    };
+        timeout: positive(p, "dns.timeout", raw.timeout, defaults.timeout),
+        ..defaults
+    }
+}
 
+fn selection(p: &mut Problems, s: RawSelection) -> SelectionSettings {
     let sd = SelectionSettings::default();
-    let s = raw.selection;
     let selection = SelectionSettings {
         switch_min_improvement_ms: s
             .switch_min_improvement_ms
@@ -182,63 +225,63 @@ pub(super) fn validate(
     if !selection.provider_margin_ms.is_finite() || selection.provider_margin_ms < 0.0 {
         p.add("selection.provider_margin_ms", "must be 0 or more");
     }
+    selection
+}
 
-    let state_dir = resolve_path(
-        base,
-        &raw.state
-            .dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-    );
-
-    let locations = locations(&mut p, raw.locations, base, env);
-
-    let ed = EdgeSettings::default();
-    if let Some(cmd) = &raw.edge.on_change {
+fn edge(p: &mut Problems, raw: RawEdge, base: &Path) -> EdgeSettings {
+    let defaults = EdgeSettings::default();
+    if let Some(cmd) = &raw.on_change {
         if cmd.first().is_none_or(|c| c.trim().is_empty()) {
-            p.add("edge.on_change", "must be a program and its arguments, e.g. [\"/usr/local/bin/reload-ipsec\", \"--quiet\"]");
+            p.add(
+                "edge.on_change",
+                "must be a program and its arguments, e.g. [\"/usr/local/bin/reload-ipsec\", \"--quiet\"]",
+            );
         }
     }
-    let edge = EdgeSettings {
-        swanctl_dir: raw.edge.swanctl_dir.map(|d| resolve_path(base, &d)),
-        on_change: raw.edge.on_change,
+    EdgeSettings {
+        swanctl_dir: raw.swanctl_dir.map(|d| resolve_path(base, &d)),
+        on_change: raw.on_change,
         on_change_timeout: positive(
-            &mut p,
+            p,
             "edge.on_change_timeout",
-            raw.edge.on_change_timeout,
-            ed.on_change_timeout,
+            raw.on_change_timeout,
+            defaults.on_change_timeout,
         ),
-    };
+    }
+}
 
-    let ad = AgentSettings::default();
-    let agent = AgentSettings {
-        catalog_interval: positive(
-            &mut p,
-            "agent.catalog_interval",
-            raw.agent.catalog_interval,
-            ad.catalog_interval,
-        ),
-        probe_interval: positive(
-            &mut p,
-            "agent.probe_interval",
-            raw.agent.probe_interval,
-            ad.probe_interval,
-        ),
-        reconcile_interval: positive(
-            &mut p,
-            "agent.reconcile_interval",
-            raw.agent.reconcile_interval,
-            ad.reconcile_interval,
-        ),
-        status_interval: positive(
-            &mut p,
-            "agent.status_interval",
-            raw.agent.status_interval,
-            ad.status_interval,
-        ),
+fn schedule(p: &mut Problems, raw: RawAgent) -> Schedule {
+    let defaults = Schedule::default();
+    let mut interval = |key: &str, value: Option<Duration>, default: Duration| {
+        positive(p, &format!("agent.{key}"), value, default)
     };
+    Schedule {
+        catalog_interval: interval(
+            "catalog_interval",
+            raw.catalog_interval,
+            defaults.catalog_interval,
+        ),
+        probe_interval: interval(
+            "probe_interval",
+            raw.probe_interval,
+            defaults.probe_interval,
+        ),
+        reconcile_interval: interval(
+            "reconcile_interval",
+            raw.reconcile_interval,
+            defaults.reconcile_interval,
+        ),
+        status_interval: interval(
+            "status_interval",
+            raw.status_interval,
+            defaults.status_interval,
+        ),
+    }
+}
 
+fn metrics(p: &mut Problems, raw: RawMetrics) -> MetricsSettings {
     let mut metrics = MetricsSettings::default();
-    if let Some(listen) = &raw.metrics.listen {
+    if let Some(listen) = &raw.listen {
         match listen.parse() {
             Ok(addr) => metrics.listen = addr,
             Err(_) => p.add(
@@ -247,22 +290,7 @@ pub(super) fn validate(
             ),
         }
     }
-
-    if !p.0.is_empty() {
-        return Err(p.0);
-    }
-    Ok(Config {
-        api,
-        probe,
-        dns,
-        selection,
-        state_dir,
-        locations,
-        edge,
-        agent,
-        metrics,
-        connectors: raw.connectors.watch,
-    })
+    metrics
 }
 
 /// Checks that `value` (at `key`) is given and not already used; `seen` maps values to the
@@ -280,95 +308,122 @@ fn unique(p: &mut Problems, key: &str, value: &str, seen: &mut HashMap<String, S
     }
 }
 
+/// The names already taken, each with the key that took it first.
+#[derive(Default)]
+struct Taken {
+    locations: HashMap<String, String>,
+    section_names: HashMap<String, String>,
+    tunnels: HashMap<String, String>,
+    authentication_ids: HashMap<String, String>,
+}
+
 fn locations(
     p: &mut Problems,
     raw: Vec<RawLocation>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Location> {
-    let mut out = Vec::new();
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut safe_names: HashMap<String, String> = HashMap::new();
-    let mut tunnel_names: HashMap<String, String> = HashMap::new();
-    let mut auth_ids: HashMap<String, String> = HashMap::new();
-    for (i, loc) in raw.into_iter().enumerate() {
-        let key = format!("locations[{i}]");
-        let name = loc.name.unwrap_or_default().trim().to_owned();
-        let before = p.0.len();
-        unique(p, &format!("{key}.name"), &name, &mut names);
-        // The swanctl files and connections are named after the location, with what swanctl
-        // does not accept replaced: two names must not end up the same there.
-        let safe = crate::edge::section_name(&name);
-        if p.0.len() == before {
-            if let Some(first) = safe_names.get(&safe) {
-                p.add(
-                    &format!("{key}.name"),
-                    format!("{name:?} becomes {safe:?} in swanctl names, as {first} does; choose another"),
-                );
-            } else {
-                safe_names.insert(safe, format!("locations[{i}]"));
-            }
-        }
-        let location_id = loc.location_id.unwrap_or_default().trim().to_owned();
-        if location_id.is_empty() {
-            p.add(
-                &format!("{key}.location_id"),
-                "is missing (the Atmos location the tunnels belong to)",
-            );
-        }
-        let mut coordinate = |field: &str, v: Option<f64>, limit: f64| match v {
-            None => {
-                p.add(&format!("{key}.{field}"), "is missing");
-                0.0
-            }
-            Some(v) if !v.is_finite() || v.abs() > limit => {
-                p.add(
-                    &format!("{key}.{field}"),
-                    format!("{v} is out of range (-{limit} to {limit})"),
-                );
-                0.0
-            }
-            Some(v) => v,
-        };
-        let site = Site {
-            latitude: coordinate("latitude", loc.latitude, 90.0),
-            longitude: coordinate("longitude", loc.longitude, 180.0),
-        };
-        let role_count = |role: &str| {
-            loc.tunnels
-                .iter()
-                .filter(|t| t.role.as_deref().map(str::trim) == Some(role))
-                .count()
-        };
-        let (primaries, secondaries) = (role_count("primary"), role_count("secondary"));
-        if primaries != 1 {
-            p.add(
-                &format!("{key}.tunnels"),
-                format!("needs exactly one primary tunnel, found {primaries}"),
-            );
-        }
-        if secondaries > 1 {
-            p.add(
-                &format!("{key}.tunnels"),
-                format!("allows at most one secondary tunnel, found {secondaries}"),
-            );
-        }
-        let mut tunnels = Vec::new();
-        for (j, t) in loc.tunnels.into_iter().enumerate() {
-            let tkey = format!("{key}.tunnels[{j}]");
-            if let Some(t) = tunnel(p, &tkey, t, base, env, &mut tunnel_names, &mut auth_ids) {
-                tunnels.push(t);
-            }
-        }
-        out.push(Location {
-            name,
-            location_id,
-            site,
-            local: loc.local.unwrap_or(true),
-            tunnels,
-        });
+    let mut taken = Taken::default();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, loc)| location(p, &format!("locations[{i}]"), loc, base, env, &mut taken))
+        .collect()
+}
+
+fn location(
+    p: &mut Problems,
+    key: &str,
+    loc: RawLocation,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    taken: &mut Taken,
+) -> Location {
+    let name = location_name(p, key, loc.name, taken);
+    let location_id = loc.location_id.unwrap_or_default().trim().to_owned();
+    if location_id.is_empty() {
+        p.add(
+            &format!("{key}.location_id"),
+            "is missing (the Atmos location the tunnels belong to)",
+        );
     }
-    out
+    let site = Site {
+        latitude: coordinate(p, &format!("{key}.latitude"), loc.latitude, 90.0),
+        longitude: coordinate(p, &format!("{key}.longitude"), loc.longitude, 180.0),
+    };
+    check_roles(p, key, &loc.tunnels);
+    let tunnels = loc
+        .tunnels
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, t)| tunnel(p, &format!("{key}.tunnels[{j}]"), t, base, env, taken))
+        .collect();
+    Location {
+        name,
+        location_id,
+        site,
+        local: loc.local.unwrap_or(true),
+        tunnels,
+    }
+}
+
+/// A location's name: given, unique, and still unique once made a swanctl section name.
+fn location_name(p: &mut Problems, key: &str, raw: Option<String>, taken: &mut Taken) -> String {
+    let name = raw.unwrap_or_default().trim().to_owned();
+    let before = p.0.len();
+    unique(p, &format!("{key}.name"), &name, &mut taken.locations);
+    // The swanctl files and connections are named after the location, with what swanctl
+    // does not accept replaced: two names must not end up the same there.
+    let safe = section_name(&name);
+    if p.0.len() == before {
+        if let Some(first) = taken.section_names.get(&safe) {
+            p.add(
+                &format!("{key}.name"),
+                format!(
+                    "{name:?} becomes {safe:?} in swanctl names, as {first} does; choose another"
+                ),
+            );
+        } else {
+            taken.section_names.insert(safe, key.to_owned());
+        }
+    }
+    name
+}
+
+fn coordinate(p: &mut Problems, key: &str, v: Option<f64>, limit: f64) -> f64 {
+    match v {
+        None => {
+            p.add(key, "is missing");
+            0.0
+        }
+        Some(v) if !v.is_finite() || v.abs() > limit => {
+            p.add(key, format!("{v} is out of range (-{limit} to {limit})"));
+            0.0
+        }
+        Some(v) => v,
+    }
+}
+
+/// Exactly one primary, at most one secondary.
+fn check_roles(p: &mut Problems, key: &str, tunnels: &[RawTunnel]) {
+    let count = |role: &str| {
+        tunnels
+            .iter()
+            .filter(|t| t.role.as_deref().map(str::trim) == Some(role))
+            .count()
+    };
+    let (primaries, secondaries) = (count("primary"), count("secondary"));
+    if primaries != 1 {
+        p.add(
+            &format!("{key}.tunnels"),
+            format!("needs exactly one primary tunnel, found {primaries}"),
+        );
+    }
+    if secondaries > 1 {
+        p.add(
+            &format!("{key}.tunnels"),
+            format!("allows at most one secondary tunnel, found {secondaries}"),
+        );
+    }
 }
 
 fn tunnel(
@@ -377,12 +432,11 @@ fn tunnel(
     t: RawTunnel,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    names: &mut HashMap<String, String>,
-    auth_ids: &mut HashMap<String, String>,
+    taken: &mut Taken,
 ) -> Option<TunnelConfig> {
     let before = p.0.len();
     let name = t.name.unwrap_or_default().trim().to_owned();
-    unique(p, &format!("{key}.name"), &name, names);
+    unique(p, &format!("{key}.name"), &name, &mut taken.tunnels);
     let role = match t.role.as_deref().map(str::trim) {
         Some("primary") => Some(Role::Primary),
         Some("secondary") => Some(Role::Secondary),
@@ -410,7 +464,12 @@ fn tunnel(
             format!("{auth:?} is neither an email nor an IP address"),
         );
     } else {
-        unique(p, &format!("{key}.authentication_id"), &auth, auth_ids);
+        unique(
+            p,
+            &format!("{key}.authentication_id"),
+            &auth,
+            &mut taken.authentication_ids,
+        );
     }
     let psk = psk(
         p,

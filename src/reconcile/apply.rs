@@ -1,13 +1,56 @@
-//! Carrying a plan out: one API write per action, each recorded in the audit log and, when it
-//! succeeded, in the managed-tunnels state right away, so that a crash mid-apply loses nothing.
+//! Carrying a plan out (the reconcile stage's I/O shell): one API write per action, each
+//! recorded in the audit log and, when it succeeded, in the managed-tunnels state right away,
+//! so that a crash mid-apply loses nothing.
 
+use serde::Serialize;
+
+use super::managed::{
+    AUDIT_FILE, AuditEntry, FINGERPRINT_KEY_FILE, Fingerprinter, MANAGED_FILE, ManagedTunnel,
+    ManagedTunnels,
+};
+use super::plan::{Action, Plan};
 use crate::atmos::{ApiError, Client, TunnelSpec, TunnelUpdate};
-use crate::config::{Config, Location, TunnelConfig};
-use crate::state::{AuditEntry, Fingerprinter, ManagedTunnel, StateDir, StateError, rfc3339};
+use crate::location::{Location, TunnelConfig, tunnels};
+use crate::state::{StateDir, StateError};
+use crate::timestamp::rfc3339;
 
-use super::{Action, Plan};
+/// The managed tunnels the state dir remembers (none yet: empty).
+pub fn load_managed(state: &StateDir) -> Result<ManagedTunnels, StateError> {
+    Ok(state.read_json(MANAGED_FILE)?.unwrap_or_default())
+}
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub fn save_managed(state: &StateDir, managed: &ManagedTunnels) -> Result<(), StateError> {
+    state.write_json(MANAGED_FILE, managed)
+}
+
+/// The state dir's PSK fingerprinter (its key is made on first use).
+pub fn fingerprinter(state: &StateDir) -> Result<Fingerprinter, StateError> {
+    Ok(Fingerprinter::new(&state.secret_key(FINGERPRINT_KEY_FILE)?))
+}
+
+/// Why one action of a plan was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("the API write succeeded but the state was not saved: {0}")]
+    NotSaved(StateError),
+    #[error("the tunnel was deleted but the state was not saved: {0}")]
+    NotForgotten(StateError),
+    #[error("not in the config any more")]
+    NotInConfig,
+    #[error("{conflict}; and listing tunnels to check it failed: {listing}")]
+    AdoptionUnchecked {
+        conflict: ApiError,
+        listing: ApiError,
+    },
+    #[error(
+        "{0}; no tunnel with both this name and authentication ID exists, so popsel does not take one over"
+    )]
+    NotOurs(ApiError),
+}
+
+#[derive(Debug, Serialize)]
 #[serde(tag = "result", content = "detail", rename_all = "lowercase")]
 pub enum Outcome {
     Created {
@@ -20,9 +63,14 @@ pub enum Outcome {
     },
     Updated,
     Deleted,
-    Failed(String),
+    Failed(#[serde(serialize_with = "as_text")] ApplyError),
     /// Not a write.
     Nothing,
+}
+
+/// Errors go to JSON as the sentence people read.
+fn as_text<S: serde::Serializer>(e: &ApplyError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
 }
 
 #[derive(Debug, Default)]
@@ -31,22 +79,20 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    pub fn failures(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
-            .count()
+    pub fn failures(&self) -> impl Iterator<Item = (&Action, &ApplyError)> {
+        self.results.iter().filter_map(|(a, o)| match o {
+            Outcome::Failed(e) => Some((a, e)),
+            _ => None,
+        })
     }
 }
 
 fn find<'a>(
-    config: &'a Config,
+    locations: &'a [Location],
     location: &str,
     tunnel: &str,
 ) -> Option<(&'a Location, &'a TunnelConfig)> {
-    config
-        .tunnels()
-        .find(|(l, t)| l.name == location && t.name == tunnel)
+    tunnels(locations).find(|(l, t)| l.name == location && t.name == tunnel)
 }
 
 struct Applier<'a> {
@@ -56,13 +102,14 @@ struct Applier<'a> {
 }
 
 impl Applier<'_> {
+    /// Records a write; `error` is why it failed, `None` when it went through.
     fn audit(
         &self,
         action: &str,
         tunnel: &str,
         id: Option<&str>,
         fields: Vec<String>,
-        result: &Result<(), String>,
+        error: Option<&ApiError>,
     ) {
         let entry = AuditEntry {
             time: rfc3339(std::time::SystemTime::now()),
@@ -70,12 +117,9 @@ impl Applier<'_> {
             tunnel: tunnel.to_owned(),
             id: id.map(str::to_owned),
             fields,
-            result: match result {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => e.clone(),
-            },
+            result: error.map_or_else(|| "ok".to_owned(), ToString::to_string),
         };
-        if let Err(e) = self.state.audit(&entry) {
+        if let Err(e) = self.state.append_json_line(AUDIT_FILE, &entry) {
             tracing::error!("{e}");
         }
     }
@@ -87,7 +131,7 @@ impl Applier<'_> {
         want: &TunnelConfig,
         psk_pushed: bool,
     ) -> Result<(), StateError> {
-        let mut managed = self.state.managed_tunnels()?;
+        let mut managed = load_managed(self.state)?;
         let old = managed.tunnels.get(id).map(|m| m.psk_fingerprint.clone());
         // One entry per tunnel name: an older id under this name is gone or replaced.
         managed
@@ -108,13 +152,13 @@ impl Applier<'_> {
             },
         );
         managed.version = 1;
-        self.state.save_managed_tunnels(&managed)
+        save_managed(self.state, &managed)
     }
 
     fn forget(&self, id: &str) -> Result<(), StateError> {
-        let mut managed = self.state.managed_tunnels()?;
+        let mut managed = load_managed(self.state)?;
         managed.tunnels.remove(id);
-        self.state.save_managed_tunnels(&managed)
+        save_managed(self.state, &managed)
     }
 
     /// Sets every field of an existing tunnel to the config's, PSK included when asked.
@@ -149,7 +193,7 @@ impl Applier<'_> {
         ];
         match self.client.create_tunnel(&spec).await {
             Ok(t) => {
-                self.audit("create", &want.name, Some(&t.id), fields, &Ok(()));
+                self.audit("create", &want.name, Some(&t.id), fields, None);
                 self.settle(
                     &t.id,
                     loc,
@@ -160,8 +204,8 @@ impl Applier<'_> {
             }
             Err(e) if e.is_conflict() => self.adopt(loc, want, e).await,
             Err(e) => {
-                self.audit("create", &want.name, None, fields, &Err(e.to_string()));
-                Outcome::Failed(e.to_string())
+                self.audit("create", &want.name, None, fields, Some(&e));
+                Outcome::Failed(e.into())
             }
         }
     }
@@ -170,49 +214,34 @@ impl Applier<'_> {
     async fn adopt(&self, loc: &Location, want: &TunnelConfig, conflict: ApiError) -> Outcome {
         let all = match self.client.list_tunnels().await {
             Ok(all) => all,
-            Err(e) => {
-                return Outcome::Failed(format!(
-                    "{conflict}; and listing tunnels to check it failed: {e}"
-                ));
+            Err(listing) => {
+                return Outcome::Failed(ApplyError::AdoptionUnchecked { conflict, listing });
             }
         };
         let Some(found) = all
             .iter()
             .find(|t| t.name == want.name && t.authentication_id == want.authentication_id)
         else {
-            self.audit(
-                "create",
-                &want.name,
-                None,
-                vec![],
-                &Err(conflict.to_string()),
-            );
-            return Outcome::Failed(format!(
-                "{conflict}; no tunnel with both this name and authentication ID exists, so popsel does not take one over"
-            ));
+            self.audit("create", &want.name, None, vec![], Some(&conflict));
+            return Outcome::Failed(ApplyError::NotOurs(conflict));
         };
-        let result = self
-            .put(&found.id, loc, want, true)
-            .await
-            .map_err(|e| e.to_string());
+        let result = self.put(&found.id, loc, want, true).await;
+        let fields = vec!["location_id".into(), "psk".into()];
         self.audit(
             "adopt",
             &want.name,
             Some(&found.id),
-            vec!["location_id".into(), "psk".into()],
-            &result,
+            fields,
+            result.as_ref().err(),
         );
         match result {
-            Ok(()) => self.settle(
-                &found.id,
-                loc,
-                want,
-                true,
-                Outcome::Adopted {
+            Ok(()) => {
+                let adopted = Outcome::Adopted {
                     id: found.id.clone(),
-                },
-            ),
-            Err(e) => Outcome::Failed(e),
+                };
+                self.settle(&found.id, loc, want, true, adopted)
+            }
+            Err(e) => Outcome::Failed(e.into()),
         }
     }
 
@@ -226,17 +255,51 @@ impl Applier<'_> {
     ) -> Outcome {
         match self.remember(id, loc, want, psk_pushed) {
             Ok(()) => ok,
-            Err(e) => Outcome::Failed(format!(
-                "the API write succeeded but the state was not saved: {e}"
-            )),
+            Err(e) => Outcome::Failed(ApplyError::NotSaved(e)),
         }
     }
 
-    async fn run(&self, config: &Config, action: &Action) -> Outcome {
+    async fn update(
+        &self,
+        (loc, want): (&Location, &TunnelConfig),
+        id: &str,
+        mut fields: Vec<String>,
+        push_psk: bool,
+    ) -> Outcome {
+        if push_psk {
+            fields.push("psk".into());
+        }
+        let result = self.put(id, loc, want, push_psk).await;
+        self.audit(
+            "update",
+            &want.name,
+            Some(id),
+            fields,
+            result.as_ref().err(),
+        );
+        match result {
+            Ok(()) => self.settle(id, loc, want, push_psk, Outcome::Updated),
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    }
+
+    async fn delete(&self, tunnel: &str, id: &str) -> Outcome {
+        let result = self.client.delete_tunnel(id).await;
+        self.audit("delete", tunnel, Some(id), vec![], result.as_ref().err());
+        match result {
+            Ok(()) => match self.forget(id) {
+                Ok(()) => Outcome::Deleted,
+                Err(e) => Outcome::Failed(ApplyError::NotForgotten(e)),
+            },
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    }
+
+    async fn run(&self, locations: &[Location], action: &Action) -> Outcome {
         match action {
-            Action::Create { location, tunnel } => match find(config, location, tunnel) {
+            Action::Create { location, tunnel } => match find(locations, location, tunnel) {
                 Some((loc, want)) => self.create(loc, want).await,
-                None => Outcome::Failed("not in the config any more".into()),
+                None => Outcome::Failed(ApplyError::NotInConfig),
             },
             Action::Update {
                 location,
@@ -244,36 +307,14 @@ impl Applier<'_> {
                 id,
                 changes,
                 psk,
-            } => {
-                let Some((loc, want)) = find(config, location, tunnel) else {
-                    return Outcome::Failed("not in the config any more".into());
-                };
-                let mut fields: Vec<String> = changes.iter().map(|c| c.field.to_owned()).collect();
-                if psk.is_some() {
-                    fields.push("psk".into());
+            } => match find(locations, location, tunnel) {
+                Some(wanted) => {
+                    let fields = changes.iter().map(|c| c.field.to_owned()).collect();
+                    self.update(wanted, id, fields, psk.is_some()).await
                 }
-                let result = self
-                    .put(id, loc, want, psk.is_some())
-                    .await
-                    .map_err(|e| e.to_string());
-                self.audit("update", tunnel, Some(id), fields, &result);
-                match result {
-                    Ok(()) => self.settle(id, loc, want, psk.is_some(), Outcome::Updated),
-                    Err(e) => Outcome::Failed(e),
-                }
-            }
-            Action::Delete { tunnel, id } => {
-                let result = self
-                    .client
-                    .delete_tunnel(id)
-                    .await
-                    .map_err(|e| e.to_string());
-                self.audit("delete", tunnel, Some(id), vec![], &result);
-                match result.and_then(|()| self.forget(id).map_err(|e| e.to_string())) {
-                    Ok(()) => Outcome::Deleted,
-                    Err(e) => Outcome::Failed(e),
-                }
-            }
+                None => Outcome::Failed(ApplyError::NotInConfig),
+            },
+            Action::Delete { tunnel, id } => self.delete(tunnel, id).await,
             Action::Unchanged { .. } | Action::Conflict { .. } | Action::Orphan { .. } => {
                 Outcome::Nothing
             }
@@ -284,7 +325,7 @@ impl Applier<'_> {
 /// Carries `plan` out. One failed action does not stop the others.
 pub async fn apply(
     client: &Client,
-    config: &Config,
+    locations: &[Location],
     plan: &Plan,
     state: &StateDir,
     fingerprints: &Fingerprinter,
@@ -296,7 +337,7 @@ pub async fn apply(
     };
     let mut report = ApplyReport::default();
     for action in &plan.actions {
-        let outcome = applier.run(config, action).await;
+        let outcome = applier.run(locations, action).await;
         report.results.push((action.clone(), outcome));
     }
     report

@@ -1,6 +1,7 @@
 //! Plans and their results as people read them (in the manner of `terraform plan`) and as JSON.
 
-use super::{Action, Outcome, Plan, PskReason};
+use super::apply::{ApplyReport, Outcome};
+use super::plan::{Action, Plan, PskReason};
 
 fn psk_note(reason: PskReason) -> &'static str {
     match reason {
@@ -53,10 +54,12 @@ fn action_text(a: &Action, outcome: Option<&Outcome>) -> String {
     }
 }
 
-pub fn plan_text(plan: &Plan, outcomes: Option<&[Outcome]>) -> String {
+/// The plan, one block per action; after an apply, `report` holds each action's outcome.
+pub fn plan_text(plan: &Plan, report: Option<&ApplyReport>) -> String {
     let mut s = String::from("Tunnels:\n");
     for (i, a) in plan.actions.iter().enumerate() {
-        s.push_str(&action_text(a, outcomes.and_then(|o| o.get(i))));
+        let outcome = report.and_then(|r| r.results.get(i)).map(|(_, o)| o);
+        s.push_str(&action_text(a, outcome));
     }
     let count = |f: fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
     s.push_str(&format!(

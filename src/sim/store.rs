@@ -448,4 +448,5 @@ impl Store {
 }
 
 #[cfg(test)]
+#[path = "store_tests.rs"]
 mod tests;

@@ -27,7 +27,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use popsel::catalog::{Catalog, ListedFqdn, Pop};
-use popsel::rank::{Site, distance_km};
+use popsel::location::Site;
+use popsel::rank::distance_km;
 use serde_json::json;
 
 /// Where the cities come from.

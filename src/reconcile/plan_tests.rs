@@ -5,7 +5,10 @@ use std::path::Path;
 use secrecy::SecretString;
 
 use super::*;
-use crate::state::ManagedTunnel;
+use crate::config::Config;
+use crate::reconcile::apply::{ApplyError, ApplyReport, Outcome};
+use crate::reconcile::managed::ManagedTunnel;
+use crate::reconcile::render::{plan_json, plan_text};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 const LOC_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
@@ -109,7 +112,7 @@ fn in_sync() -> (Vec<Tunnel>, ManagedTunnels) {
 }
 
 fn run(config: &Config, actual: &[Tunnel], managed: &ManagedTunnels, prune: bool) -> Plan {
-    plan(config, actual, managed, &fingerprinter(), prune)
+    plan(&config.locations, actual, managed, &fingerprinter(), prune)
 }
 
 fn unchanged(tunnel: &str, id: &str) -> Action {
@@ -528,12 +531,15 @@ fn plan_text_shows_every_kind_of_action_and_never_a_psk() {
         format!("{plan:?}"),
     ];
     // After an apply too.
-    let outcomes = vec![
+    let outcomes = [
         Outcome::Updated,
-        Outcome::Failed("boom".into()),
+        Outcome::Failed(ApplyError::NotInConfig),
         Outcome::Nothing,
     ];
-    outputs.push(plan_text(&plan, Some(&outcomes)));
+    let report = ApplyReport {
+        results: plan.actions.iter().cloned().zip(outcomes).collect(),
+    };
+    outputs.push(plan_text(&plan, Some(&report)));
     for out in &outputs {
         for psk in [PSK_1, PSK_2, rotated] {
             assert!(!out.contains(psk), "a PSK shows in {out}");

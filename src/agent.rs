@@ -1,34 +1,33 @@
-//! `popsel run`: the agent. Catalogue refresh, probing (with selection right after), tunnel
-//! reconciliation and status polling each run on their own interval, the first run of each
-//! jittered so that a fleet of routers does not hit the API in the same second.
+//! `popsel run`: the agent. The pipeline's stages each run on their own interval (catalogue
+//! refresh; probing with selection and hand-off right after; tunnel reconciliation; status
+//! polling), the first run of each jittered so that a fleet of routers does not hit the API in
+//! the same second.
 //!
 //! A failed stage is counted and logged and never stops the others; the process never exits
 //! on an API or DNS error. The last good catalogue is cached in the state dir and used when the
 //! API is down. SIGTERM/SIGINT: stages under way get 5 s to finish, then are abandoned; state
-//! is written as each stage ends, so nothing is lost. SIGHUP: the config is reloaded; an
-//! invalid one is reported and the old one kept.
+//! is written as each stage ends, so nothing is lost. SIGHUP: the config is reloaded as a new
+//! generation, swapped in whole; an invalid one is reported and the old one kept.
 
 mod http;
-mod stages;
+mod log;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use crate::atmos::{Client, RetryPolicy};
-use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::metrics::{Metrics, Stage};
-use crate::probe::Prober;
-use crate::rank::Ranking;
-use crate::resolve::DnsResolver;
+use crate::metrics::Metrics;
+use crate::pipeline::{Generation, Mode, Pipeline, measure};
+use crate::rank::Rankings;
+use crate::schedule::{LOOPS, Stage};
 use crate::select::Selection;
-use crate::state::StateDir;
-use crate::survey::Survey;
 
 pub use http::serve_metrics;
+pub use log::LogReport;
 
 /// Retries of the agent's API calls: short, so that a stage ends within its interval when the
 /// API is down and the failure shows in the metrics promptly; the next run tries again anyway.
@@ -48,136 +47,72 @@ pub struct RunOptions {
     pub once: bool,
     /// Where to reload the config from on SIGHUP.
     pub config_path: Option<PathBuf>,
-    /// Do not probe (rank by distance); the demo uses it.
-    pub no_probe: bool,
 }
 
-/// What the stages share. Locks are held only to read or swap, never across a network call.
+/// The pipeline, scheduled.
 pub struct Agent {
     pub metrics: Arc<Metrics>,
-    config: RwLock<Arc<Config>>,
-    client: RwLock<Client>,
-    state: RwLock<StateDir>,
+    pipeline: Pipeline,
     make_client: ClientFactory,
-    /// Kept across rounds for its cache; rebuilt on reload.
-    dns: RwLock<Option<DnsResolver>>,
-    prober: Option<Prober>,
-    catalog: Mutex<Option<(Catalog, SystemTime)>>,
-    survey: Mutex<Option<Arc<Survey>>>,
-    rankings: Mutex<Vec<(String, Ranking)>>,
-    selection: Mutex<Selection>,
-}
-
-/// The resolver of a config; none (catalogue addresses only) when it cannot be set up.
-fn resolver(config: &Config) -> Option<DnsResolver> {
-    DnsResolver::new(config.dns.clone())
-        .map_err(|e| tracing::warn!("{e}; using the catalogue's addresses only"))
-        .ok()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Agent {
-    /// Opens the state dir and the ICMP sockets, reads the previous selection.
+    /// Opens the state dir and the ICMP sockets (unless `no_probe`, or no location is local),
+    /// reads the previous selection.
     pub fn new(
         config: Config,
         make_client: ClientFactory,
         no_probe: bool,
     ) -> anyhow::Result<Arc<Agent>> {
         let metrics = Arc::new(Metrics::new());
+        let report = Box::new(LogReport);
         let client = make_client(&config, &metrics)?;
-        let state = StateDir::open(&config.state_dir)?;
-        let selection = state
-            .read_json(crate::state::SELECTION_FILE)?
-            .unwrap_or_default();
         let prober = if no_probe || !config.locations.iter().any(|l| l.local) {
             None
         } else {
-            match Prober::new() {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!("{e}; ranking by distance");
-                    None
-                }
-            }
+            measure::prober(&*report)
         };
-        let dns = resolver(&config);
+        let generation = Generation::new(config, client, true, &*report)?;
+        let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
         Ok(Arc::new(Agent {
             metrics,
-            dns: RwLock::new(dns),
-            config: RwLock::new(Arc::new(config)),
-            client: RwLock::new(client),
-            state: RwLock::new(state),
+            pipeline,
             make_client,
-            prober,
-            catalog: Mutex::new(None),
-            survey: Mutex::new(None),
-            rankings: Mutex::new(Vec::new()),
-            selection: Mutex::new(selection),
         }))
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn client(&self) -> Client {
-        self.client
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn dns(&self) -> Option<DnsResolver> {
-        self.dns.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn state(&self) -> StateDir {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn generation(&self) -> Arc<Generation> {
+        self.pipeline.generation()
     }
 
     /// Ready once a catalogue (fresh or cached) and one probe round exist.
     pub fn ready(&self) -> bool {
-        lock(&self.catalog).is_some() && lock(&self.survey).is_some()
+        self.pipeline.ready()
     }
 
     pub fn selection(&self) -> Selection {
-        lock(&self.selection).clone()
+        self.pipeline.selection()
     }
 
-    pub fn rankings(&self) -> Vec<(String, Ranking)> {
-        lock(&self.rankings).clone()
+    pub fn rankings(&self) -> Arc<Rankings> {
+        self.pipeline.rankings()
     }
 
-    /// Swaps in a new config (SIGHUP). The state dir and client follow it.
+    /// Builds a new generation from `config` (SIGHUP) and swaps it in whole; on error the old
+    /// one stays.
     pub fn reload(&self, config: Config) -> anyhow::Result<()> {
         let client = (self.make_client)(&config, &self.metrics)?;
-        let state = StateDir::open(&config.state_dir)?;
-        *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
-        *self.dns.write().unwrap_or_else(|e| e.into_inner()) = resolver(&config);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        let generation = Generation::new(config, client, true, self.pipeline.report())?;
+        self.pipeline.swap(generation);
         Ok(())
     }
 
     /// Runs one stage, counting it.
     pub async fn run_stage(&self, stage: Stage) -> bool {
-        let result = match stage {
-            Stage::Catalog => self.catalog_stage().await,
-            Stage::Probe => self.probe_stage().await,
-            Stage::Select => self.select_stage().await,
-            Stage::Reconcile => self.reconcile_stage().await,
-            Stage::Status => self.status_stage().await,
-        };
-        let ok = match &result {
+        let ok = match self.pipeline.run_stage(stage).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(stage = stage.as_str(), "stage failed: {e:#}");
+                tracing::warn!(stage = stage.as_str(), "stage failed: {e}");
                 false
             }
         };
@@ -195,15 +130,11 @@ impl Agent {
     }
 }
 
-/// Which config setting paces a loop.
-type Interval = fn(&Config) -> Duration;
-
-/// A stage's loop: the first run after `first`, then every `interval` (read afresh each time,
-/// so a reload applies), until shutdown.
+/// A loop of stages: the first run after `first`, then every interval of its first stage
+/// (read afresh from the generation in use each time, so a reload applies), until shutdown.
 async fn every(
     agent: Arc<Agent>,
-    stages: &[Stage],
-    interval: Interval,
+    stages: &'static [Stage],
     first: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -215,8 +146,9 @@ async fn every(
         for &stage in stages {
             agent.run_stage(stage).await;
         }
+        let interval = agent.generation().config.schedule.interval(stages[0]);
         tokio::select! {
-            _ = tokio::time::sleep(interval(&agent.config())) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -242,31 +174,10 @@ pub async fn run(
         _ = &mut shutdown => return Ok(true),
     }
     let mut tasks = tokio::task::JoinSet::new();
-    let loops: [(&'static [Stage], Interval); 4] = [
-        (&[Stage::Catalog], |c| c.agent.catalog_interval),
-        (&[Stage::Probe, Stage::Select], |c| c.agent.probe_interval),
-        (&[Stage::Reconcile], |c| c.agent.reconcile_interval),
-        (&[Stage::Status], |c| c.agent.status_interval),
-    ];
-    for (stages, interval) in loops {
-        let every_ = interval(&agent.config());
-        // Up to a tenth of the interval (at most 30 s) so that a fleet spreads out; the
-        // catalogue stage has just run, so it waits a whole interval.
-        let first = if stages == [Stage::Catalog] {
-            every_
-        } else {
-            every_
-                .mul_f64(0.1)
-                .min(Duration::from_secs(30))
-                .mul_f64(fastrand::f64())
-        };
-        tasks.spawn(every(
-            agent.clone(),
-            stages,
-            interval,
-            first,
-            stop_rx.clone(),
-        ));
+    let schedule = agent.generation().config.schedule;
+    for stages in LOOPS {
+        let first = schedule.first_delay(stages[0], fastrand::f64());
+        tasks.spawn(every(agent.clone(), stages, first, stop_rx.clone()));
     }
     tokio::select! {
         _ = &mut shutdown => {}

@@ -25,7 +25,7 @@ pub use store::{MAX_PAGE_SIZE, PageRequest, Rejection, Store};
 
 /// The sample catalogue shipped in `config/`, built in so that the emulator and the demo run
 /// anywhere.
-pub const SAMPLE_CATALOG: &str = include_str!("../../config/catalog.sample.json");
+pub const SAMPLE_CATALOG: &str = include_str!("../config/catalog.sample.json");
 
 /// What goes wrong on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
-use crate::catalog::ListedFqdn;
+use crate::catalog::{ListedFqdn, Pop};
+use crate::location::Site;
 use crate::probe::Probe;
-use crate::rank::{Site, rank};
+use crate::rank::rank;
 use crate::resolve::{Endpoint, Source};
 
 /// A PoP of a recorded ranking: city, provider, longitude (distance), RTT in ms (None: silent),
@@ -148,7 +149,7 @@ fn a_challenger_must_win_enough_cycles_in_a_row() {
     );
     let change = r[3].1.iter().find(|c| c.role == Role::Primary).unwrap();
     assert!(
-        change.reason.contains("beat Alpha") && change.reason.contains("for 3 cycles"),
+        change.reason.contains("beat XX/Alpha/AWS") && change.reason.contains("for 3 cycles"),
         "{}",
         change.reason
     );

@@ -2,9 +2,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
-use crate::catalog::ListedFqdn;
+use crate::catalog::{ListedFqdn, Pop};
 use crate::probe::Probe;
 use crate::resolve::{Endpoint, Source};
+use crate::status::{ConnectorStatusRow, TunnelStatusRow};
 
 fn pop(city: &str) -> Pop {
     Pop {
@@ -118,12 +119,15 @@ fn probe_rounds_export_endpoint_series_and_drop_departed_pops() {
 #[test]
 fn state_sets_emit_every_state() {
     let m = Metrics::new();
-    m.observe_tunnels(&[(
-        "chicago".into(),
-        "Chicago IPSec1".into(),
-        TunnelState::Connected,
-    )]);
-    m.observe_connectors(&[("conn-1".into(), ConnectorState::AgentOnly)]);
+    m.observe_tunnels(&[TunnelStatusRow {
+        location: "chicago".into(),
+        tunnel: "Chicago IPSec1".into(),
+        state: TunnelState::Connected,
+    }]);
+    m.observe_connectors(&[ConnectorStatusRow {
+        connector: "conn-1".into(),
+        state: ConnectorState::AgentOnly,
+    }]);
     let text = m.encode();
     for (state, v) in [("Connected", 1.0), ("Disconnected", 0.0), ("Unknown", 0.0)] {
         let labels = [

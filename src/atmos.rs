@@ -8,9 +8,10 @@
 
 mod client;
 mod endpoints;
-mod error;
-mod retry;
+pub mod error;
+pub mod retry;
 pub mod rules;
+mod settings;
 mod token;
 pub mod types;
 
@@ -20,5 +21,6 @@ pub use client::{
 };
 pub use error::ApiError;
 pub use retry::{RetryPolicy, parse_retry_after};
+pub use settings::ApiSettings;
 pub use token::{TOKEN_ENV, TokenError, load_token};
 pub use types::*;

@@ -2,7 +2,10 @@ use std::os::unix::fs::PermissionsExt;
 
 use secrecy::ExposeSecret;
 
+use std::time::Duration;
+
 use super::*;
+use crate::location::{Role, Site};
 
 const GOOD: &str = r#"
 [api]
@@ -60,8 +63,8 @@ fn problems(text: &str) -> Vec<String> {
 fn a_good_config_loads_with_defaults_filled_in() {
     let dir = dir_with_psk(0o600);
     let c = parse(GOOD, dir.path()).unwrap();
-    assert_eq!(c.api.timeout(), Duration::from_secs(3));
-    assert_eq!(c.api.page_size(), 20);
+    assert_eq!(c.api.timeout, Duration::from_secs(3));
+    assert_eq!(c.api.page_size, 20);
     assert_eq!(c.selection.switch_min_improvement_ms, 12.0);
     assert_eq!(c.selection.switch_after_cycles, 3);
     assert_eq!(c.selection.filter.countries, ["US", "CA"]);
@@ -305,7 +308,7 @@ fn all_problems_are_reported_at_once() {
 
 #[test]
 fn the_example_config_documents_a_valid_configuration() {
-    let text = include_str!("../../config/popsel.example.toml");
+    let text = include_str!("../config/popsel.example.toml");
     let dir = tempfile::tempdir().unwrap();
     let c = Config::parse_with(text, "popsel.example.toml", dir.path(), &|k| {
         k.starts_with("POPSEL_PSK_")

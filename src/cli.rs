@@ -6,6 +6,7 @@ mod demo;
 mod provision;
 mod rank;
 mod rank_output;
+mod report;
 mod run;
 mod table;
 
@@ -24,6 +25,7 @@ use crate::atmos::{
 use crate::config::Config;
 use crate::sim::{self, Faults, Sim, SimOptions};
 
+pub use report::StderrReport;
 pub use table::Table;
 
 #[derive(Debug, Parser)]
@@ -190,8 +192,8 @@ pub fn client_from_config(
         .or(config.api.token_file.as_deref());
     let token = atmos::load_token(std::env::var(TOKEN_ENV).ok(), token_file)?;
     let mut cc = ClientConfig::new(base_url, token);
-    cc.timeout = config.api.timeout();
-    cc.page_size = config.api.page_size();
+    cc.timeout = config.api.timeout;
+    cc.page_size = config.api.page_size;
     cc.observer = observer;
     cc.retry = retry;
     Ok(Client::new(cc)?)

@@ -1,25 +1,13 @@
-//! Reconcile stage: make each location's Atmos tunnels exist and match the config.
-//!
-//! [`plan`] is pure: desired tunnels (config) + actual tunnels (API, all pages) + what popsel
-//! remembers (managed tunnels and PSK fingerprints) give a [`Plan`]. [`apply`] carries it out
-//! through the client, records each write in the audit log and the state. popsel never deletes
-//! a tunnel unless asked to prune and the tunnel carries its management marker (it is in the
-//! state's managed tunnels); a tunnel popsel does not manage that stands in the way is a
-//! conflict for a human, never something to overwrite.
-
-mod apply;
-mod render;
+//! The reconcile diff, pure: desired tunnels (the locations' config) + actual tunnels (the API,
+//! all pages) + what popsel remembers (managed tunnels and PSK fingerprints) give a [`Plan`].
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::atmos::Tunnel;
-use crate::config::{Config, Location, TunnelConfig};
-use crate::state::{Fingerprinter, ManagedTunnel, ManagedTunnels};
-
-pub use apply::{ApplyReport, Outcome, apply};
-pub use render::{plan_json, plan_text};
+use super::managed::{Fingerprinter, ManagedTunnels};
+use crate::atmos::types::Tunnel;
+use crate::location::{Location, TunnelConfig, tunnels};
 
 /// A field that differs between the API and the config. PSKs never appear: their change is
 /// shown as `(sensitive)`.
@@ -115,45 +103,40 @@ fn actual_fields(t: &Tunnel) -> [(&'static str, String); 3] {
     ]
 }
 
-/// Forgets the managed tunnels whose id is no longer on the API (deleted by someone, or an
-/// account reset), so that nothing keeps pointing at an id that is gone; the config's tunnels
-/// are then created anew. Returns what was forgotten.
-pub fn forget_gone(managed: &mut ManagedTunnels, actual: &[Tunnel]) -> Vec<ManagedTunnel> {
-    let gone: Vec<String> = managed
-        .tunnels
-        .keys()
-        .filter(|id| !actual.iter().any(|t| &t.id == *id))
-        .cloned()
-        .collect();
-    gone.iter()
-        .filter_map(|id| managed.tunnels.remove(id))
-        .collect()
+/// The API's tunnels, looked up by name and by authentication ID.
+struct Account<'a> {
+    by_name: HashMap<&'a str, &'a Tunnel>,
+    by_auth: HashMap<&'a str, &'a Tunnel>,
 }
 
-/// Compares config, API and state. `fingerprints` turns a PSK into the keyed fingerprint kept
-/// in the state.
+/// Compares the locations' tunnels, the API's and what popsel remembers. `fingerprints` turns a
+/// PSK into the keyed fingerprint kept in the state.
 pub fn plan(
-    config: &Config,
+    locations: &[Location],
     actual: &[Tunnel],
     managed: &ManagedTunnels,
     fingerprints: &Fingerprinter,
     prune: bool,
 ) -> Plan {
-    let by_name: HashMap<&str, &Tunnel> = actual.iter().map(|t| (t.name.as_str(), t)).collect();
-    let by_auth: HashMap<&str, &Tunnel> = actual
-        .iter()
-        .map(|t| (t.authentication_id.as_str(), t))
-        .collect();
-    let wanted: Vec<(&Location, &TunnelConfig)> = config.tunnels().collect();
+    let account = Account {
+        by_name: actual.iter().map(|t| (t.name.as_str(), t)).collect(),
+        by_auth: actual
+            .iter()
+            .map(|t| (t.authentication_id.as_str(), t))
+            .collect(),
+    };
+    let wanted: Vec<(&Location, &TunnelConfig)> = tunnels(locations).collect();
     // Entries whose tunnel is unmistakable go first, so that an ambiguous one (a rename in
     // the config next to a new tunnel taking the old name) cannot take a tunnel another entry
     // identifies better: exact name and authentication ID, then a managed tunnel's
     // authentication ID (a rename), then the name alone.
     let quality = |want: &TunnelConfig| {
-        let exact = by_name
+        let exact = account
+            .by_name
             .get(want.name.as_str())
             .is_some_and(|t| t.authentication_id == want.authentication_id);
-        let renamed = by_auth
+        let renamed = account
+            .by_auth
             .get(want.authentication_id.as_str())
             .is_some_and(|t| managed.tunnels.contains_key(&t.id));
         if exact {
@@ -170,15 +153,7 @@ pub fn plan(
     let mut claimed: Vec<&str> = Vec::new();
     for i in order {
         let (loc, want) = wanted[i];
-        let (action, claim) = plan_one(
-            loc,
-            want,
-            &by_name,
-            &by_auth,
-            &claimed,
-            managed,
-            fingerprints,
-        );
+        let (action, claim) = plan_one(loc, want, &account, &claimed, managed, fingerprints);
         claimed.extend(claim);
         planned[i] = Some(action);
     }
@@ -203,81 +178,105 @@ pub fn plan(
 fn plan_one<'a>(
     loc: &Location,
     want: &TunnelConfig,
-    by_name: &HashMap<&str, &'a Tunnel>,
-    by_auth: &HashMap<&str, &'a Tunnel>,
+    account: &Account<'a>,
     claimed: &[&str],
     managed: &ManagedTunnels,
     fingerprints: &Fingerprinter,
 ) -> (Action, Option<&'a str>) {
-    let location = loc.name.clone();
-    let tunnel = want.name.clone();
-    let free = |t: &&Tunnel| !claimed.contains(&t.id.as_str());
-    // The tunnel of that name, else one popsel manages under an old name (a rename in the
-    // config), identified by its authentication ID.
-    let existing = by_name
-        .get(want.name.as_str())
-        .copied()
-        .filter(free)
-        .or_else(|| {
-            by_auth
-                .get(want.authentication_id.as_str())
-                .copied()
-                .filter(free)
-                .filter(|t| managed.tunnels.contains_key(&t.id))
-        });
-    let Some(have) = existing else {
-        let action = match by_auth.get(want.authentication_id.as_str()) {
-            Some(holder) => Action::Conflict {
-                location,
-                tunnel,
-                reason: format!(
-                    "authentication ID {:?} is held by tunnel {:?} ({}), which popsel does not manage",
-                    want.authentication_id, holder.name, holder.id
-                ),
+    let conflict = |reason: String| Action::Conflict {
+        location: loc.name.clone(),
+        tunnel: want.name.clone(),
+        reason,
+    };
+    let Some(have) = existing(want, account, claimed, managed) else {
+        let action = match account.by_auth.get(want.authentication_id.as_str()) {
+            Some(holder) => conflict(format!(
+                "authentication ID {:?} is held by tunnel {:?} ({}), which popsel does not manage",
+                want.authentication_id, holder.name, holder.id
+            )),
+            None => Action::Create {
+                location: loc.name.clone(),
+                tunnel: want.name.clone(),
             },
-            None => Action::Create { location, tunnel },
         };
         return (action, None);
     };
     let claim = Some(have.id.as_str());
-    let conflict = |reason: String| {
-        let action = Action::Conflict {
-            location: location.clone(),
-            tunnel: tunnel.clone(),
-            reason,
-        };
-        (action, claim)
-    };
-    let is_managed = managed.tunnels.get(&have.id);
+    if let Some(reason) = obstacle(want, have, account, managed) {
+        return (conflict(reason), claim);
+    }
+    (difference(loc, want, have, managed, fingerprints), claim)
+}
+
+/// The API tunnel that is this configured one: the tunnel of that name, else one popsel
+/// manages under an old name (a rename in the config), found by its authentication ID.
+fn existing<'a>(
+    want: &TunnelConfig,
+    account: &Account<'a>,
+    claimed: &[&str],
+    managed: &ManagedTunnels,
+) -> Option<&'a Tunnel> {
+    let free = |t: &&Tunnel| !claimed.contains(&t.id.as_str());
+    account
+        .by_name
+        .get(want.name.as_str())
+        .copied()
+        .filter(free)
+        .or_else(|| {
+            account
+                .by_auth
+                .get(want.authentication_id.as_str())
+                .copied()
+                .filter(free)
+                .filter(|t| managed.tunnels.contains_key(&t.id))
+        })
+}
+
+/// Why `have` cannot be made into `want` without a human, if it cannot.
+fn obstacle(
+    want: &TunnelConfig,
+    have: &Tunnel,
+    account: &Account<'_>,
+    managed: &ManagedTunnels,
+) -> Option<String> {
     // A tunnel popsel does not manage is only taken over when it is recognisably this one.
-    if is_managed.is_none() && have.authentication_id != want.authentication_id {
-        return conflict(format!(
+    if !managed.tunnels.contains_key(&have.id) && have.authentication_id != want.authentication_id {
+        return Some(format!(
             "a tunnel named {:?} ({}) exists with authentication ID {:?}, and popsel does not manage it",
             have.name, have.id, have.authentication_id
         ));
     }
     // Another tunnel holds the authentication ID this one should get.
-    if let Some(holder) = by_auth.get(want.authentication_id.as_str()) {
-        if holder.id != have.id {
-            return conflict(format!(
-                "authentication ID {:?} is held by another tunnel, {:?} ({})",
-                want.authentication_id, holder.name, holder.id
-            ));
-        }
+    match account.by_auth.get(want.authentication_id.as_str()) {
+        Some(holder) if holder.id != have.id => Some(format!(
+            "authentication ID {:?} is held by another tunnel, {:?} ({})",
+            want.authentication_id, holder.name, holder.id
+        )),
+        _ => None,
     }
+}
+
+/// `have` compared with `want`: unchanged, or the fields and PSK to update.
+fn difference(
+    loc: &Location,
+    want: &TunnelConfig,
+    have: &Tunnel,
+    managed: &ManagedTunnels,
+    fingerprints: &Fingerprinter,
+) -> Action {
     let changes: Vec<FieldChange> = actual_fields(have)
         .into_iter()
         .zip(desired_fields(loc, want))
         .filter(|((_, old), (_, new))| old != new)
         .map(|((field, old), (_, new))| FieldChange { field, old, new })
         .collect();
-    let psk = match is_managed {
+    let psk = match managed.tunnels.get(&have.id) {
         Some(m) if m.psk_fingerprint == fingerprints.fingerprint(&want.psk) => None,
         Some(m) if !m.psk_fingerprint.is_empty() => Some(PskReason::Rotated),
         _ => Some(PskReason::Unknown),
     };
-    let id = have.id.clone();
-    let action = if changes.is_empty() && psk.is_none() {
+    let (location, tunnel, id) = (loc.name.clone(), want.name.clone(), have.id.clone());
+    if changes.is_empty() && psk.is_none() {
         Action::Unchanged {
             location,
             tunnel,
@@ -291,9 +290,9 @@ fn plan_one<'a>(
             changes,
             psk,
         }
-    };
-    (action, claim)
+    }
 }
 
 #[cfg(test)]
+#[path = "plan_tests.rs"]
 mod tests;

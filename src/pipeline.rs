@@ -1,0 +1,428 @@
+//! The pipeline: the one place that sequences the stages.
+//!
+//! ```text
+//!            catalogue ─► resolve ─► probe ─► rank ─► select ─► hand-off ─┐
+//!  (API, cache or file)                                                   ├─► export
+//!                             reconcile (plan ─► apply) ─► status ────────┘
+//! ```
+//!
+//! Each stage is a pure core in its own module (`catalog`, `resolve`, `probe`, `rank`,
+//! `select`, `reconcile`, `edge`, `status`, `metrics`); here they are run in order against one
+//! [`Generation`] (config, client, state dir, resolver) and leave their results on a board for
+//! the next. The commands differ only in which stages they run and how often:
+//!
+//! - `popsel rank`: [`measure::rank_once`]: catalogue → resolve → probe → rank, one site.
+//! - `popsel plan`: [`Pipeline::plan`]: catalogue → … → select, and the reconcile plan.
+//! - `popsel apply`: [`Pipeline::apply`] after `plan`: reconcile → hand-off.
+//! - `popsel run`: [`Pipeline::run_stage`], each stage of [`Stage`] on its own interval
+//!   (`agent`); `--once` runs each once, in order.
+
+pub mod error;
+pub mod fetch;
+pub mod generation;
+pub mod measure;
+pub mod notice;
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
+
+use crate::catalog::Catalog;
+use crate::edge::{self, HandOff};
+use crate::metrics::Metrics;
+use crate::probe::icmp::Prober;
+use crate::rank::{Rankings, rank_locations};
+use crate::reconcile::apply::{self, fingerprinter, load_managed, save_managed};
+use crate::reconcile::{ApplyReport, Fingerprinter, ManagedTunnels, Outcome, Plan};
+use crate::schedule::Stage;
+use crate::select::{Change, Selection, select_all};
+use crate::state::StateError;
+use crate::status;
+use crate::survey::Survey;
+
+pub use error::{StageError, TunnelFailure};
+pub use fetch::CatalogInUse;
+pub use generation::Generation;
+pub use notice::{Notice, Quiet, Report};
+
+/// `selection.json` in the state dir: the selection and its evidence, the hand-off to the
+/// router and the anti-flap memory.
+pub const SELECTION_FILE: &str = "selection.json";
+
+/// What the stages leave for each other.
+#[derive(Default)]
+struct Board {
+    catalog: Option<CatalogInUse>,
+    survey: Option<Arc<Survey>>,
+    rankings: Arc<Rankings>,
+    selection: Selection,
+}
+
+/// What rank → select decided, before anything is handed off.
+pub struct Decision {
+    pub rankings: Rankings,
+    pub previous: Selection,
+    pub selection: Selection,
+    pub changes: Vec<Change>,
+}
+
+/// What reconcile would do, before any write.
+pub struct TunnelPlan {
+    pub plan: Plan,
+    /// The managed tunnels, less those gone from the API (saved when the plan is carried out).
+    managed: ManagedTunnels,
+    forgotten: bool,
+    fingerprints: Fingerprinter,
+}
+
+/// `popsel plan`'s answer, for `popsel apply` to carry out.
+pub struct Planned {
+    pub decision: Decision,
+    pub tunnels: TunnelPlan,
+}
+
+/// What `popsel apply` did.
+pub struct Applied {
+    pub report: ApplyReport,
+    pub hand_off: HandOff,
+}
+
+/// How a command uses the pipeline.
+pub enum Mode {
+    /// `plan` and `apply`: one pass, nothing cached, nothing exported.
+    OneShot,
+    /// The agent: stages run again and again; the last good catalogue is cached in the state
+    /// dir and used while the API is down, and every result is exported to the metrics.
+    Agent(Arc<Metrics>),
+}
+
+pub struct Pipeline {
+    generation: RwLock<Arc<Generation>>,
+    /// Kept for the life of the process, so that probe sequence numbers keep moving forward.
+    prober: Option<Prober>,
+    board: Mutex<Board>,
+    /// The export stage's metrics (the agent's); one-shot commands have none.
+    metrics: Option<Arc<Metrics>>,
+    report: Box<dyn Report>,
+    cache_catalog: bool,
+}
+
+/// A poisoned lock only means a panic elsewhere mid-update; the data is still the last good.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pipeline {
+    /// A pipeline over `generation`, starting from the selection its state dir remembers.
+    pub fn new(
+        generation: Generation,
+        prober: Option<Prober>,
+        mode: Mode,
+        report: Box<dyn Report>,
+    ) -> Result<Pipeline, StateError> {
+        let selection = generation
+            .state
+            .read_json(SELECTION_FILE)?
+            .unwrap_or_default();
+        let (metrics, cache_catalog) = match mode {
+            Mode::OneShot => (None, false),
+            Mode::Agent(metrics) => (Some(metrics), true),
+        };
+        Ok(Pipeline {
+            generation: RwLock::new(Arc::new(generation)),
+            prober,
+            board: Mutex::new(Board {
+                selection,
+                ..Board::default()
+            }),
+            metrics,
+            report,
+            cache_catalog,
+        })
+    }
+
+    /// The generation in use. A stage run takes it once and keeps it to its end.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps a new generation in, in one step (a reload).
+    pub fn swap(&self, generation: Generation) {
+        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
+    }
+
+    pub fn report(&self) -> &dyn Report {
+        &*self.report
+    }
+
+    /// Ready once a catalogue (fresh or cached) and one probe round exist.
+    pub fn ready(&self) -> bool {
+        let board = lock(&self.board);
+        board.catalog.is_some() && board.survey.is_some()
+    }
+
+    pub fn selection(&self) -> Selection {
+        lock(&self.board).selection.clone()
+    }
+
+    pub fn rankings(&self) -> Arc<Rankings> {
+        lock(&self.board).rankings.clone()
+    }
+
+    fn export(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(m) = &self.metrics {
+            f(m);
+        }
+    }
+
+    /// One of the agent's stages, against one generation from start to end.
+    pub async fn run_stage(&self, stage: Stage) -> Result<(), StageError> {
+        let generation = self.generation();
+        let generation = &*generation;
+        match stage {
+            Stage::Catalog => self.catalog(generation).await,
+            Stage::Probe => self.measure(generation).await,
+            Stage::Select => {
+                let decision = self.decide(generation)?;
+                let handed = self.hand_off(generation, decision).await?;
+                if handed.failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(StageError::HandOff(handed.failures))
+                }
+            }
+            Stage::Reconcile => {
+                let tunnels = self.plan_tunnels(generation, false).await?;
+                let failures = TunnelFailure::of(self.reconcile(generation, tunnels).await?);
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(StageError::Tunnels(failures))
+                }
+            }
+            Stage::Status => self.status(generation).await,
+        }
+    }
+
+    /// `popsel plan`: catalogue → resolve → probe → rank → select, and the reconcile plan.
+    /// Writes nothing (but the state dir's fingerprint key, made on first use).
+    pub async fn plan(&self, prune: bool) -> Result<Planned, StageError> {
+        let generation = self.generation();
+        let generation = &*generation;
+        self.catalog(generation).await?;
+        self.measure(generation).await?;
+        let decision = self.decide(generation)?;
+        let tunnels = self.plan_tunnels(generation, prune).await?;
+        Ok(Planned { decision, tunnels })
+    }
+
+    /// `popsel apply`, after `plan`: reconcile → hand-off.
+    pub async fn apply(&self, planned: Planned) -> Result<Applied, StageError> {
+        let generation = self.generation();
+        let generation = &*generation;
+        let report = self.reconcile(generation, planned.tunnels).await?;
+        let hand_off = self.hand_off(generation, planned.decision).await?;
+        Ok(Applied { report, hand_off })
+    }
+
+    // ---- the stages ----
+
+    /// Catalogue: from the API; for the agent, cached, and the cache used while the API is
+    /// down.
+    async fn catalog(&self, generation: &Generation) -> Result<(), StageError> {
+        let document = match generation.client.ipsec_pops().await {
+            Ok(document) => document,
+            Err(e) if self.cache_catalog => {
+                self.fall_back_on_cache(generation);
+                return Err(StageError::CatalogRefresh(e));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let fetched = SystemTime::now();
+        let catalog = Catalog::from_document(&document);
+        for s in &catalog.skipped {
+            self.report.notice(Notice::Skipped(s.clone()));
+        }
+        if self.cache_catalog {
+            if let Err(e) = fetch::write_cache(&generation.state, document, fetched) {
+                self.report.notice(Notice::CacheNotWritten(e));
+            }
+        }
+        self.export(|m| m.observe_catalog(&catalog, fetched));
+        lock(&self.board).catalog = Some(CatalogInUse { catalog, fetched });
+        Ok(())
+    }
+
+    fn fall_back_on_cache(&self, generation: &Generation) {
+        if lock(&self.board).catalog.is_some() {
+            return;
+        }
+        if let Some(cached) = fetch::read_cache(&generation.state) {
+            self.report.notice(Notice::CachedCatalog {
+                fetched: cached.fetched,
+            });
+            self.export(|m| m.observe_catalog(&cached.catalog, cached.fetched));
+            lock(&self.board).catalog.get_or_insert(cached);
+        }
+    }
+
+    /// resolve → probe, over the PoPs of the catalogue in use the config allows.
+    async fn measure(&self, generation: &Generation) -> Result<(), StageError> {
+        let pops = lock(&self.board)
+            .catalog
+            .as_ref()
+            .map(|c| generation.config.selection.filter.apply(&c.catalog.pops))
+            .ok_or(StageError::NoCatalog)?;
+        let surveyed = measure::survey(
+            pops,
+            generation.dns.as_ref(),
+            self.prober.as_ref(),
+            &generation.config.probe,
+            &*self.report,
+        )
+        .await;
+        self.export(|m| m.observe_probes(&surveyed));
+        lock(&self.board).survey = Some(Arc::new(surveyed));
+        Ok(())
+    }
+
+    /// rank → select: each location's ranking and its new selection.
+    fn decide(&self, generation: &Generation) -> Result<Decision, StageError> {
+        let (surveyed, skipped, previous) = {
+            let board = lock(&self.board);
+            let surveyed = board.survey.clone().ok_or(StageError::NoSurvey)?;
+            let skipped = board
+                .catalog
+                .as_ref()
+                .map(|c| c.catalog.skipped.clone())
+                .unwrap_or_default();
+            (surveyed, skipped, board.selection.clone())
+        };
+        let locations = &generation.config.locations;
+        let rankings = rank_locations(locations, &surveyed, &skipped);
+        let (selection, changes) = select_all(
+            locations,
+            &generation.config.selection,
+            &rankings,
+            &previous,
+            SystemTime::now(),
+        );
+        Ok(Decision {
+            rankings,
+            previous,
+            selection,
+            changes,
+        })
+    }
+
+    /// Hand-off: the selection to the router (swanctl files, `on_change`), then persisted as
+    /// handed off, and exported.
+    async fn hand_off(
+        &self,
+        generation: &Generation,
+        decision: Decision,
+    ) -> Result<HandOff, StageError> {
+        let handed = edge::hand_off(
+            &generation.config.edge,
+            &generation.config.locations,
+            &decision.previous,
+            &decision.selection,
+            &decision.changes,
+        )
+        .await;
+        // What the metrics show is what was handed off and persisted.
+        self.export(|m| {
+            m.observe_rankings(&decision.rankings);
+            m.observe_selection(&handed.persisted, &handed.handed_off);
+        });
+        for change in &handed.handed_off {
+            self.report
+                .notice(Notice::SelectionChanged(Box::new(change.clone())));
+        }
+        generation
+            .state
+            .write_json(SELECTION_FILE, &handed.persisted)?;
+        let mut board = lock(&self.board);
+        board.rankings = Arc::new(decision.rankings);
+        board.selection = handed.persisted.clone();
+        Ok(handed)
+    }
+
+    /// Reconcile, planning: the API's tunnels against the config and the managed tunnels.
+    async fn plan_tunnels(
+        &self,
+        generation: &Generation,
+        prune: bool,
+    ) -> Result<TunnelPlan, StageError> {
+        let actual = generation.client.list_tunnels().await?;
+        let mut managed = load_managed(&generation.state)?;
+        let gone = managed.forget_gone(&actual);
+        let forgotten = !gone.is_empty();
+        for m in gone {
+            self.report.notice(Notice::ManagedTunnelGone(m));
+        }
+        let fingerprints = fingerprinter(&generation.state)?;
+        let plan = crate::reconcile::plan::plan(
+            &generation.config.locations,
+            &actual,
+            &managed,
+            &fingerprints,
+            prune,
+        );
+        Ok(TunnelPlan {
+            plan,
+            managed,
+            forgotten,
+            fingerprints,
+        })
+    }
+
+    /// Reconcile, carrying the plan out.
+    async fn reconcile(
+        &self,
+        generation: &Generation,
+        tunnels: TunnelPlan,
+    ) -> Result<ApplyReport, StageError> {
+        if tunnels.forgotten {
+            save_managed(&generation.state, &tunnels.managed)?;
+        }
+        let report = apply::apply(
+            &generation.client,
+            &generation.config.locations,
+            &tunnels.plan,
+            &generation.state,
+            &tunnels.fingerprints,
+        )
+        .await;
+        for (action, outcome) in &report.results {
+            if action.is_write() && !matches!(outcome, Outcome::Failed(_)) {
+                self.report
+                    .notice(Notice::tunnel_reconciled(action, outcome));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Status: what Atmos says of the tunnels and connectors, exported.
+    async fn status(&self, generation: &Generation) -> Result<(), StageError> {
+        let managed = load_managed(&generation.state)?;
+        let statuses = status::poll(
+            &generation.client,
+            &generation.config.locations,
+            &managed,
+            &generation.config.status,
+        )
+        .await;
+        self.export(|m| {
+            m.observe_tunnels(&statuses.tunnels);
+            m.observe_connectors(&statuses.connectors);
+        });
+        if statuses.failures.is_empty() {
+            Ok(())
+        } else {
+            Err(StageError::Status(statuses.failures))
+        }
+    }
+}

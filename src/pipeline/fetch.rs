@@ -1,0 +1,83 @@
+//! Where the catalogue comes from: the API, the state dir's cache of the last good one (the
+//! agent, when the API is down), or a file (`popsel rank --catalog`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atmos::types::PopDocument;
+use crate::catalog::Catalog;
+use crate::state::{StateDir, StateError};
+use crate::timestamp::unix_seconds_f64;
+
+/// The last good catalogue, in the state dir.
+pub const CATALOG_FILE: &str = "catalog.json";
+
+/// `catalog.json`: the last good catalogue, as the API sent it.
+#[derive(Serialize, Deserialize)]
+struct CachedCatalog {
+    fetched_unix: f64,
+    document: PopDocument,
+}
+
+/// The catalogue in use and when it was fetched from the API.
+#[derive(Debug, Clone)]
+pub struct CatalogInUse {
+    pub catalog: Catalog,
+    pub fetched: SystemTime,
+}
+
+pub fn write_cache(
+    state: &StateDir,
+    document: PopDocument,
+    fetched: SystemTime,
+) -> Result<(), StateError> {
+    let cached = CachedCatalog {
+        fetched_unix: unix_seconds_f64(fetched),
+        document,
+    };
+    state.write_json(CATALOG_FILE, &cached)
+}
+
+/// The cached catalogue, if there is a readable one.
+pub fn read_cache(state: &StateDir) -> Option<CatalogInUse> {
+    let cached = state.read_json::<CachedCatalog>(CATALOG_FILE).ok()??;
+    Some(CatalogInUse {
+        catalog: Catalog::from_document(&cached.document),
+        fetched: Duration::try_from_secs_f64(cached.fetched_unix)
+            .ok()
+            .and_then(|since| SystemTime::UNIX_EPOCH.checked_add(since))
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    })
+}
+
+/// A catalogue file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFileError {
+    #[error("catalogue file {}: {error}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "catalogue file {}: not a PoP catalogue ({error}); expected {{\"ipSecLocations\": [...]}} as GET /api/v1/pops/ipsec returns",
+        .path.display()
+    )]
+    NotACatalog {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+}
+
+/// A catalogue file, as `GET /api/v1/pops/ipsec` returns it.
+pub fn catalog_file(path: &Path) -> Result<Catalog, CatalogFileError> {
+    let text = std::fs::read_to_string(path).map_err(|error| CatalogFileError::Unreadable {
+        path: path.to_owned(),
+        error,
+    })?;
+    Catalog::from_json(&text).map_err(|error| CatalogFileError::NotACatalog {
+        path: path.to_owned(),
+        error,
+    })
+}

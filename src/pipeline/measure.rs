@@ -1,0 +1,107 @@
+//! resolve → probe → rank: the measuring part of the pipeline, shared by `popsel rank` (one
+//! site, one shot) and the stages of plan, apply and the agent.
+
+use std::collections::HashMap;
+
+use crate::catalog::{Catalog, Filter, Pop};
+use crate::location::Site;
+use crate::probe::ProbeSettings;
+use crate::probe::icmp::Prober;
+use crate::rank::{Basis, Ranking, rank};
+use crate::resolve::dns::{DnsResolver, DnsSettings};
+use crate::resolve::{self};
+use crate::survey::Survey;
+
+use super::notice::{Notice, Report};
+
+/// The probe engine, or `None` (said in a notice) when this host has no ICMP socket.
+pub fn prober(report: &dyn Report) -> Option<Prober> {
+    Prober::new()
+        .map_err(|e| report.notice(Notice::NoIcmp(e)))
+        .ok()
+}
+
+/// resolve → probe over `pops`: every FQDN looked up (when `dns` is given), every endpoint
+/// address probed (when `prober` is given).
+pub async fn survey(
+    pops: Vec<Pop>,
+    dns: Option<&DnsResolver>,
+    prober: Option<&Prober>,
+    settings: &ProbeSettings,
+    report: &dyn Report,
+) -> Survey {
+    let answers = match dns {
+        Some(dns) => dns.lookup_all(resolve::names(&pops)).await,
+        None => HashMap::new(),
+    };
+    let pops = pops
+        .into_iter()
+        .map(|pop| {
+            let endpoints = resolve::endpoints(&pop, &answers);
+            (pop, endpoints)
+        })
+        .collect();
+    let mut survey = Survey {
+        pops,
+        answers,
+        probes: None,
+    };
+    if let Some(prober) = prober {
+        let progress = |done, total| report.progress(done, total);
+        survey.probes = Some(prober.probe(&survey.addresses(), settings, &progress).await);
+    }
+    survey
+}
+
+/// What `popsel rank` asks for.
+pub struct RankRequest {
+    pub site: Site,
+    pub filter: Filter,
+    /// `None`: no DNS, the catalogue's addresses only.
+    pub dns: Option<DnsSettings>,
+    /// `None`: no probing, rank by distance.
+    pub probe: Option<ProbeSettings>,
+}
+
+/// No PoP is left to rank once the filters are applied.
+#[derive(Debug, thiserror::Error)]
+#[error("nothing to rank: the catalogue has {usable} usable PoPs and the filters leave none")]
+pub struct NothingToRank {
+    pub usable: usize,
+}
+
+/// `popsel rank`: the catalogue's PoPs the filter allows, resolved, probed and ranked from one
+/// site.
+pub async fn rank_once(
+    catalog: Catalog,
+    request: &RankRequest,
+    report: &dyn Report,
+) -> Result<Ranking, NothingToRank> {
+    for s in &catalog.skipped {
+        report.notice(Notice::Skipped(s.clone()));
+    }
+    let pops = request.filter.apply(&catalog.pops);
+    if pops.is_empty() {
+        return Err(NothingToRank {
+            usable: catalog.pops.len(),
+        });
+    }
+    let dns = request.dns.clone().and_then(|settings| {
+        DnsResolver::new(settings)
+            .map_err(|e| report.notice(Notice::NoDns(e)))
+            .ok()
+    });
+    let prober = request.probe.as_ref().and_then(|_| prober(report));
+    let settings = request.probe.clone().unwrap_or_default();
+    let surveyed = survey(pops, dns.as_ref(), prober.as_ref(), &settings, report).await;
+    let ranking = rank(
+        request.site,
+        surveyed.pops,
+        surveyed.probes.as_ref(),
+        catalog.skipped,
+    );
+    if ranking.basis == Basis::Distance && prober.is_some() {
+        report.notice(Notice::NoReply);
+    }
+    Ok(ranking)
+}

@@ -1,0 +1,105 @@
+//! What the pipeline tells the operator along the way, typed, worded once. The command line
+//! prints warnings on stderr; the agent logs every notice with its fields.
+
+use std::time::SystemTime;
+
+use crate::catalog::Skipped;
+use crate::probe::icmp::IcmpUnavailable;
+use crate::reconcile::{Action, ManagedTunnel, Outcome};
+use crate::resolve::dns::DnsSetupError;
+use crate::select::Change;
+use crate::state::StateError;
+
+#[derive(Debug)]
+pub enum Notice {
+    /// A catalogue entry could not be used.
+    Skipped(Skipped),
+    /// No DNS: the catalogue's addresses are all there is.
+    NoDns(DnsSetupError),
+    /// No ICMP: ranking by distance.
+    NoIcmp(IcmpUnavailable),
+    /// ICMP works but no address answered.
+    NoReply,
+    /// The API is down: the catalogue cached at `fetched` stands in.
+    CachedCatalog { fetched: SystemTime },
+    /// The catalogue could not be cached.
+    CacheNotWritten(StateError),
+    /// A managed tunnel is gone from the API.
+    ManagedTunnelGone(ManagedTunnel),
+    /// A location's choice changed and was handed off.
+    SelectionChanged(Box<Change>),
+    /// A write to the API was carried out.
+    TunnelReconciled { action: Action, outcome: String },
+}
+
+impl Notice {
+    /// Whether it is worth a warning (else it is news).
+    pub fn is_warning(&self) -> bool {
+        !matches!(
+            self,
+            Notice::SelectionChanged(_) | Notice::TunnelReconciled { .. }
+        )
+    }
+
+    pub fn tunnel_reconciled(action: &Action, outcome: &Outcome) -> Notice {
+        Notice::TunnelReconciled {
+            action: action.clone(),
+            outcome: format!("{outcome:?}"),
+        }
+    }
+}
+
+fn choice_label(c: &Option<crate::select::Choice>) -> String {
+    c.as_ref().map_or("(none)".into(), |c| c.pop.to_string())
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Skipped(s) => write!(
+                f,
+                "catalogue entry {}/{} skipped: {}",
+                s.country, s.city, s.reason
+            ),
+            Notice::NoDns(e) => write!(f, "{e}; using the catalogue's addresses only"),
+            Notice::NoIcmp(e) => write!(f, "{e}. Ranking by distance instead."),
+            Notice::NoReply => f.write_str("no address answered ICMP; ranking by distance"),
+            Notice::CachedCatalog { .. } => {
+                f.write_str("the API is unreachable; using the cached catalogue")
+            }
+            Notice::CacheNotWritten(e) => write!(f, "{e}"),
+            Notice::ManagedTunnelGone(m) => write!(
+                f,
+                "managed tunnel {:?} ({}) is gone from the API; it will be created anew",
+                m.name, m.id
+            ),
+            Notice::SelectionChanged(c) => write!(
+                f,
+                "selection changed: {} {}: {} → {} ({})",
+                c.location,
+                c.role,
+                choice_label(&c.old),
+                choice_label(&c.new),
+                c.reason
+            ),
+            Notice::TunnelReconciled { action, outcome } => {
+                write!(f, "tunnel reconciled: {action:?}: {outcome}")
+            }
+        }
+    }
+}
+
+/// Where notices and probing progress go.
+pub trait Report: Send + Sync {
+    fn notice(&self, notice: Notice);
+
+    /// `done` of `total` addresses probed.
+    fn progress(&self, _done: usize, _total: usize) {}
+}
+
+/// A report that says nothing.
+pub struct Quiet;
+
+impl Report for Quiet {
+    fn notice(&self, _: Notice) {}
+}

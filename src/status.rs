@@ -1,0 +1,98 @@
+//! Status stage: what Atmos says of the configured tunnels and of the watched connectors. The
+//! export stage turns it into state-set metrics; a status that cannot be read is `Unknown`.
+
+use crate::atmos::{ApiError, Client, ConnectorState, TunnelState};
+use crate::location::{Location, tunnels};
+use crate::reconcile::ManagedTunnels;
+
+/// `[connectors]` of the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusSettings {
+    /// Connector ids whose status is watched; empty: all connectors.
+    pub watch: Vec<String>,
+}
+
+/// A configured tunnel's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelStatusRow {
+    pub location: String,
+    pub tunnel: String,
+    pub state: TunnelState,
+}
+
+/// A watched connector's status, by name (its id when it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorStatusRow {
+    pub connector: String,
+    pub state: ConnectorState,
+}
+
+/// The result of the status stage.
+#[derive(Debug, Default)]
+pub struct Statuses {
+    pub tunnels: Vec<TunnelStatusRow>,
+    pub connectors: Vec<ConnectorStatusRow>,
+    /// Calls that failed; what they were about shows as `Unknown`.
+    pub failures: Vec<ApiError>,
+}
+
+/// Every configured tunnel's status (`Unknown` for one popsel does not manage yet) and every
+/// watched connector's.
+pub async fn poll(
+    client: &Client,
+    locations: &[Location],
+    managed: &ManagedTunnels,
+    settings: &StatusSettings,
+) -> Statuses {
+    let mut out = Statuses::default();
+    for (loc, t) in tunnels(locations) {
+        let state = match managed.id_of(&t.name) {
+            None => TunnelState::Unknown,
+            Some(id) => match client.tunnel_status(id).await {
+                Ok(s) => s.status,
+                Err(e) => {
+                    out.failures.push(e);
+                    TunnelState::Unknown
+                }
+            },
+        };
+        out.tunnels.push(TunnelStatusRow {
+            location: loc.name.clone(),
+            tunnel: t.name.clone(),
+            state,
+        });
+    }
+    match connectors(client, &settings.watch).await {
+        Ok(rows) => out.connectors = rows,
+        Err(e) => out.failures.push(e),
+    }
+    out
+}
+
+/// The watched connectors (all when the list is empty). A connector whose status cannot be
+/// read is `Unknown`; only failing to find the connectors fails.
+async fn connectors(
+    client: &Client,
+    watch: &[String],
+) -> Result<Vec<ConnectorStatusRow>, ApiError> {
+    let connectors = if watch.is_empty() {
+        client.list_connectors().await?
+    } else {
+        let mut out = Vec::new();
+        for id in watch {
+            out.push(client.get_connector(id).await?);
+        }
+        out
+    };
+    let mut rows = Vec::new();
+    for c in connectors {
+        let state = client
+            .connector_status(&c.id)
+            .await
+            .map(|s| s.status)
+            .unwrap_or(ConnectorState::Unknown);
+        let connector = if c.name.is_empty() { c.id } else { c.name };
+        rows.push(ConnectorStatusRow { connector, state });
+    }
+    Ok(rows)
+}
