@@ -30,3 +30,7 @@ pub mod status;
 pub mod survey;
 pub mod timestamp;
 mod tls;
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

@@ -22,21 +22,18 @@ pub mod fetch;
 pub mod generation;
 pub mod measure;
 pub mod notice;
+mod stages;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::SystemTime;
 
-use crate::catalog::Catalog;
-use crate::edge::{self, HandOff};
+use crate::edge::HandOff;
 use crate::metrics::Metrics;
 use crate::probe::icmp::Prober;
-use crate::rank::{Rankings, rank_locations};
-use crate::reconcile::apply::{self, fingerprinter, load_managed, save_managed};
-use crate::reconcile::{ApplyReport, Fingerprinter, ManagedTunnels, Outcome, Plan};
+use crate::rank::Rankings;
+use crate::reconcile::{ApplyReport, Fingerprinter, ManagedTunnels, Plan};
 use crate::schedule::Stage;
-use crate::select::{Change, Selection, select_all};
+use crate::select::{Change, Selection};
 use crate::state::StateError;
-use crate::status;
 use crate::survey::Survey;
 
 pub use error::{StageError, TunnelFailure};
@@ -225,204 +222,5 @@ impl Pipeline {
         let report = self.reconcile(generation, planned.tunnels).await?;
         let hand_off = self.hand_off(generation, planned.decision).await?;
         Ok(Applied { report, hand_off })
-    }
-
-    // ---- the stages ----
-
-    /// Catalogue: from the API; for the agent, cached, and the cache used while the API is
-    /// down.
-    async fn catalog(&self, generation: &Generation) -> Result<(), StageError> {
-        let document = match generation.client.ipsec_pops().await {
-            Ok(document) => document,
-            Err(e) if self.cache_catalog => {
-                self.fall_back_on_cache(generation);
-                return Err(StageError::CatalogRefresh(e));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let fetched = SystemTime::now();
-        let catalog = Catalog::from_document(&document);
-        for s in &catalog.skipped {
-            self.report.notice(Notice::Skipped(s.clone()));
-        }
-        if self.cache_catalog {
-            if let Err(e) = fetch::write_cache(&generation.state, document, fetched) {
-                self.report.notice(Notice::CacheNotWritten(e));
-            }
-        }
-        self.export(|m| m.observe_catalog(&catalog, fetched));
-        lock(&self.board).catalog = Some(CatalogInUse { catalog, fetched });
-        Ok(())
-    }
-
-    fn fall_back_on_cache(&self, generation: &Generation) {
-        if lock(&self.board).catalog.is_some() {
-            return;
-        }
-        if let Some(cached) = fetch::read_cache(&generation.state) {
-            self.report.notice(Notice::CachedCatalog {
-                fetched: cached.fetched,
-            });
-            self.export(|m| m.observe_catalog(&cached.catalog, cached.fetched));
-            lock(&self.board).catalog.get_or_insert(cached);
-        }
-    }
-
-    /// resolve → probe, over the PoPs of the catalogue in use the config allows.
-    async fn measure(&self, generation: &Generation) -> Result<(), StageError> {
-        let pops = lock(&self.board)
-            .catalog
-            .as_ref()
-            .map(|c| generation.config.selection.filter.apply(&c.catalog.pops))
-            .ok_or(StageError::NoCatalog)?;
-        let surveyed = measure::survey(
-            pops,
-            generation.dns.as_ref(),
-            self.prober.as_ref(),
-            &generation.config.probe,
-            &*self.report,
-        )
-        .await;
-        self.export(|m| m.observe_probes(&surveyed));
-        lock(&self.board).survey = Some(Arc::new(surveyed));
-        Ok(())
-    }
-
-    /// rank → select: each location's ranking and its new selection.
-    fn decide(&self, generation: &Generation) -> Result<Decision, StageError> {
-        let (surveyed, skipped, previous) = {
-            let board = lock(&self.board);
-            let surveyed = board.survey.clone().ok_or(StageError::NoSurvey)?;
-            let skipped = board
-                .catalog
-                .as_ref()
-                .map(|c| c.catalog.skipped.clone())
-                .unwrap_or_default();
-            (surveyed, skipped, board.selection.clone())
-        };
-        let locations = &generation.config.locations;
-        let rankings = rank_locations(locations, &surveyed, &skipped);
-        let (selection, changes) = select_all(
-            locations,
-            &generation.config.selection,
-            &rankings,
-            &previous,
-            SystemTime::now(),
-        );
-        Ok(Decision {
-            rankings,
-            previous,
-            selection,
-            changes,
-        })
-    }
-
-    /// Hand-off: the selection to the router (swanctl files, `on_change`), then persisted as
-    /// handed off, and exported.
-    async fn hand_off(
-        &self,
-        generation: &Generation,
-        decision: Decision,
-    ) -> Result<HandOff, StageError> {
-        let handed = edge::hand_off(
-            &generation.config.edge,
-            &generation.config.locations,
-            &decision.previous,
-            &decision.selection,
-            &decision.changes,
-        )
-        .await;
-        // What the metrics show is what was handed off and persisted.
-        self.export(|m| {
-            m.observe_rankings(&decision.rankings);
-            m.observe_selection(&handed.persisted, &handed.handed_off);
-        });
-        for change in &handed.handed_off {
-            self.report
-                .notice(Notice::SelectionChanged(Box::new(change.clone())));
-        }
-        generation
-            .state
-            .write_json(SELECTION_FILE, &handed.persisted)?;
-        let mut board = lock(&self.board);
-        board.rankings = Arc::new(decision.rankings);
-        board.selection = handed.persisted.clone();
-        Ok(handed)
-    }
-
-    /// Reconcile, planning: the API's tunnels against the config and the managed tunnels.
-    async fn plan_tunnels(
-        &self,
-        generation: &Generation,
-        prune: bool,
-    ) -> Result<TunnelPlan, StageError> {
-        let actual = generation.client.list_tunnels().await?;
-        let mut managed = load_managed(&generation.state)?;
-        let gone = managed.forget_gone(&actual);
-        let forgotten = !gone.is_empty();
-        for m in gone {
-            self.report.notice(Notice::ManagedTunnelGone(m));
-        }
-        let fingerprints = fingerprinter(&generation.state)?;
-        let plan = crate::reconcile::plan::plan(
-            &generation.config.locations,
-            &actual,
-            &managed,
-            &fingerprints,
-            prune,
-        );
-        Ok(TunnelPlan {
-            plan,
-            managed,
-            forgotten,
-            fingerprints,
-        })
-    }
-
-    /// Reconcile, carrying the plan out.
-    async fn reconcile(
-        &self,
-        generation: &Generation,
-        tunnels: TunnelPlan,
-    ) -> Result<ApplyReport, StageError> {
-        if tunnels.forgotten {
-            save_managed(&generation.state, &tunnels.managed)?;
-        }
-        let report = apply::apply(
-            &generation.client,
-            &generation.config.locations,
-            &tunnels.plan,
-            &generation.state,
-            &tunnels.fingerprints,
-        )
-        .await;
-        for (action, outcome) in &report.results {
-            if action.is_write() && !matches!(outcome, Outcome::Failed(_)) {
-                self.report
-                    .notice(Notice::tunnel_reconciled(action, outcome));
-            }
-        }
-        Ok(report)
-    }
-
-    /// Status: what Atmos says of the tunnels and connectors, exported.
-    async fn status(&self, generation: &Generation) -> Result<(), StageError> {
-        let managed = load_managed(&generation.state)?;
-        let statuses = status::poll(
-            &generation.client,
-            &generation.config.locations,
-            &managed,
-            &generation.config.status,
-        )
-        .await;
-        self.export(|m| {
-            m.observe_tunnels(&statuses.tunnels);
-            m.observe_connectors(&statuses.connectors);
-        });
-        if statuses.failures.is_empty() {
-            Ok(())
-        } else {
-            Err(StageError::Status(statuses.failures))
-        }
     }
 }

@@ -9,6 +9,7 @@ use crate::location::Site;
 use crate::probe::Probe;
 use crate::rank::rank;
 use crate::resolve::{Endpoint, Source};
+use crate::timestamp::rfc3339;
 
 /// A PoP of a recorded ranking: city, provider, longitude (distance), RTT in ms (None: silent),
 /// lost probes out of 5.
