@@ -1,264 +1,105 @@
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::BTreeSet;
 
+use super::testing::{chosen, described, survey, typed_families};
 use super::*;
-use crate::catalog::{ListedFqdn, Pop};
-use crate::probe::Probe;
-use crate::resolve::{Endpoint, Source};
-use crate::status::{ConnectorStatusRow, TunnelStatusRow};
+use crate::atmos::{ConnectorState, TunnelState};
+use crate::location::Site;
+use crate::rank::rank;
 
-fn pop(city: &str) -> Pop {
-    Pop {
-        country: "DE".into(),
-        city: city.into(),
-        provider: "AWS".into(),
-        latitude: 50.0,
-        longitude: 8.0,
-        fqdns: vec![ListedFqdn {
-            name: format!("{}.pops.test", city.to_lowercase()),
-            ips: vec![],
-        }],
-    }
-}
-
-fn survey(cities: &[&str]) -> Survey {
-    let mut pops = Vec::new();
-    let mut probes = HashMap::new();
-    for (i, city) in cities.iter().enumerate() {
-        let ip = format!("198.18.0.{}", i + 1).parse().unwrap();
-        pops.push((
-            pop(city),
-            vec![Endpoint {
-                fqdn: format!("{}.pops.test", city.to_lowercase()),
-                ip,
-                source: Source::Catalog,
-            }],
-        ));
-        let rtts = vec![Duration::from_millis(3), Duration::from_millis(5)];
-        probes.insert(
-            ip,
-            Probe {
-                sent: 3,
-                received: 2,
-                rtts,
-                error: None,
-            },
-        );
-    }
-    Survey {
-        pops,
-        answers: HashMap::new(),
-        probes: Some(probes),
-    }
-}
-
-/// The value of the series `name{labels}` (labels in any order), if present.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut sorted = labels.to_vec();
-    sorted.sort();
-    let labels: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    let prefix = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{}}} ", labels.join(","))
+/// Every stage reports once, as in a first cycle under `--no-probe`.
+fn observe_all_but_probes(m: &Metrics) {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let surveyed = survey(&["Frankfurt", "Munich"]);
+    let catalog = Catalog {
+        pops: surveyed.pops.iter().map(|(p, _)| p.clone()).collect(),
+        skipped: vec![],
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.parse().ok())
-}
-
-#[test]
-fn probe_rounds_export_endpoint_series_and_drop_departed_pops() {
-    let m = Metrics::new();
-    m.observe_probes(&survey(&["Frankfurt", "Munich"]));
-    let text = m.encode();
-    let labels = [
-        ("pop", "DE/Frankfurt/AWS"),
-        ("country", "DE"),
-        ("provider", "AWS"),
-        ("fqdn", "frankfurt.pops.test"),
-        ("ip", "198.18.0.1"),
-    ];
-    assert_eq!(
-        sample(&text, "popsel_pop_rtt_seconds", &labels),
-        Some(0.004),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, "popsel_pop_loss_ratio", &labels).map(|v| (v * 1000.0).round()),
-        Some(333.0)
-    );
-    assert_eq!(
-        sample(&text, "popsel_probe_requests_total", &labels),
-        Some(3.0)
-    );
-    assert_eq!(
-        sample(&text, "popsel_probe_responses_total", &labels),
-        Some(2.0)
-    );
-    assert_eq!(sample(&text, "popsel_pop_up", &labels), Some(1.0));
-    assert_eq!(
-        sample(
-            &text,
-            "popsel_probe_rtt_seconds_count",
-            &[("pop", "DE/Munich/AWS")]
-        ),
-        Some(2.0)
-    );
-    // Munich leaves the catalogue: every series of it goes.
-    m.observe_probes(&survey(&["Frankfurt"]));
-    let text = m.encode();
-    assert!(!text.contains("Munich"), "{text}");
-    assert_eq!(
-        sample(&text, "popsel_probe_requests_total", &labels),
-        Some(6.0),
-        "counters accumulate"
-    );
-}
-
-#[test]
-fn state_sets_emit_every_state() {
-    let m = Metrics::new();
+    m.observe_catalog(&catalog, at);
+    let site = Site {
+        latitude: 50.1,
+        longitude: 8.7,
+    };
+    let ranking = rank(site, surveyed.pops.clone(), None, vec![]);
+    m.observe_rankings(&[("frankfurt".into(), ranking)]);
+    let (selection, changes) = chosen("frankfurt", &surveyed);
+    m.observe_selection(&selection, &changes);
     m.observe_tunnels(&[TunnelStatusRow {
-        location: "chicago".into(),
-        tunnel: "Chicago IPSec1".into(),
-        state: TunnelState::Connected,
+        location: "frankfurt".into(),
+        tunnel: "Frankfurt IPSec1".into(),
+        state: TunnelState::Disconnected,
     }]);
     m.observe_connectors(&[ConnectorStatusRow {
         connector: "conn-1".into(),
-        state: ConnectorState::AgentOnly,
+        state: ConnectorState::Pending,
     }]);
-    let text = m.encode();
-    for (state, v) in [("Connected", 1.0), ("Disconnected", 0.0), ("Unknown", 0.0)] {
-        let labels = [
-            ("location", "chicago"),
-            ("tunnel", "Chicago IPSec1"),
-            ("state", state),
-        ];
-        assert_eq!(
-            sample(&text, "popsel_tunnel_status", &labels),
-            Some(v),
-            "{state}\n{text}"
-        );
-    }
-    assert_eq!(
-        sample(
-            &text,
-            "popsel_tunnel_up",
-            &[("location", "chicago"), ("tunnel", "Chicago IPSec1")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        text.lines()
-            .filter(|l| l.starts_with("popsel_connector_status{"))
-            .count(),
-        8
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "popsel_connector_status",
-            &[("connector", "conn-1"), ("state", "AgentOnly")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "popsel_connector_status",
-            &[("connector", "conn-1"), ("state", "Available")]
-        ),
-        Some(0.0)
-    );
-}
-
-#[test]
-fn api_calls_are_counted_with_bounded_labels() {
-    let m = Metrics::new();
-    m.observe(
-        "/api/v1/tunnels/{id}",
-        "GET",
-        "200",
-        Duration::from_millis(12),
-    );
-    assert_eq!(sample(&m.encode(), "popsel_api_up", &[]), Some(1.0));
-    m.observe("/api/v1/tunnels", "POST", "500", Duration::from_millis(30));
-    let text = m.encode();
-    assert_eq!(sample(&text, "popsel_api_up", &[]), Some(0.0));
-    let labels = [
-        ("endpoint", "/api/v1/tunnels"),
-        ("method", "POST"),
-        ("code", "500"),
-    ];
-    assert_eq!(
-        sample(&text, "popsel_api_requests_total", &labels),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "popsel_api_request_duration_seconds_count",
-            &[("endpoint", "/api/v1/tunnels/{id}")]
-        ),
-        Some(1.0)
-    );
-    m.observe(
-        "/api/v1/tunnels/{id}",
-        "GET",
-        "404",
-        Duration::from_millis(12),
-    );
-    assert_eq!(
-        sample(&m.encode(), "popsel_api_up", &[]),
-        Some(1.0),
-        "a 404 is an answer"
-    );
-}
-
-#[test]
-fn stages_and_build_info_are_always_there() {
-    let m = Metrics::new();
-    let text = m.encode();
+    m.observe("/api/v1/tunnels", "GET", "200", Duration::from_millis(12));
     for stage in Stage::ALL {
-        assert_eq!(
-            sample(
-                &text,
-                "popsel_stage_runs_total",
-                &[("stage", stage.as_str())]
-            ),
-            Some(0.0)
-        );
+        m.stage_ran(stage, true, at);
     }
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("popsel_build_info{") && l.ends_with(" 1"))
-    );
-    m.stage_ran(
-        Stage::Probe,
-        false,
-        SystemTime::UNIX_EPOCH + Duration::from_secs(100),
-    );
-    m.stage_ran(
-        Stage::Probe,
-        true,
-        SystemTime::UNIX_EPOCH + Duration::from_secs(200),
-    );
-    let text = m.encode();
+}
+
+fn names<'a>(lists: &[&[&'a str]]) -> BTreeSet<&'a str> {
+    lists.iter().flat_map(|l| l.iter().copied()).collect()
+}
+
+#[test]
+fn the_family_lists_are_exactly_what_the_exposition_types() {
+    let m = Metrics::new();
+    let process: &[&str] = if cfg!(target_os = "linux") {
+        &PROCESS_FAMILIES
+    } else {
+        &[]
+    };
+    observe_all_but_probes(&m);
+    let unprobed = &names(&[&FAMILIES, process]) - &names(&[&PROBE_FAMILIES]);
+    assert_eq!(typed_families(&m.encode()), unprobed);
+    m.observe_probes(&survey(&["Frankfurt"]));
     assert_eq!(
-        sample(&text, "popsel_stage_runs_total", &[("stage", "probe")]),
-        Some(2.0)
+        typed_families(&m.encode()),
+        names(&[&FAMILIES, process]),
+        "a probe round fills PROBE_FAMILIES"
+    );
+}
+
+#[test]
+fn the_family_lists_name_each_family_once() {
+    let all = [&FAMILIES[..], &PROCESS_FAMILIES].concat();
+    assert_eq!(names(&[&all]).len(), all.len(), "{all:?}");
+    assert!(FAMILIES.iter().all(|f| f.starts_with("popsel_")));
+    assert!(PROBE_FAMILIES.iter().all(|f| FAMILIES.contains(f)));
+}
+
+#[test]
+fn every_collector_declares_the_families_it_describes() {
+    let declared = |c: &dyn Collector| -> Vec<String> {
+        described(c).into_iter().map(str::to_owned).collect()
+    };
+    assert_eq!(
+        declared(&ProbeCollector::new().unwrap()),
+        ProbeCollector::FAMILIES
     );
     assert_eq!(
-        sample(&text, "popsel_stage_failures_total", &[("stage", "probe")]),
-        Some(1.0)
+        declared(&SelectionCollector::new().unwrap()),
+        SelectionCollector::FAMILIES
     );
     assert_eq!(
-        sample(
-            &text,
-            "popsel_stage_last_success_timestamp_seconds",
-            &[("stage", "probe")]
-        ),
-        Some(200.0)
+        declared(&StatusCollector::new().unwrap()),
+        StatusCollector::FAMILIES
     );
+    assert_eq!(
+        declared(&ApiCollector::new().unwrap()),
+        ApiCollector::FAMILIES
+    );
+    assert_eq!(
+        declared(&CatalogCollector::new().unwrap()),
+        CatalogCollector::FAMILIES
+    );
+    assert_eq!(
+        declared(&StageCollector::new().unwrap()),
+        StageCollector::FAMILIES
+    );
+    let build = declared(&BuildCollector::new().unwrap());
+    assert_eq!(build[..1], BuildCollector::FAMILIES);
+    #[cfg(target_os = "linux")]
+    assert_eq!(build[1..], BuildCollector::PROCESS_FAMILIES);
 }

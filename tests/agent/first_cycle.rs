@@ -3,59 +3,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use popsel::metrics::{FAMILIES, PROBE_FAMILIES, PROCESS_FAMILIES};
+
 use crate::emulator::*;
 use crate::exposition::*;
 use crate::http::*;
 use crate::site::*;
-
-/// Every metric family of src/metrics.rs, and the process collector's.
-const FAMILIES: [&str; 24] = [
-    "popsel_pop_rtt_seconds",
-    "popsel_pop_loss_ratio",
-    "popsel_pop_up",
-    "popsel_probe_requests_total",
-    "popsel_probe_responses_total",
-    "popsel_probe_rtt_seconds",
-    "popsel_pop_distance_meters",
-    "popsel_pop_rank",
-    "popsel_pop_score",
-    "popsel_selected_pop_info",
-    "popsel_selection_changes_total",
-    "popsel_tunnel_status",
-    "popsel_tunnel_up",
-    "popsel_connector_status",
-    "popsel_api_up",
-    "popsel_api_requests_total",
-    "popsel_api_request_duration_seconds",
-    "popsel_catalog_pops",
-    "popsel_catalog_skipped_entries",
-    "popsel_catalog_last_update_timestamp_seconds",
-    "popsel_stage_runs_total",
-    "popsel_stage_failures_total",
-    "popsel_stage_last_success_timestamp_seconds",
-    "popsel_build_info",
-];
-
-/// Families only a probe round fills. Under `--no-probe` they have no series, and the
-/// Prometheus client leaves a family without series out of the exposition altogether.
-const PROBE_FAMILIES: [&str; 6] = [
-    "popsel_pop_rtt_seconds",
-    "popsel_pop_loss_ratio",
-    "popsel_pop_up",
-    "popsel_probe_requests_total",
-    "popsel_probe_responses_total",
-    "popsel_probe_rtt_seconds",
-];
-
-const PROCESS_FAMILIES: [&str; 7] = [
-    "process_cpu_seconds_total",
-    "process_open_fds",
-    "process_max_fds",
-    "process_virtual_memory_bytes",
-    "process_resident_memory_bytes",
-    "process_start_time_seconds",
-    "process_threads",
-];
 
 /// The endpoint labels the agent may use: path templates, never an object id.
 const ENDPOINT_TEMPLATES: [&str; 7] = [

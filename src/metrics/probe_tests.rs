@@ -1,0 +1,62 @@
+use super::*;
+use crate::metrics::testing::{exposition, sample, survey};
+
+#[test]
+fn probe_rounds_export_endpoint_series_and_drop_departed_pops() {
+    let c = ProbeCollector::new().unwrap();
+    c.observe(&survey(&["Frankfurt", "Munich"]));
+    let text = exposition(c.clone());
+    let labels = [
+        ("pop", "DE/Frankfurt/AWS"),
+        ("country", "DE"),
+        ("provider", "AWS"),
+        ("fqdn", "frankfurt.pops.test"),
+        ("ip", "198.18.0.1"),
+    ];
+    assert_eq!(
+        sample(&text, "popsel_pop_rtt_seconds", &labels),
+        Some(0.004),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "popsel_pop_loss_ratio", &labels).map(|v| (v * 1000.0).round()),
+        Some(333.0)
+    );
+    assert_eq!(
+        sample(&text, "popsel_probe_requests_total", &labels),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "popsel_probe_responses_total", &labels),
+        Some(2.0)
+    );
+    assert_eq!(sample(&text, "popsel_pop_up", &labels), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "popsel_probe_rtt_seconds_count",
+            &[("pop", "DE/Munich/AWS")]
+        ),
+        Some(2.0)
+    );
+    // Munich leaves the catalogue: every series of it goes.
+    c.observe(&survey(&["Frankfurt"]));
+    let text = exposition(c.clone());
+    assert!(!text.contains("Munich"), "{text}");
+    assert_eq!(
+        sample(&text, "popsel_probe_requests_total", &labels),
+        Some(6.0),
+        "counters accumulate"
+    );
+}
+
+#[test]
+fn a_round_without_probes_leaves_the_last_one_standing() {
+    let c = ProbeCollector::new().unwrap();
+    c.observe(&survey(&["Frankfurt"]));
+    let before = exposition(c.clone());
+    let mut unprobed = survey(&["Munich"]);
+    unprobed.probes = None;
+    c.observe(&unprobed);
+    assert_eq!(exposition(c.clone()), before);
+}

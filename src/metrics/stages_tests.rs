@@ -1,0 +1,47 @@
+use std::time::Duration;
+
+use super::*;
+use crate::metrics::testing::{exposition, sample};
+
+#[test]
+fn stages_are_always_there() {
+    let c = StageCollector::new().unwrap();
+    let text = exposition(c.clone());
+    for stage in Stage::ALL {
+        assert_eq!(
+            sample(
+                &text,
+                "popsel_stage_runs_total",
+                &[("stage", stage.as_str())]
+            ),
+            Some(0.0)
+        );
+    }
+    c.ran(
+        Stage::Probe,
+        false,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+    );
+    c.ran(
+        Stage::Probe,
+        true,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(200),
+    );
+    let text = exposition(c.clone());
+    assert_eq!(
+        sample(&text, "popsel_stage_runs_total", &[("stage", "probe")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, "popsel_stage_failures_total", &[("stage", "probe")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "popsel_stage_last_success_timestamp_seconds",
+            &[("stage", "probe")]
+        ),
+        Some(200.0)
+    );
+}
