@@ -5,7 +5,7 @@
 //! which skips them elsewhere and fails them under CI=true. The unprivileged cases run the
 //! `popsel` binary inside a namespace as uid/gid 65534 with every capability dropped.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

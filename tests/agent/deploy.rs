@@ -1,13 +1,13 @@
 //! The deployment kit: alert rules pass their unit tests, the systemd unit verifies, and every
 //! metric the rules and the dashboard use is one the agent exports.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-const METRICS_SOURCE: &str = include_str!("../src/metrics.rs");
+const METRICS_SOURCE: &str = include_str!("../../src/metrics.rs");
 
 fn has(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()

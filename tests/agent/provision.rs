@@ -2,7 +2,7 @@
 //! with a config written to a temporary directory. `--no-probe --no-dns` throughout: PoPs are
 //! ranked by distance from the catalogue's addresses, none of which is ever pinged.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
