@@ -30,3 +30,6 @@ pub mod status;
 pub mod survey;
 pub mod timestamp;
 mod tls;
+
+#[cfg(test)]
+mod fixtures;

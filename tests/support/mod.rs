@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw_http;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
