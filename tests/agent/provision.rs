@@ -13,6 +13,7 @@ use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::emulator::tunnel_names;
 use crate::support::site::{
     self, CHICAGO, CHICAGO_1 as NAME_1, CHICAGO_2 as NAME_2, CHICAGO_AUTH_1 as AUTH_1,
     CHICAGO_AUTH_2 as AUTH_2, CHICAGO_LOCATION_ID as LOCATION_ID, SiteDir, SiteToml,
@@ -127,15 +128,22 @@ fn by_name(sim: &Sim, name: &str) -> Tunnel {
     found.into_iter().next().unwrap()
 }
 
-fn sorted_names(sim: &Sim) -> Vec<String> {
-    let mut names: Vec<String> = tunnels(sim).into_iter().map(|t| t.name).collect();
-    names.sort();
-    names
-}
-
 /// API requests the emulator received with this method (or `writes`); 0 when none.
 fn count(sim: &Sim, key: &str) -> u64 {
     sim.request_counts()[key].as_u64().unwrap_or(0)
+}
+
+/// An apply that succeeds with exactly one PUT and no other write.
+async fn apply_is_one_put(site: &Site, sim: &Sim) {
+    let (puts, writes) = (count(sim, "PUT"), count(sim, "writes"));
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
+    assert_eq!(
+        count(sim, "writes"),
+        writes + 1,
+        "{:?}",
+        sim.request_counts()
+    );
 }
 
 /// Whether the emulator holds `psk` for tunnel `id` (what `POST /_sim/tunnels/{id}/psk-check`
@@ -161,7 +169,7 @@ async fn create_foreign(sim: &Sim, name: &str, auth: &str, psk: &str, location: 
 /// The configured tunnels, as configured, with the configured PSKs.
 #[track_caller]
 fn assert_configured(sim: &Sim, psk_1: &str, psk_2: &str) {
-    assert_eq!(sorted_names(sim), [NAME_1, NAME_2]);
+    assert_eq!(tunnel_names(sim), [NAME_1, NAME_2]);
     for (name, auth, psk) in [(NAME_1, AUTH_1, psk_1), (NAME_2, AUTH_2, psk_2)] {
         let t = by_name(sim, name);
         assert_eq!(t.authentication_id, auth);
@@ -290,15 +298,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     let text = support::stdout(&out);
     assert_contains(&text, &format!("  ~ update    \"{NAME_1}\" ({id_1})"));
     assert_contains(&text, "psk: (sensitive) (changed in the config)");
-    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
-    assert_exit(&site.apply(&[]).await, 0);
-    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
-    assert_eq!(
-        count(&sim, "writes"),
-        writes + 1,
-        "{:?}",
-        sim.request_counts()
-    );
+    apply_is_one_put(&site, &sim).await;
     assert!(psk_is(&sim, &id_1, new_1));
     assert!(!psk_is(&sim, &id_1, PSK_1));
     assert!(psk_is(&sim, &id_2, PSK_2), "the other tunnel is left alone");
@@ -306,15 +306,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     // From the file.
     let new_2 = "Chicago-two-Psk-ROTATED-22";
     site.set_file_psk(new_2);
-    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
-    assert_exit(&site.apply(&[]).await, 0);
-    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
-    assert_eq!(
-        count(&sim, "writes"),
-        writes + 1,
-        "{:?}",
-        sim.request_counts()
-    );
+    apply_is_one_put(&site, &sim).await;
     assert!(psk_is(&sim, &id_2, new_2));
     assert!(psk_is(&sim, &id_1, new_1));
 
@@ -324,7 +316,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     assert_exit(&site.apply(&[]).await, 0);
     assert_eq!(count(&sim, "writes"), writes);
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "same tunnels, no new ones"
     );
@@ -386,6 +378,35 @@ async fn a_tunnel_edited_on_the_server_is_put_back() {
 
 // ---- conflicts ----
 
+/// The PSK of someone else's tunnel.
+const FOREIGN_PSK: &str = "their-own-psk-1234";
+
+/// With `foreign` (someone else's tunnel, made with [`FOREIGN_PSK`]) in the way of the
+/// configured primary, plan and apply report the conflict (the plan's line names `detail`),
+/// exit 1, and leave `foreign` alone. Returns the apply's output.
+async fn assert_conflict_left_alone(
+    site: &Site,
+    sim: &Sim,
+    foreign: &Tunnel,
+    detail: &str,
+) -> Output {
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 1);
+    let text = support::stdout(&out);
+    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
+    assert_contains(&text, detail);
+
+    let (puts, deletes) = (count(sim, "PUT"), count(sim, "DELETE"));
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 1);
+    assert_eq!(count(sim, "PUT"), puts, "{:?}", sim.request_counts());
+    assert_eq!(count(sim, "DELETE"), deletes);
+    assert_eq!(&by_name(sim, &foreign.name), foreign, "untouched");
+    assert!(psk_is(sim, &foreign.id, FOREIGN_PSK));
+    assert!(!site.manages(&foreign.id));
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_alone() {
     let sim = support::start_sim(Faults::default()).await;
@@ -394,30 +415,17 @@ async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_al
         &sim,
         NAME_1,
         "someone-else@other.example",
-        "their-own-psk-1234",
+        FOREIGN_PSK,
         OTHER_LOCATION_ID,
     )
     .await;
 
-    let out = site.plan(&[]).await;
-    assert_exit(&out, 1);
-    let text = support::stdout(&out);
-    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
-    assert_contains(&text, "someone-else@other.example");
-
-    let (puts, deletes) = (count(&sim, "PUT"), count(&sim, "DELETE"));
-    let out = site.apply(&[]).await;
-    assert_exit(&out, 1);
+    let out = assert_conflict_left_alone(&site, &sim, &foreign, "someone-else@other.example").await;
     assert!(
         support::stdout(&out).contains("! conflict"),
         "{}",
         show(&out)
     );
-    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
-    assert_eq!(count(&sim, "DELETE"), deletes);
-    assert_eq!(by_name(&sim, NAME_1), foreign, "untouched");
-    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
-    assert!(!site.manages(&foreign.id));
     // The rest of the plan was carried out.
     assert_eq!(by_name(&sim, NAME_2).authentication_id, AUTH_2);
     assert_eq!(tunnels(&sim).len(), 2);
@@ -431,24 +439,12 @@ async fn an_authentication_id_held_by_an_unmanaged_tunnel_of_another_name_is_a_c
         &sim,
         "Somebody's tunnel",
         AUTH_1,
-        "their-own-psk-1234",
+        FOREIGN_PSK,
         OTHER_LOCATION_ID,
     )
     .await;
 
-    let out = site.plan(&[]).await;
-    assert_exit(&out, 1);
-    let text = support::stdout(&out);
-    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
-    assert_contains(&text, "Somebody's tunnel");
-
-    let puts = count(&sim, "PUT");
-    let out = site.apply(&[]).await;
-    assert_exit(&out, 1);
-    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
-    assert_eq!(by_name(&sim, "Somebody's tunnel"), foreign, "untouched");
-    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
-    assert!(!site.manages(&foreign.id));
+    assert_conflict_left_alone(&site, &sim, &foreign, "Somebody's tunnel").await;
     assert!(
         !tunnels(&sim).iter().any(|t| t.name == NAME_1),
         "no tunnel made for the conflicting entry"
@@ -579,7 +575,7 @@ async fn prune_deletes_only_managed_tunnels_removed_from_the_config() {
     let out = site.apply(&["--prune"]).await;
     assert_exit(&out, 0);
     assert_eq!(count(&sim, "DELETE"), 1, "{:?}", sim.request_counts());
-    assert_eq!(sorted_names(&sim), ["Branch office (manual)", NAME_1]);
+    assert_eq!(tunnel_names(&sim), ["Branch office (manual)", NAME_1]);
     assert!(!site.manages(&id_2));
     assert_eq!(by_name(&sim, "Branch office (manual)"), manual);
 
@@ -621,7 +617,7 @@ async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
     }
     let n = converge(&site).await;
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "each configured tunnel exactly once after {n} apply(s)"
     );
@@ -632,7 +628,7 @@ async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
     site.set_env_psk(new_1);
     let n = converge(&site).await;
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "after {n} more apply(s)"
     );

@@ -359,6 +359,14 @@ impl Unprivileged {
         cmd
     }
 
+    /// `popsel rank` (see [`rank_args`]) on `catalog` as the unprivileged user, inside `ns`.
+    fn rank_in(&self, ns: &Netns, catalog: &Path) -> Output {
+        self.command_in(ns, &self.popsel)
+            .args(rank_args(catalog))
+            .output()
+            .expect("run popsel as the unprivileged user")
+    }
+
     /// Asserts that a process started this way in `ns` really has uid 65534 and no capability.
     fn assert_unprivileged_in(&self, ns: &Netns) {
         let cat = tool("cat").expect("cat");
@@ -382,6 +390,17 @@ impl Unprivileged {
             assert_eq!(field(caps), ["0000000000000000"], "{caps}: {status}");
         }
     }
+}
+
+/// The unprivileged user, and a namespace of its own whose `net.ipv4.ping_group_range` is
+/// `range`; `None` where the test cannot run (see [`privileged`]).
+fn unprivileged_in_netns(range: &str) -> Option<(Unprivileged, Netns)> {
+    let (ip, nobody) =
+        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))?;
+    let ns = Netns::create(&ip).expect("create a network namespace");
+    ns.set_ping_group_range(range);
+    nobody.assert_unprivileged_in(&ns);
+    Some((nobody, ns))
 }
 
 /// A temporary directory anybody may read and traverse (tempfile makes them 0700).
@@ -610,23 +629,14 @@ fn silent_address_ranks_after_a_reachable_one() {
 /// namespace's `net.ipv4.ping_group_range` admits its group.
 #[test]
 fn unprivileged_user_measures_loopback_through_a_ping_socket() {
-    let Some((ip, nobody)) =
-        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))
-    else {
+    let host_range = ping_group_range();
+    let Some((nobody, ns)) = unprivileged_in_netns("0 2147483647") else {
         return;
     };
-    let host_range = ping_group_range();
-    let ns = Netns::create(&ip).expect("create a network namespace");
-    ns.set_ping_group_range("0 2147483647");
-    nobody.assert_unprivileged_in(&ns);
     let dir = world_readable_dir().expect("temp dir");
     let catalog = write_catalog(dir.path(), &[("Loop", "AWS", 50.0, 50.0, "127.0.0.1")]);
 
-    let out = nobody
-        .command_in(&ns, &nobody.popsel)
-        .args(rank_args(&catalog))
-        .output()
-        .expect("run popsel as the unprivileged user");
+    let out = nobody.rank_in(&ns, &catalog);
     let doc = rank_json(&out);
     let stderr = support::stderr(&out);
 
@@ -645,14 +655,9 @@ fn unprivileged_user_measures_loopback_through_a_ping_socket() {
 /// by distance, and still succeeds.
 #[test]
 fn unprivileged_user_without_ping_sockets_falls_back_to_distance() {
-    let Some((ip, nobody)) =
-        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))
-    else {
+    let Some((nobody, ns)) = unprivileged_in_netns("1 0") else {
         return;
     };
-    let ns = Netns::create(&ip).expect("create a network namespace");
-    ns.set_ping_group_range("1 0");
-    nobody.assert_unprivileged_in(&ns);
     let dir = world_readable_dir().expect("temp dir");
     let catalog = write_catalog(
         dir.path(),
@@ -662,11 +667,7 @@ fn unprivileged_user_without_ping_sockets_falls_back_to_distance() {
         ],
     );
 
-    let out = nobody
-        .command_in(&ns, &nobody.popsel)
-        .args(rank_args(&catalog))
-        .output()
-        .expect("run popsel as the unprivileged user");
+    let out = nobody.rank_in(&ns, &catalog);
     let doc = rank_json(&out);
     let stderr = support::stderr(&out);
 

@@ -189,3 +189,19 @@ pub async fn sim_request(
     let text = resp.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// Sets the status of a tunnel or a connector (`kind`: "tunnels" or "connectors") in the
+/// emulator, as Atmos would change it; asserts that the emulator took it.
+pub async fn sim_set_status(sim: &Sim, kind: &str, id: &str, status: &str) {
+    let (code, body) = sim_request(
+        sim,
+        reqwest::Method::PUT,
+        &format!("/_sim/{kind}/{id}/status"),
+        serde_json::json!({ "status": status }),
+    )
+    .await;
+    assert_eq!(
+        code, 204,
+        "set the status of {kind}/{id} to {status}: {body}"
+    );
+}
