@@ -435,26 +435,28 @@ fn write_catalog(dir: &Path, pops: &[PopSpec]) -> PathBuf {
     path
 }
 
-/// `rank` arguments with a short probe: 2 requests, 50 ms apart, 300 ms timeout.
-fn rank_args(catalog: &Path) -> Vec<String> {
-    [
+/// `rank` arguments from (0, 0) on `catalog`, without DNS, as JSON, then `more`.
+fn rank_args_and(catalog: &Path, more: &[&str]) -> Vec<String> {
+    let catalog = catalog.display().to_string();
+    let common = [
         "rank",
         "--site",
         "0,0",
         "--catalog",
-        &catalog.display().to_string(),
+        &catalog,
         "--no-dns",
-        "--count",
-        "2",
-        "--interval",
-        "50ms",
-        "--timeout",
-        "300ms",
         "--output",
         "json",
-    ]
-    .map(String::from)
-    .to_vec()
+    ];
+    common.iter().chain(more).map(|a| a.to_string()).collect()
+}
+
+/// `rank` arguments with a short probe: 2 requests, 50 ms apart, 300 ms timeout.
+fn rank_args(catalog: &Path) -> Vec<String> {
+    rank_args_and(
+        catalog,
+        &["--count", "2", "--interval", "50ms", "--timeout", "300ms"],
+    )
 }
 
 /// The JSON document `popsel rank --output json` printed, after checking it exited 0.
@@ -784,17 +786,7 @@ fn no_probe_ranks_by_distance_for_any_user() {
         ],
     );
     let out = support::popsel()
-        .args([
-            "rank",
-            "--site",
-            "0,0",
-            "--catalog",
-            &catalog.display().to_string(),
-            "--no-dns",
-            "--no-probe",
-            "--output",
-            "json",
-        ])
+        .args(rank_args_and(&catalog, &["--no-probe"]))
         .output()
         .expect("run popsel");
     let doc = rank_json(&out);
