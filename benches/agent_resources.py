@@ -20,9 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_SITE = os.path.join(ROOT, "config", "demo-site.toml")
 
 
 def build():
@@ -53,6 +55,13 @@ def start_lab(lab, popsel, addresses, workdir):
 
 
 def write_config(workdir, world, interval):
+    """The bench's sections, then the demo site's locations (config/demo-site.toml, which the
+    demo and the tests use too; only [[locations]], so it can follow them). Chicago is local:
+    the agent probes the lab's addresses from there. Returns the config's path and the
+    environment variables its PSKs come from."""
+    with open(DEMO_SITE, "rb") as f:
+        site = tomllib.load(f)
+    psk_vars = sorted({t["psk_env"] for loc in site["locations"] for t in loc["tunnels"]})
     path = os.path.join(workdir, "popsel.toml")
     with open(path, "w") as f:
         f.write(f"""
@@ -69,18 +78,11 @@ reconcile_interval = "5m"
 status_interval = "1m"
 [metrics]
 listen = "127.0.0.1:19469"
-[[locations]]
-name = "site"
-location_id = "bench-location"
-latitude = 41.88
-longitude = -87.63
-[[locations.tunnels]]
-name = "Bench IPSec1"
-role = "primary"
-authentication_id = "bench@branch.example"
-psk_env = "BENCH_PSK"
+
 """)
-    return path
+        with open(DEMO_SITE) as site_file:
+            f.write(site_file.read())
+    return path, psk_vars
 
 
 def sample(pid):
@@ -129,9 +131,9 @@ def main():
         lab_proc, world = start_lab(lab, popsel, args.addresses, workdir)
         agent = None
         try:
-            config = write_config(workdir, world, args.interval)
-            env = dict(os.environ, POPSEL_API_TOKEN="lab-token-0123456789", BENCH_PSK="bench-psk-0123",
-                       POPSEL_LOG="warn")
+            config, psk_vars = write_config(workdir, world, args.interval)
+            env = dict(os.environ, POPSEL_API_TOKEN="lab-token-0123456789", POPSEL_LOG="warn")
+            env.update({var: "bench-psk-0123" for var in psk_vars})
             agent = subprocess.Popen(
                 ["ip", "netns", "exec", world["netns"], popsel, "run", "--config", config],
                 env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "agent.log"), "w"),

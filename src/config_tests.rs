@@ -5,9 +5,14 @@ use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use super::*;
+use crate::fixtures::{
+    CHICAGO, CHICAGO_1, CHICAGO_2, CHICAGO_LATITUDE, CHICAGO_LONGITUDE, SiteToml,
+};
 use crate::location::{Role, Site};
 
-const GOOD: &str = r#"
+/// The sections under test. Text rather than merged into the site: the rules below edit it
+/// line by line, and put a `[probe]` section after `page_size`.
+const SETTINGS: &str = r#"
 [api]
 base_url = "http://127.0.0.1:9"
 timeout = "3s"
@@ -16,25 +21,19 @@ page_size = 20
 [selection]
 switch_min_improvement_ms = 12
 countries = ["US", "CA"]
-
-[[locations]]
-name = "chicago"
-location_id = "d88fc23a-59a1-476a-a62e-a51ff3543fe7"
-latitude = 41.88
-longitude = -87.63
-
-[[locations.tunnels]]
-name = "Chicago IPSec1"
-role = "primary"
-authentication_id = "chicago-1@branch.example"
-psk_env = "CHI_PSK_1"
-
-[[locations.tunnels]]
-name = "Chicago IPSec2"
-role = "secondary"
-authentication_id = "203.0.113.7"
-psk_file = "chi2.psk"
 "#;
+
+/// A good config: [`SETTINGS`], and the demo site's "chicago" with the primary's PSK from
+/// `CHI_PSK_1`, the secondary's from `chi2.psk`, and an IP address as the secondary's
+/// authentication ID, so that both kinds are checked.
+fn good() -> String {
+    let chicago = SiteToml::demo()
+        .only(CHICAGO)
+        .psk_env(CHICAGO_1, "CHI_PSK_1")
+        .psk_file(CHICAGO_2, "chi2.psk")
+        .set(CHICAGO_2, "authentication_id", "203.0.113.7");
+    format!("{SETTINGS}\n{}", chicago.render())
+}
 
 /// A directory holding `chi2.psk` (mode 600) for the config's relative `psk_file`.
 fn dir_with_psk(mode: u32) -> tempfile::TempDir {
@@ -62,7 +61,7 @@ fn problems(text: &str) -> Vec<String> {
 #[test]
 fn a_good_config_loads_with_defaults_filled_in() {
     let dir = dir_with_psk(0o600);
-    let c = parse(GOOD, dir.path()).unwrap();
+    let c = parse(&good(), dir.path()).unwrap();
     assert_eq!(c.api.timeout, Duration::from_secs(3));
     assert_eq!(c.api.page_size, 20);
     assert_eq!(c.selection.switch_min_improvement_ms, 12.0);
@@ -78,8 +77,8 @@ fn a_good_config_loads_with_defaults_filled_in() {
     assert_eq!(
         chicago.site,
         Site {
-            latitude: 41.88,
-            longitude: -87.63
+            latitude: CHICAGO_LATITUDE,
+            longitude: CHICAGO_LONGITUDE
         }
     );
     let [t1, t2] = &chicago.tunnels[..] else {
@@ -137,14 +136,14 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "locations[0].location_id: is missing",
         ),
         (
-            "authentication_id = \"chicago-1@branch.example\"",
+            "authentication_id = \"chicago-primary@branch.example\"",
             "authentication_id = \"bob@\"",
             "locations[0].tunnels[0].authentication_id: \"bob@\" is neither an email nor an IP address",
         ),
         (
             "authentication_id = \"203.0.113.7\"",
-            "authentication_id = \"chicago-1@branch.example\"",
-            "locations[0].tunnels[1].authentication_id: \"chicago-1@branch.example\" is already used by locations[0].tunnels[0]",
+            "authentication_id = \"chicago-primary@branch.example\"",
+            "locations[0].tunnels[1].authentication_id: \"chicago-primary@branch.example\" is already used by locations[0].tunnels[0]",
         ),
         (
             "name = \"Chicago IPSec2\"",
@@ -222,9 +221,10 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "probe.interval: 2h is more than 1m",
         ),
     ];
+    let good = good();
     for (from, to, message) in cases {
-        assert!(GOOD.contains(from), "fixture lacks {from:?}");
-        let got = problems(&GOOD.replacen(from, to, 1));
+        assert!(good.contains(from), "fixture lacks {from:?}");
+        let got = problems(&good.replacen(from, to, 1));
         assert!(
             got.iter().any(|p| p.starts_with(message)),
             "{to:?}: expected {message:?}, got {got:#?}"
@@ -234,7 +234,7 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
 
 #[test]
 fn a_secret_in_a_wrong_key_is_never_quoted() {
-    let text = GOOD.replace(
+    let text = good().replace(
         "psk_env = \"CHI_PSK_1\"",
         "psk = \"s3cr3t-in-the-wrong-key\"",
     );
@@ -248,15 +248,16 @@ fn a_secret_in_a_wrong_key_is_never_quoted() {
 
 #[test]
 fn location_names_must_stay_distinct_in_swanctl_names() {
-    let second = GOOD
+    let good = good();
+    let second = good
         .split("[[locations]]")
         .nth(1)
         .unwrap()
         .replace("name = \"chicago\"", "name = \"chicago_hq\"")
         .replace("Chicago IPSec", "Other IPSec")
-        .replace("chicago-1@", "other-1@")
+        .replace("chicago-primary@", "other-primary@")
         .replace("203.0.113.7", "203.0.113.8");
-    let first = GOOD.replace("name = \"chicago\"", "name = \"chicago hq\"");
+    let first = good.replace("name = \"chicago\"", "name = \"chicago hq\"");
     let got = problems(&format!("{first}\n[[locations]]{second}"));
     assert_eq!(
         got,
@@ -270,7 +271,7 @@ fn location_names_must_stay_distinct_in_swanctl_names() {
 fn a_short_psk_is_reported_by_length_never_quoted() {
     let dir = dir_with_psk(0o600);
     std::fs::write(dir.path().join("chi2.psk"), "s3cr3t\n").unwrap();
-    let e = parse(GOOD, dir.path()).unwrap_err();
+    let e = parse(&good(), dir.path()).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains(
@@ -284,7 +285,7 @@ fn a_short_psk_is_reported_by_length_never_quoted() {
 #[test]
 fn a_world_readable_psk_file_is_refused() {
     let dir = dir_with_psk(0o644);
-    let e = parse(GOOD, dir.path()).unwrap_err().to_string();
+    let e = parse(&good(), dir.path()).unwrap_err().to_string();
     assert!(
         e.contains("locations[0].tunnels[1].psk_file:")
             && e.contains("is world-readable (mode 644); run chmod 600"),
@@ -294,11 +295,11 @@ fn a_world_readable_psk_file_is_refused() {
 
 #[test]
 fn all_problems_are_reported_at_once() {
-    let text = GOOD
+    let text = good()
         .replace("latitude = 41.88", "latitude = 100")
         .replace("\"bob\"", "")
         .replace(
-            "authentication_id = \"chicago-1@branch.example\"",
+            "authentication_id = \"chicago-primary@branch.example\"",
             "authentication_id = \"bob@\"",
         )
         .replace("page_size = 20", "page_size = 5000");

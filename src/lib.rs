@@ -32,5 +32,7 @@ pub mod timestamp;
 mod tls;
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 #[path = "lib_tests.rs"]
 mod tests;

@@ -39,6 +39,9 @@ fn random_secret() -> SecretString {
     )
 }
 
+/// The demo's locations. The tests build their sites on the same file (src/fixtures.rs).
+const SITE: &str = include_str!("../../config/demo-site.toml");
+
 fn demo_config(api_url: &str, state_dir: &std::path::Path) -> anyhow::Result<Config> {
     let text = format!(
         r#"
@@ -46,34 +49,7 @@ fn demo_config(api_url: &str, state_dir: &std::path::Path) -> anyhow::Result<Con
 base_url = "{api_url}"
 [state]
 dir = "{state}"
-[[locations]]
-name = "chicago"
-location_id = "d88fc23a-59a1-476a-a62e-a51ff3543fe7"
-latitude = 41.88
-longitude = -87.63
-local = true
-[[locations.tunnels]]
-name = "Chicago IPSec1"
-role = "primary"
-authentication_id = "chicago-primary@branch.example"
-psk_env = "DEMO_PSK"
-[[locations.tunnels]]
-name = "Chicago IPSec2"
-role = "secondary"
-authentication_id = "chicago-secondary@branch.example"
-psk_env = "DEMO_PSK"
-[[locations]]
-name = "frankfurt"
-location_id = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11"
-latitude = 50.11
-longitude = 8.68
-local = false
-[[locations.tunnels]]
-name = "Frankfurt IPSec1"
-role = "primary"
-authentication_id = "203.0.113.10"
-psk_env = "DEMO_PSK"
-"#,
+{SITE}"#,
         state = state_dir.display()
     );
     let psk = random_secret();

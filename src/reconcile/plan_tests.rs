@@ -6,56 +6,48 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::config::Config;
+use crate::fixtures::{
+    CHICAGO, CHICAGO_1 as NAME_1, CHICAGO_2 as NAME_2, CHICAGO_AUTH_1 as AUTH_1,
+    CHICAGO_AUTH_2 as AUTH_2, CHICAGO_LOCATION_ID as LOC_ID, SiteToml,
+};
 use crate::reconcile::apply::{ApplyError, ApplyReport, Outcome};
 use crate::reconcile::managed::ManagedTunnel;
 use crate::reconcile::render::{plan_json, plan_text};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
-const LOC_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const OTHER_LOC_ID: &str = "5a1c0e4b-8d2f-4f3e-9b7a-0c6d1e2f3a4b";
-const NAME_1: &str = "Chicago IPSec1";
-const NAME_2: &str = "Chicago IPSec2";
-const AUTH_1: &str = "chicago-primary@branch.example";
-const AUTH_2: &str = "chicago-secondary@branch.example";
 const PSK_1: &str = "first-psk-Zq81xw";
 const PSK_2: &str = "second-psk-Vb47kr";
 
-/// One location, "chicago", with the primary and, when asked, the secondary tunnel. The
-/// primary's PSK is `psk_1`.
-fn config(psk_1: &str, secondary: bool) -> Config {
-    let mut text = format!(
-        r#"
-[[locations]]
-name = "chicago"
-location_id = "{LOC_ID}"
-latitude = 41.88
-longitude = -87.63
+/// The demo site's "chicago" alone, its tunnels' PSKs from `PSK_1` and `PSK_2`.
+fn chicago() -> SiteToml {
+    SiteToml::demo()
+        .only(CHICAGO)
+        .psk_env(NAME_1, "PSK_1")
+        .psk_env(NAME_2, "PSK_2")
+}
 
-[[locations.tunnels]]
-name = "{NAME_1}"
-role = "primary"
-authentication_id = "{AUTH_1}"
-psk_env = "PSK_1"
-"#
-    );
-    if secondary {
-        text.push_str(&format!(
-            r#"
-[[locations.tunnels]]
-name = "{NAME_2}"
-role = "secondary"
-authentication_id = "{AUTH_2}"
-psk_env = "PSK_2"
-"#
-        ));
-    }
+/// `site` parsed with `psk_1` in `PSK_1` and [`PSK_2`] in `PSK_2`.
+fn parse(site: &SiteToml, psk_1: &str) -> Config {
     let psk_1 = psk_1.to_owned();
     let env = move |k: &str| match k {
         "PSK_1" => Some(psk_1.clone()),
         "PSK_2" => Some(PSK_2.to_owned()),
         _ => None,
     };
-    Config::parse_with(&text, "t.toml", Path::new("/nonexistent"), &env).expect("valid config")
+    Config::parse_with(&site.render(), "t.toml", Path::new("/nonexistent"), &env)
+        .expect("valid config")
+}
+
+/// One location, "chicago", with the primary and, when asked, the secondary tunnel. The
+/// primary's PSK is `psk_1`.
+fn config(psk_1: &str, secondary: bool) -> Config {
+    let site = if secondary {
+        chicago()
+    } else {
+        chicago().without_tunnel(NAME_2)
+    };
+    parse(&site, psk_1)
 }
 
 fn both() -> Config {
@@ -91,7 +83,7 @@ fn managed(entries: &[(&str, &str, &str)]) -> ManagedTunnels {
                     ManagedTunnel {
                         id: (*id).to_owned(),
                         name: (*name).to_owned(),
-                        location: "chicago".into(),
+                        location: CHICAGO.into(),
                         psk_fingerprint: (*fingerprint).to_owned(),
                     },
                 )
@@ -117,7 +109,7 @@ fn run(config: &Config, actual: &[Tunnel], managed: &ManagedTunnels, prune: bool
 
 fn unchanged(tunnel: &str, id: &str) -> Action {
     Action::Unchanged {
-        location: "chicago".into(),
+        location: CHICAGO.into(),
         tunnel: tunnel.into(),
         id: id.into(),
     }
@@ -163,11 +155,11 @@ fn absent_tunnels_are_created() {
         plan.actions,
         vec![
             Action::Create {
-                location: "chicago".into(),
+                location: CHICAGO.into(),
                 tunnel: NAME_1.into()
             },
             Action::Create {
-                location: "chicago".into(),
+                location: CHICAGO.into(),
                 tunnel: NAME_2.into()
             },
         ]
@@ -214,7 +206,7 @@ fn an_update_lists_each_differing_field_old_to_new() {
     assert_eq!(
         action_for(&plan, NAME_1),
         &Action::Update {
-            location: "chicago".into(),
+            location: CHICAGO.into(),
             tunnel: NAME_1.into(),
             id: "t1".into(),
             changes: vec![
@@ -252,7 +244,7 @@ fn a_psk_changed_in_the_config_is_rotated() {
     assert_eq!(
         action_for(&plan, NAME_1),
         &Action::Update {
-            location: "chicago".into(),
+            location: CHICAGO.into(),
             tunnel: NAME_1.into(),
             id: "t1".into(),
             changes: vec![],
@@ -281,7 +273,7 @@ fn a_psk_popsel_has_no_record_of_pushing_is_unknown() {
         assert_eq!(
             action_for(&plan, name),
             &Action::Update {
-                location: "chicago".into(),
+                location: CHICAGO.into(),
                 tunnel: name.into(),
                 id: id.into(),
                 changes: vec![],
@@ -302,7 +294,7 @@ fn a_managed_tunnel_renamed_in_the_config_is_found_by_its_authentication_id() {
         plan.actions,
         vec![
             Action::Update {
-                location: "chicago".into(),
+                location: CHICAGO.into(),
                 tunnel: NAME_1.into(),
                 id: "t1".into(),
                 changes: vec![change("name", "Chicago old name", NAME_1)],
@@ -430,33 +422,13 @@ fn no_tunnel_is_the_target_of_two_actions() {
     // The config renames popsel's "Chicago IPSec2" (AUTH_2) to "Chicago IPSec3" and adds a new
     // "Chicago IPSec2" with another authentication ID. The existing tunnel t2 is found by
     // name for the new entry and by authentication ID for the renamed one.
-    let text = format!(
-        r#"
-[[locations]]
-name = "chicago"
-location_id = "{LOC_ID}"
-latitude = 41.88
-longitude = -87.63
-
-[[locations.tunnels]]
-name = "Chicago IPSec3"
-role = "primary"
-authentication_id = "{AUTH_2}"
-psk_env = "PSK_2"
-
-[[locations.tunnels]]
-name = "{NAME_2}"
-role = "secondary"
-authentication_id = "chicago-new@branch.example"
-psk_env = "PSK_1"
-"#
-    );
-    let env = |k: &str| match k {
-        "PSK_1" => Some(PSK_1.to_owned()),
-        "PSK_2" => Some(PSK_2.to_owned()),
-        _ => None,
-    };
-    let config = Config::parse_with(&text, "t.toml", Path::new("/nonexistent"), &env).unwrap();
+    let site = chicago()
+        .set(NAME_1, "authentication_id", AUTH_2)
+        .psk_env(NAME_1, "PSK_2")
+        .set(NAME_1, "name", "Chicago IPSec3")
+        .set(NAME_2, "authentication_id", "chicago-new@branch.example")
+        .psk_env(NAME_2, "PSK_1");
+    let config = parse(&site, PSK_1);
     let actual = vec![tunnel("t2", NAME_2, AUTH_2, LOC_ID)];
     let managed = managed(&[("t2", NAME_2, &fp(PSK_2))]);
     let plan = run(&config, &actual, &managed, false);

@@ -122,7 +122,7 @@ async fn demo_once_exits_zero_and_shows_the_tunnels() {
         "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    for tunnel in ["Chicago IPSec1", "Chicago IPSec2", "Frankfurt IPSec1"] {
+    for (_, tunnel) in TUNNELS {
         assert!(stdout.contains(tunnel), "{tunnel} missing:\n{stdout}");
     }
     assert!(!stdout.contains("(not created)"), "{stdout}");

@@ -1,11 +1,14 @@
-//! `popsel run` (the agent) and `popsel demo` as an operator runs them: the binary as a child
-//! process against an emulator in the test's runtime, over loopback, with a config in a
-//! temporary directory.
+//! popsel as an operator runs it: `popsel run` (the agent), `popsel demo`, `popsel plan` and
+//! `popsel apply` (`provision`), each the binary as a child process against an emulator in the
+//! test's runtime, over loopback, with a config in a temporary directory; and the deployment kit
+//! the operator installs it with (`deploy`). One test binary, so that the crate is linked once
+//! for all of them.
 //!
-//! Every agent here runs with `--no-probe`: the sample catalogue's addresses only answer inside
-//! the latency lab and must never be pinged from a test machine. The config's `[dns]` points at
-//! a closed loopback port so that the catalogue's `.test` names never reach a real resolver and
-//! the probe stage stays short.
+//! No test here ever pings: the sample catalogue's addresses only answer inside the latency lab
+//! and must never be probed from a test machine, so every agent runs with `--no-probe` (plan and
+//! apply with `--no-probe --no-dns`). The agent's `[dns]` points at a closed loopback port so
+//! that the catalogue's `.test` names never reach a real resolver and the probe stage stays
+//! short.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -17,8 +20,10 @@ mod process;
 mod site;
 
 mod commands;
+mod deploy;
 mod first_cycle;
 mod outage;
 mod promtool;
+mod provision;
 mod secrets;
 mod signals;

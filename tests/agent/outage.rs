@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use popsel::sim::{Sim, SimOptions};
-use serde_json::json;
 
 use crate::emulator::*;
 use crate::exposition::*;
@@ -21,30 +20,14 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
     agent.first_cycle(&base).await;
 
     let id = tunnel_id(&sim, "Chicago IPSec1");
-    let status = support::sim_request(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("/_sim/tunnels/{id}/status"),
-        json!({ "status": "Connected" }),
-    )
-    .await
-    .0;
-    assert_eq!(status, 204);
+    support::sim_set_status(&sim, "tunnels", &id, "Connected").await;
     let connector = sim
         .with_store(|s| s.connectors())
         .into_iter()
         .find(|c| c.name == CONNECTOR)
         .expect("the connector")
         .id;
-    let status = support::sim_request(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("/_sim/connectors/{connector}/status"),
-        json!({ "status": "Available" }),
-    )
-    .await
-    .0;
-    assert_eq!(status, 204);
+    support::sim_set_status(&sim, "connectors", &connector, "Available").await;
 
     let state = |s: &Scrape, tunnel: &str, state: &str| {
         s.value(
@@ -89,15 +72,7 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
     );
 
     // And back.
-    let status = support::sim_request(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("/_sim/tunnels/{id}/status"),
-        json!({ "status": "Disconnected" }),
-    )
-    .await
-    .0;
-    assert_eq!(status, 204);
+    support::sim_set_status(&sim, "tunnels", &id, "Disconnected").await;
     agent
         .scrape_until(
             &base,
@@ -277,17 +252,7 @@ async fn outage_is_reflected_in_tunnel_status_within_a_few_status_intervals() {
     let (agent, base) = site.start_agent(&[]).await;
     agent.first_cycle(&base).await;
     let id = tunnel_id(&sim, "Chicago IPSec1");
-    assert_eq!(
-        support::sim_request(
-            &sim,
-            reqwest::Method::PUT,
-            &format!("/_sim/tunnels/{id}/status"),
-            json!({ "status": "Connected" })
-        )
-        .await
-        .0,
-        204
-    );
+    support::sim_set_status(&sim, "tunnels", &id, "Connected").await;
     let s = agent
         .scrape_until(&base, Duration::from_secs(5), "tunnel up", |s| {
             s.value("popsel_tunnel_up", &[("tunnel", "Chicago IPSec1")]) == Some(1.0)

@@ -5,6 +5,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use popsel::sim::Sim;
+
+use crate::emulator::*;
 use crate::exposition::*;
 use crate::http::*;
 use crate::site::*;
@@ -216,4 +219,20 @@ pub fn first_cycle_done(s: &Scrape) -> bool {
             ) == Some(1.0)
         })
         && !s.series("popsel_connector_status", &[]).is_empty()
+}
+
+/// A reload that added [`EXTRA_TUNNEL`] took effect: the emulator holds every configured
+/// tunnel and the extra one, whose status the agent has polled (a new tunnel is Disconnected).
+pub fn extra_tunnel_done(sim: &Sim, s: &Scrape) -> bool {
+    let mut all = TUNNELS.to_vec();
+    all.push(EXTRA_TUNNEL);
+    tunnel_names(sim) == sorted(&all)
+        && s.value(
+            "popsel_tunnel_status",
+            &[
+                ("location", EXTRA_TUNNEL.0),
+                ("tunnel", EXTRA_TUNNEL.1),
+                ("state", "Disconnected"),
+            ],
+        ) == Some(1.0)
 }

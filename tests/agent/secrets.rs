@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::emulator::*;
 use crate::http::*;
 use crate::process::*;
@@ -24,28 +22,16 @@ async fn secrets_never_leak_to_output_metrics_or_state() {
     // Exercise more paths: a status change, a reload that adds a tunnel (a fourth PSK pushed),
     // a reload with a broken config.
     let id = tunnel_id(&sim, "Chicago IPSec1");
-    support::sim_request(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("/_sim/tunnels/{id}/status"),
-        json!({ "status": "Connected" }),
-    )
-    .await;
+    support::sim_set_status(&sim, "tunnels", &id, "Connected").await;
     site.write_config(true);
     agent.signal("HUP");
-    let mut all = TUNNELS.to_vec();
-    all.push(EXTRA_TUNNEL);
     let s = agent
         .scrape_until(
             &base,
             Duration::from_secs(10),
             "four tunnels created and polled",
             |s| {
-                tunnel_names(&sim) == sorted(&all)
-                    && s.value(
-                        "popsel_tunnel_status",
-                        &[("tunnel", EXTRA_TUNNEL.1), ("state", "Disconnected")],
-                    ) == Some(1.0)
+                extra_tunnel_done(&sim, s)
                     && s.value("popsel_tunnel_up", &[("tunnel", "Chicago IPSec1")]) == Some(1.0)
             },
         )

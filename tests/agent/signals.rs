@@ -107,24 +107,12 @@ async fn sighup_keeps_the_old_config_when_invalid_and_applies_a_valid_one() {
     agent
         .wait_line(Stream::Stderr, "config reloaded", Duration::from_secs(5))
         .await;
-    let mut all = TUNNELS.to_vec();
-    all.push(EXTRA_TUNNEL);
     let s = agent
         .scrape_until(
             &base,
             Duration::from_secs(10),
             "the added tunnel created and polled",
-            |s| {
-                tunnel_names(&sim) == sorted(&all)
-                    && s.value(
-                        "popsel_tunnel_status",
-                        &[
-                            ("location", EXTRA_TUNNEL.0),
-                            ("tunnel", EXTRA_TUNNEL.1),
-                            ("state", "Disconnected"),
-                        ],
-                    ) == Some(1.0)
-            },
+            |s| extra_tunnel_done(&sim, s),
         )
         .await;
     assert_eq!(s.series("popsel_tunnel_status", &[]).len(), 12);

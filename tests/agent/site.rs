@@ -1,14 +1,13 @@
-//! The site under test: its config, PSKs and state directory.
+//! The site under test: the demo site (both locations) with PSKs of its own, a reload's extra
+//! tunnel, short agent intervals and metrics on a port the kernel picks.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::process::*;
+use crate::support::site::{
+    self, CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT, FRANKFURT_1, SiteDir, SiteToml,
+};
 use crate::support::{self, toml_str};
-
-pub const CHICAGO_LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
-pub const FRANKFURT_LOCATION_ID: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
 
 pub const PSK_ENV_CHI_1: &str = "POPSEL_AGENT_TEST_PSK_CHI_1";
 pub const PSK_CHI_1: &str = "agent-Chicago-one-9e41c07d";
@@ -26,12 +25,12 @@ pub const SECRETS: [&str; 5] = [support::TOKEN, PSK_CHI_1, PSK_CHI_2, PSK_FRA_1,
 
 /// The configured tunnels: (location, tunnel name).
 pub const TUNNELS: [(&str, &str); 3] = [
-    ("chicago", "Chicago IPSec1"),
-    ("chicago", "Chicago IPSec2"),
-    ("frankfurt", "Frankfurt IPSec1"),
+    (CHICAGO, CHICAGO_1),
+    (CHICAGO, CHICAGO_2),
+    (FRANKFURT, FRANKFURT_1),
 ];
 /// The tunnel a reloaded config adds.
-pub const EXTRA_TUNNEL: (&str, &str) = ("frankfurt", "Frankfurt IPSec2");
+pub const EXTRA_TUNNEL: (&str, &str) = (FRANKFURT, "Frankfurt IPSec2");
 
 /// A connector created in the emulator before the agent starts, so that
 /// `popsel_connector_status` has a series.
@@ -39,102 +38,17 @@ pub const CONNECTOR: &str = "branch-connector";
 
 pub const STAGES: [&str; 5] = ["catalog", "probe", "select", "reconcile", "status"];
 
-/// A site's config in a temporary directory: "chicago" (local, primary and secondary) and
-/// "frankfurt" (not local, primary only; a reload may add a secondary), short agent
-/// intervals, metrics on a port the kernel picks, state in `state/`.
-pub struct Site {
-    pub dir: tempfile::TempDir,
-    pub api_url: String,
-}
-
-impl Site {
-    pub fn new(api_url: &str) -> Site {
-        let site = Site {
-            dir: tempfile::tempdir().expect("tempdir"),
-            api_url: api_url.to_owned(),
-        };
-        let psk_file = site.path(PSK_FILE_CHI_2);
-        std::fs::write(&psk_file, format!("{PSK_CHI_2}\n")).expect("write the PSK file");
-        std::fs::set_permissions(&psk_file, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod the PSK file");
-        site.write_config(false);
-        site
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.path("popsel.toml")
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    pub fn config_text(&self, extra_tunnel: bool) -> String {
-        let mut text = format!(
-            r#"[api]
-base_url = {url}
+/// What the agent's config adds to the demo site: a short API timeout, a closed port as the
+/// name server (the catalogue's names never reach a real resolver), short intervals, and
+/// metrics on a port the kernel picks.
+const AGENT_SECTIONS: &str = r#"
+[api]
 timeout = "5s"
 
 [dns]
-# A closed port: the catalogue's names never reach a real resolver.
 nameservers = ["127.0.0.1:9"]
 timeout = "300ms"
 
-[state]
-dir = "state"
-
-[[locations]]
-name = "chicago"
-location_id = "{CHICAGO_LOCATION_ID}"
-latitude = 41.88
-longitude = -87.63
-local = true
-
-[[locations.tunnels]]
-name = "Chicago IPSec1"
-role = "primary"
-authentication_id = "chicago-primary@branch.example"
-psk_env = "{PSK_ENV_CHI_1}"
-
-[[locations.tunnels]]
-name = "Chicago IPSec2"
-role = "secondary"
-authentication_id = "chicago-secondary@branch.example"
-psk_file = "{PSK_FILE_CHI_2}"
-
-[[locations]]
-name = "frankfurt"
-location_id = "{FRANKFURT_LOCATION_ID}"
-latitude = 50.11
-longitude = 8.68
-local = false
-
-[[locations.tunnels]]
-name = "Frankfurt IPSec1"
-role = "primary"
-authentication_id = "203.0.113.10"
-psk_env = "{PSK_ENV_FRA_1}"
-"#,
-            url = toml_str(&self.api_url),
-        );
-        if extra_tunnel {
-            text.push_str(&format!(
-                r#"
-[[locations.tunnels]]
-name = "{}"
-role = "secondary"
-authentication_id = "203.0.113.11"
-psk_env = "{PSK_ENV_FRA_2}"
-"#,
-                EXTRA_TUNNEL.1
-            ));
-        }
-        text.push_str(
-            r#"
 [agent]
 catalog_interval = "2s"
 probe_interval = "1s"
@@ -143,40 +57,71 @@ status_interval = "1s"
 
 [metrics]
 listen = "127.0.0.1:0"
-"#,
-        );
-        text
+"#;
+
+/// A site's config in a temporary directory: the demo site ("chicago": local, primary and
+/// secondary; "frankfurt": not local, primary only, a reload may add a secondary), state in
+/// `state/`.
+pub struct Site {
+    files: SiteDir,
+    api_url: String,
+}
+
+impl Site {
+    pub fn new(api_url: &str) -> Site {
+        let mut files = SiteDir::new();
+        files.write_psk_file(PSK_FILE_CHI_2, PSK_CHI_2);
+        for (var, psk) in [
+            (PSK_ENV_CHI_1, PSK_CHI_1),
+            (PSK_ENV_FRA_1, PSK_FRA_1),
+            (PSK_ENV_FRA_2, PSK_FRA_2),
+        ] {
+            files.set_env(var, psk);
+        }
+        let site = Site {
+            files,
+            api_url: api_url.to_owned(),
+        };
+        site.write_config(false);
+        site
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.files.config_path()
+    }
+
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.files.state_dir()
+    }
+
+    /// The config, with [`EXTRA_TUNNEL`] when `extra_tunnel`.
+    pub fn config(&self, extra_tunnel: bool) -> SiteToml {
+        let config = site::config(&self.api_url)
+            .psk_env(CHICAGO_1, PSK_ENV_CHI_1)
+            .psk_file(CHICAGO_2, PSK_FILE_CHI_2)
+            .psk_env(FRANKFURT_1, PSK_ENV_FRA_1)
+            .with(AGENT_SECTIONS);
+        if !extra_tunnel {
+            return config;
+        }
+        config.add_tunnel(
+            EXTRA_TUNNEL.0,
+            &format!(
+                "name = {}\nrole = \"secondary\"\nauthentication_id = \"203.0.113.11\"\n\
+                 psk_env = \"{PSK_ENV_FRA_2}\"\n",
+                toml_str(EXTRA_TUNNEL.1)
+            ),
+        )
     }
 
     pub fn write_config(&self, extra_tunnel: bool) {
-        std::fs::write(self.config_path(), self.config_text(extra_tunnel)).expect("write config");
+        self.files.write_config(&self.config(extra_tunnel));
     }
 
     /// `popsel run --config … --no-probe <args>`, with the token and the PSKs in its
     /// environment.
     pub fn run_command(&self, args: &[&str]) -> Command {
-        let mut cmd = support::popsel();
-        cmd.arg("run")
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("--no-probe")
-            .args(args)
-            .env("POPSEL_API_TOKEN", support::TOKEN)
-            .env(PSK_ENV_CHI_1, PSK_CHI_1)
-            .env(PSK_ENV_FRA_1, PSK_FRA_1)
-            .env(PSK_ENV_FRA_2, PSK_FRA_2)
-            .stdin(Stdio::null());
-        for var in [
-            "http_proxy",
-            "HTTP_PROXY",
-            "https_proxy",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
+        self.files.command("run", &[&["--no-probe"], args].concat())
     }
 
     /// The agent as a child process, and the base URL of its metrics server.

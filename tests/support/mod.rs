@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw_http;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -187,4 +188,20 @@ pub async fn sim_request(
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sets the status of a tunnel or a connector (`kind`: "tunnels" or "connectors") in the
+/// emulator, as Atmos would change it; asserts that the emulator took it.
+pub async fn sim_set_status(sim: &Sim, kind: &str, id: &str, status: &str) {
+    let (code, body) = sim_request(
+        sim,
+        reqwest::Method::PUT,
+        &format!("/_sim/{kind}/{id}/status"),
+        serde_json::json!({ "status": status }),
+    )
+    .await;
+    assert_eq!(
+        code, 204,
+        "set the status of {kind}/{id} to {status}: {body}"
+    );
 }

@@ -15,8 +15,9 @@
 //! namespace: its only interfaces are its loopback and the TUN device, which the lab reads.
 //! Dropping the [`Lab`] stops the thread and deletes the namespace, also when a test panics.
 //!
-//! Used by `tests/lab_rank.rs` and by `examples/lab.rs` (by hand, and by the benchmark
-//! `benches/fping_compare.py`); both include this directory with `#[path]`.
+//! Used by the network test binary (`tests/network/`: `lab_rank`) and by `examples/lab.rs` (by
+//! hand, and by the benchmark `benches/fping_compare.py`); both include this directory with
+//! `#[path]`.
 
 #![allow(dead_code)]
 

@@ -5,7 +5,7 @@
 //! which skips them elsewhere and fails them under CI=true. The unprivileged cases run the
 //! `popsel` binary inside a namespace as uid/gid 65534 with every capability dropped.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -359,6 +359,14 @@ impl Unprivileged {
         cmd
     }
 
+    /// `popsel rank` (see [`rank_args`]) on `catalog` as the unprivileged user, inside `ns`.
+    fn rank_in(&self, ns: &Netns, catalog: &Path) -> Output {
+        self.command_in(ns, &self.popsel)
+            .args(rank_args(catalog))
+            .output()
+            .expect("run popsel as the unprivileged user")
+    }
+
     /// Asserts that a process started this way in `ns` really has uid 65534 and no capability.
     fn assert_unprivileged_in(&self, ns: &Netns) {
         let cat = tool("cat").expect("cat");
@@ -382,6 +390,17 @@ impl Unprivileged {
             assert_eq!(field(caps), ["0000000000000000"], "{caps}: {status}");
         }
     }
+}
+
+/// The unprivileged user, and a namespace of its own whose `net.ipv4.ping_group_range` is
+/// `range`; `None` where the test cannot run (see [`privileged`]).
+fn unprivileged_in_netns(range: &str) -> Option<(Unprivileged, Netns)> {
+    let (ip, nobody) =
+        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))?;
+    let ns = Netns::create(&ip).expect("create a network namespace");
+    ns.set_ping_group_range(range);
+    nobody.assert_unprivileged_in(&ns);
+    Some((nobody, ns))
 }
 
 /// A temporary directory anybody may read and traverse (tempfile makes them 0700).
@@ -416,26 +435,28 @@ fn write_catalog(dir: &Path, pops: &[PopSpec]) -> PathBuf {
     path
 }
 
-/// `rank` arguments with a short probe: 2 requests, 50 ms apart, 300 ms timeout.
-fn rank_args(catalog: &Path) -> Vec<String> {
-    [
+/// `rank` arguments from (0, 0) on `catalog`, without DNS, as JSON, then `more`.
+fn rank_args_and(catalog: &Path, more: &[&str]) -> Vec<String> {
+    let catalog = catalog.display().to_string();
+    let common = [
         "rank",
         "--site",
         "0,0",
         "--catalog",
-        &catalog.display().to_string(),
+        &catalog,
         "--no-dns",
-        "--count",
-        "2",
-        "--interval",
-        "50ms",
-        "--timeout",
-        "300ms",
         "--output",
         "json",
-    ]
-    .map(String::from)
-    .to_vec()
+    ];
+    common.iter().chain(more).map(|a| a.to_string()).collect()
+}
+
+/// `rank` arguments with a short probe: 2 requests, 50 ms apart, 300 ms timeout.
+fn rank_args(catalog: &Path) -> Vec<String> {
+    rank_args_and(
+        catalog,
+        &["--count", "2", "--interval", "50ms", "--timeout", "300ms"],
+    )
 }
 
 /// The JSON document `popsel rank --output json` printed, after checking it exited 0.
@@ -610,23 +631,14 @@ fn silent_address_ranks_after_a_reachable_one() {
 /// namespace's `net.ipv4.ping_group_range` admits its group.
 #[test]
 fn unprivileged_user_measures_loopback_through_a_ping_socket() {
-    let Some((ip, nobody)) =
-        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))
-    else {
+    let host_range = ping_group_range();
+    let Some((nobody, ns)) = unprivileged_in_netns("0 2147483647") else {
         return;
     };
-    let host_range = ping_group_range();
-    let ns = Netns::create(&ip).expect("create a network namespace");
-    ns.set_ping_group_range("0 2147483647");
-    nobody.assert_unprivileged_in(&ns);
     let dir = world_readable_dir().expect("temp dir");
     let catalog = write_catalog(dir.path(), &[("Loop", "AWS", 50.0, 50.0, "127.0.0.1")]);
 
-    let out = nobody
-        .command_in(&ns, &nobody.popsel)
-        .args(rank_args(&catalog))
-        .output()
-        .expect("run popsel as the unprivileged user");
+    let out = nobody.rank_in(&ns, &catalog);
     let doc = rank_json(&out);
     let stderr = support::stderr(&out);
 
@@ -645,14 +657,9 @@ fn unprivileged_user_measures_loopback_through_a_ping_socket() {
 /// by distance, and still succeeds.
 #[test]
 fn unprivileged_user_without_ping_sockets_falls_back_to_distance() {
-    let Some((ip, nobody)) =
-        privileged(netns_allowed().and_then(|ip| Unprivileged::new().map(|n| (ip, n))))
-    else {
+    let Some((nobody, ns)) = unprivileged_in_netns("1 0") else {
         return;
     };
-    let ns = Netns::create(&ip).expect("create a network namespace");
-    ns.set_ping_group_range("1 0");
-    nobody.assert_unprivileged_in(&ns);
     let dir = world_readable_dir().expect("temp dir");
     let catalog = write_catalog(
         dir.path(),
@@ -662,11 +669,7 @@ fn unprivileged_user_without_ping_sockets_falls_back_to_distance() {
         ],
     );
 
-    let out = nobody
-        .command_in(&ns, &nobody.popsel)
-        .args(rank_args(&catalog))
-        .output()
-        .expect("run popsel as the unprivileged user");
+    let out = nobody.rank_in(&ns, &catalog);
     let doc = rank_json(&out);
     let stderr = support::stderr(&out);
 
@@ -783,17 +786,7 @@ fn no_probe_ranks_by_distance_for_any_user() {
         ],
     );
     let out = support::popsel()
-        .args([
-            "rank",
-            "--site",
-            "0,0",
-            "--catalog",
-            &catalog.display().to_string(),
-            "--no-dns",
-            "--no-probe",
-            "--output",
-            "json",
-        ])
+        .args(rank_args_and(&catalog, &["--no-probe"]))
         .output()
         .expect("run popsel");
     let doc = rank_json(&out);

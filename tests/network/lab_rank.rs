@@ -4,10 +4,7 @@
 //! name. popsel runs inside the namespace as a process (`ip netns exec`), with the lab's DNS
 //! server. Needs root: skips otherwise, fails under CI=true.
 
-mod support;
-
-#[path = "support/lab/mod.rs"]
-mod lab;
+use crate::{lab, support};
 
 use std::path::Path;
 use std::process::Command;

@@ -3,10 +3,7 @@
 //! that never answers. Covers the lookup answers, the merge with the catalogue's addresses, and
 //! `popsel rank` end to end with `--nameserver`.
 
-mod support;
-
-#[path = "support/dns.rs"]
-mod dns;
+use crate::{dns, support};
 
 use dns::DnsServer;
 

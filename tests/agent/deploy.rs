@@ -1,7 +1,7 @@
 //! The deployment kit: alert rules pass their unit tests, the systemd unit verifies, and every
 //! metric the rules and the dashboard use is one the agent exports.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,26 +2,25 @@
 //! with a config written to a temporary directory. `--no-probe --no-dns` throughout: PoPs are
 //! ranked by distance from the catalogue's addresses, none of which is ever pinged.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use popsel::atmos::{Tunnel, TunnelSpec, TunnelUpdate};
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{assert_contains, assert_exit, contains_bytes, show, toml_str};
 
-const LOCATION_ID: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
+use crate::emulator::tunnel_names;
+use crate::support::site::{
+    self, CHICAGO, CHICAGO_1 as NAME_1, CHICAGO_2 as NAME_2, CHICAGO_AUTH_1 as AUTH_1,
+    CHICAGO_AUTH_2 as AUTH_2, CHICAGO_LOCATION_ID as LOCATION_ID, SiteDir, SiteToml,
+};
+use crate::support::{self, assert_contains, assert_exit, contains_bytes, show, toml_str};
+
 const OTHER_LOCATION_ID: &str = "5a1c0e4b-8d2f-4f3e-9b7a-0c6d1e2f3a4b";
-const NAME_1: &str = "Chicago IPSec1";
-const NAME_2: &str = "Chicago IPSec2";
-const AUTH_1: &str = "chicago-primary@branch.example";
-const AUTH_2: &str = "chicago-secondary@branch.example";
 /// The primary's PSK comes from this environment variable (set on the command only)…
 const PSK_ENV: &str = "POPSEL_PSK_CHICAGO_1";
 const PSK_1: &str = "Chicago-one-Psk-7f3a9c";
@@ -31,114 +30,61 @@ const PSK_2: &str = "Chicago-two-Psk-b41e02";
 
 // ---- helpers ----
 
-/// A site's config in a temporary directory: one location, "chicago", with a primary tunnel
-/// (PSK from `PSK_ENV`) and, unless dropped, a secondary (PSK from `PSK_FILE`).
+/// A site's config in a temporary directory: the demo site's "chicago" alone, its primary
+/// tunnel's PSK from `PSK_ENV` and, unless dropped, its secondary's from `PSK_FILE`.
 struct Site {
-    dir: tempfile::TempDir,
-    base_url: String,
-    psk_1: String,
-    secondary: bool,
-    /// More TOML, appended as is (an `[edge]` section).
-    extra: String,
+    files: SiteDir,
+    config: SiteToml,
 }
 
 impl Site {
     fn new(sim: &Sim) -> Site {
-        let site = Site {
-            dir: tempfile::tempdir().expect("tempdir"),
-            base_url: sim.url(),
-            psk_1: PSK_1.into(),
-            secondary: true,
-            extra: String::new(),
-        };
-        site.set_file_psk(PSK_2);
-        site.write_config();
-        site
+        let mut files = SiteDir::new();
+        files.set_env(PSK_ENV, PSK_1);
+        files.write_psk_file(PSK_FILE, PSK_2);
+        let config = site::config(&sim.url())
+            .only(CHICAGO)
+            .psk_env(NAME_1, PSK_ENV)
+            .psk_file(NAME_2, PSK_FILE);
+        files.write_config(&config);
+        Site { files, config }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.path("popsel.toml")
+        self.files.path(name)
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.path("state")
+        self.files.state_dir()
     }
 
-    fn write_config(&self) {
-        let mut text = format!(
-            r#"[api]
-base_url = {url}
-
-[state]
-dir = "state"
-
-[[locations]]
-name = "chicago"
-location_id = "{LOCATION_ID}"
-latitude = 41.88
-longitude = -87.63
-
-[[locations.tunnels]]
-name = "{NAME_1}"
-role = "primary"
-authentication_id = "{AUTH_1}"
-psk_env = "{PSK_ENV}"
-"#,
-            url = toml_str(&self.base_url),
-        );
-        if self.secondary {
-            text.push_str(&format!(
-                r#"
-[[locations.tunnels]]
-name = "{NAME_2}"
-role = "secondary"
-authentication_id = "{AUTH_2}"
-psk_file = "{PSK_FILE}"
-"#
-            ));
-        }
-        text.push('\n');
-        text.push_str(&self.extra);
-        std::fs::write(self.config_path(), text).expect("write config");
+    fn edit_config(&mut self, edit: impl FnOnce(SiteToml) -> SiteToml) {
+        self.config = edit(self.config.clone());
+        self.files.write_config(&self.config);
     }
 
     fn set_env_psk(&mut self, psk: &str) {
-        self.psk_1 = psk.into();
+        self.files.set_env(PSK_ENV, psk);
     }
 
     fn set_file_psk(&self, psk: &str) {
-        let path = self.path(PSK_FILE);
-        std::fs::write(&path, format!("{psk}\n")).expect("write psk file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        self.files.write_psk_file(PSK_FILE, psk);
     }
 
     fn drop_secondary(&mut self) {
-        self.secondary = false;
-        self.write_config();
+        self.edit_config(|c| c.without_tunnel(NAME_2));
     }
 
-    fn set_extra(&mut self, extra: String) {
-        self.extra = extra;
-        self.write_config();
+    /// Adds sections to the config (an `[edge]`).
+    fn add_sections(&mut self, toml: &str) {
+        self.edit_config(|c| c.with(toml));
     }
 
     /// `popsel <command> --config … --no-probe --no-dns <args>`, token and PSK in its
     /// environment, stdin not a terminal.
     fn command(&self, command: &str, args: &[&str]) -> Command {
-        let mut cmd = support::popsel();
-        cmd.arg(command)
-            .arg("--config")
-            .arg(self.config_path())
-            .args(["--no-probe", "--no-dns"])
-            .args(args)
-            .env("POPSEL_API_TOKEN", support::TOKEN)
-            .env(PSK_ENV, &self.psk_1)
-            .stdin(Stdio::null());
-        cmd
+        self.files
+            .command(command, &[&["--no-probe", "--no-dns"], args].concat())
     }
 
     async fn plan(&self, args: &[&str]) -> Output {
@@ -182,15 +128,22 @@ fn by_name(sim: &Sim, name: &str) -> Tunnel {
     found.into_iter().next().unwrap()
 }
 
-fn sorted_names(sim: &Sim) -> Vec<String> {
-    let mut names: Vec<String> = tunnels(sim).into_iter().map(|t| t.name).collect();
-    names.sort();
-    names
-}
-
 /// API requests the emulator received with this method (or `writes`); 0 when none.
 fn count(sim: &Sim, key: &str) -> u64 {
     sim.request_counts()[key].as_u64().unwrap_or(0)
+}
+
+/// An apply that succeeds with exactly one PUT and no other write.
+async fn apply_is_one_put(site: &Site, sim: &Sim) {
+    let (puts, writes) = (count(sim, "PUT"), count(sim, "writes"));
+    assert_exit(&site.apply(&[]).await, 0);
+    assert_eq!(count(sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
+    assert_eq!(
+        count(sim, "writes"),
+        writes + 1,
+        "{:?}",
+        sim.request_counts()
+    );
 }
 
 /// Whether the emulator holds `psk` for tunnel `id` (what `POST /_sim/tunnels/{id}/psk-check`
@@ -216,7 +169,7 @@ async fn create_foreign(sim: &Sim, name: &str, auth: &str, psk: &str, location: 
 /// The configured tunnels, as configured, with the configured PSKs.
 #[track_caller]
 fn assert_configured(sim: &Sim, psk_1: &str, psk_2: &str) {
-    assert_eq!(sorted_names(sim), [NAME_1, NAME_2]);
+    assert_eq!(tunnel_names(sim), [NAME_1, NAME_2]);
     for (name, auth, psk) in [(NAME_1, AUTH_1, psk_1), (NAME_2, AUTH_2, psk_2)] {
         let t = by_name(sim, name);
         assert_eq!(t.authentication_id, auth);
@@ -236,11 +189,11 @@ async fn plan_on_an_empty_account_shows_creates_and_exits_2() {
     let text = support::stdout(&out);
     assert_contains(
         &text,
-        &format!("  + create    \"{NAME_1}\" (location chicago)"),
+        &format!("  + create    \"{NAME_1}\" (location {CHICAGO})"),
     );
     assert_contains(
         &text,
-        &format!("  + create    \"{NAME_2}\" (location chicago)"),
+        &format!("  + create    \"{NAME_2}\" (location {CHICAGO})"),
     );
     assert_contains(&text, "Plan: 2 to create, 0 to update, 0 to delete");
     assert_eq!(count(&sim, "writes"), 0, "plan never writes");
@@ -265,7 +218,7 @@ async fn apply_creates_exactly_the_configured_tunnels_and_a_second_apply_writes_
     for name in [NAME_1, NAME_2] {
         let id = by_name(&sim, name).id;
         assert_eq!(site.managed()["tunnels"][&id]["name"], name);
-        assert_eq!(site.managed()["tunnels"][&id]["location"], "chicago");
+        assert_eq!(site.managed()["tunnels"][&id]["location"], CHICAGO);
     }
 
     let writes = count(&sim, "writes");
@@ -309,7 +262,7 @@ async fn plan_json_lists_the_actions() {
     assert_eq!(v["plan"]["writes"], 2);
     assert_eq!(v["plan"]["conflicts"], 0);
     assert_eq!(v["plan"]["actions"][0]["tunnel"], NAME_1);
-    assert!(v["selection"]["locations"]["chicago"].is_object(), "{v}");
+    assert!(v["selection"]["locations"][CHICAGO].is_object(), "{v}");
 
     assert_exit(&site.apply(&[]).await, 0);
     let out = site.plan(&["--output", "json"]).await;
@@ -345,15 +298,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     let text = support::stdout(&out);
     assert_contains(&text, &format!("  ~ update    \"{NAME_1}\" ({id_1})"));
     assert_contains(&text, "psk: (sensitive) (changed in the config)");
-    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
-    assert_exit(&site.apply(&[]).await, 0);
-    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
-    assert_eq!(
-        count(&sim, "writes"),
-        writes + 1,
-        "{:?}",
-        sim.request_counts()
-    );
+    apply_is_one_put(&site, &sim).await;
     assert!(psk_is(&sim, &id_1, new_1));
     assert!(!psk_is(&sim, &id_1, PSK_1));
     assert!(psk_is(&sim, &id_2, PSK_2), "the other tunnel is left alone");
@@ -361,15 +306,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     // From the file.
     let new_2 = "Chicago-two-Psk-ROTATED-22";
     site.set_file_psk(new_2);
-    let (puts, writes) = (count(&sim, "PUT"), count(&sim, "writes"));
-    assert_exit(&site.apply(&[]).await, 0);
-    assert_eq!(count(&sim, "PUT"), puts + 1, "{:?}", sim.request_counts());
-    assert_eq!(
-        count(&sim, "writes"),
-        writes + 1,
-        "{:?}",
-        sim.request_counts()
-    );
+    apply_is_one_put(&site, &sim).await;
     assert!(psk_is(&sim, &id_2, new_2));
     assert!(psk_is(&sim, &id_1, new_1));
 
@@ -379,7 +316,7 @@ async fn a_psk_change_is_exactly_one_put_and_the_emulator_then_holds_the_new_psk
     assert_exit(&site.apply(&[]).await, 0);
     assert_eq!(count(&sim, "writes"), writes);
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "same tunnels, no new ones"
     );
@@ -441,6 +378,35 @@ async fn a_tunnel_edited_on_the_server_is_put_back() {
 
 // ---- conflicts ----
 
+/// The PSK of someone else's tunnel.
+const FOREIGN_PSK: &str = "their-own-psk-1234";
+
+/// With `foreign` (someone else's tunnel, made with [`FOREIGN_PSK`]) in the way of the
+/// configured primary, plan and apply report the conflict (the plan's line names `detail`),
+/// exit 1, and leave `foreign` alone. Returns the apply's output.
+async fn assert_conflict_left_alone(
+    site: &Site,
+    sim: &Sim,
+    foreign: &Tunnel,
+    detail: &str,
+) -> Output {
+    let out = site.plan(&[]).await;
+    assert_exit(&out, 1);
+    let text = support::stdout(&out);
+    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
+    assert_contains(&text, detail);
+
+    let (puts, deletes) = (count(sim, "PUT"), count(sim, "DELETE"));
+    let out = site.apply(&[]).await;
+    assert_exit(&out, 1);
+    assert_eq!(count(sim, "PUT"), puts, "{:?}", sim.request_counts());
+    assert_eq!(count(sim, "DELETE"), deletes);
+    assert_eq!(&by_name(sim, &foreign.name), foreign, "untouched");
+    assert!(psk_is(sim, &foreign.id, FOREIGN_PSK));
+    assert!(!site.manages(&foreign.id));
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_alone() {
     let sim = support::start_sim(Faults::default()).await;
@@ -449,30 +415,17 @@ async fn a_tunnel_of_someone_else_with_the_configured_name_is_a_conflict_left_al
         &sim,
         NAME_1,
         "someone-else@other.example",
-        "their-own-psk-1234",
+        FOREIGN_PSK,
         OTHER_LOCATION_ID,
     )
     .await;
 
-    let out = site.plan(&[]).await;
-    assert_exit(&out, 1);
-    let text = support::stdout(&out);
-    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
-    assert_contains(&text, "someone-else@other.example");
-
-    let (puts, deletes) = (count(&sim, "PUT"), count(&sim, "DELETE"));
-    let out = site.apply(&[]).await;
-    assert_exit(&out, 1);
+    let out = assert_conflict_left_alone(&site, &sim, &foreign, "someone-else@other.example").await;
     assert!(
         support::stdout(&out).contains("! conflict"),
         "{}",
         show(&out)
     );
-    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
-    assert_eq!(count(&sim, "DELETE"), deletes);
-    assert_eq!(by_name(&sim, NAME_1), foreign, "untouched");
-    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
-    assert!(!site.manages(&foreign.id));
     // The rest of the plan was carried out.
     assert_eq!(by_name(&sim, NAME_2).authentication_id, AUTH_2);
     assert_eq!(tunnels(&sim).len(), 2);
@@ -486,24 +439,12 @@ async fn an_authentication_id_held_by_an_unmanaged_tunnel_of_another_name_is_a_c
         &sim,
         "Somebody's tunnel",
         AUTH_1,
-        "their-own-psk-1234",
+        FOREIGN_PSK,
         OTHER_LOCATION_ID,
     )
     .await;
 
-    let out = site.plan(&[]).await;
-    assert_exit(&out, 1);
-    let text = support::stdout(&out);
-    assert_contains(&text, &format!("  ! conflict  \"{NAME_1}\": "));
-    assert_contains(&text, "Somebody's tunnel");
-
-    let puts = count(&sim, "PUT");
-    let out = site.apply(&[]).await;
-    assert_exit(&out, 1);
-    assert_eq!(count(&sim, "PUT"), puts, "{:?}", sim.request_counts());
-    assert_eq!(by_name(&sim, "Somebody's tunnel"), foreign, "untouched");
-    assert!(psk_is(&sim, &foreign.id, "their-own-psk-1234"));
-    assert!(!site.manages(&foreign.id));
+    assert_conflict_left_alone(&site, &sim, &foreign, "Somebody's tunnel").await;
     assert!(
         !tunnels(&sim).iter().any(|t| t.name == NAME_1),
         "no tunnel made for the conflicting entry"
@@ -634,7 +575,7 @@ async fn prune_deletes_only_managed_tunnels_removed_from_the_config() {
     let out = site.apply(&["--prune"]).await;
     assert_exit(&out, 0);
     assert_eq!(count(&sim, "DELETE"), 1, "{:?}", sim.request_counts());
-    assert_eq!(sorted_names(&sim), ["Branch office (manual)", NAME_1]);
+    assert_eq!(tunnel_names(&sim), ["Branch office (manual)", NAME_1]);
     assert!(!site.manages(&id_2));
     assert_eq!(by_name(&sim, "Branch office (manual)"), manual);
 
@@ -676,7 +617,7 @@ async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
     }
     let n = converge(&site).await;
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "each configured tunnel exactly once after {n} apply(s)"
     );
@@ -687,7 +628,7 @@ async fn apply_converges_on_a_flaky_api_without_duplicates_or_deletes() {
     site.set_env_psk(new_1);
     let n = converge(&site).await;
     assert_eq!(
-        sorted_names(&sim),
+        tunnel_names(&sim),
         [NAME_1, NAME_2],
         "after {n} more apply(s)"
     );
@@ -711,7 +652,7 @@ fn hex(s: &str) -> String {
 async fn a_psk_shows_nowhere_but_hex_encoded_in_the_secrets_file() {
     let sim = support::start_sim(Faults::default()).await;
     let mut site = Site::new(&sim);
-    site.set_extra("[edge]\nswanctl_dir = \"swanctl\"\n".into());
+    site.add_sections("[edge]\nswanctl_dir = \"swanctl\"\n");
 
     let mut outputs: Vec<Output> = Vec::new();
     let debug = |mut cmd: Command| {
@@ -754,8 +695,8 @@ async fn a_psk_shows_nowhere_but_hex_encoded_in_the_secrets_file() {
         "the audit log names the field: {audit}"
     );
     let (conf, secrets) = (
-        site.path("swanctl/popsel-chicago.conf"),
-        site.path("swanctl/popsel-chicago-secrets.conf"),
+        site.path(&format!("swanctl/popsel-{CHICAGO}.conf")),
+        site.path(&format!("swanctl/popsel-{CHICAGO}-secrets.conf")),
     );
     files.push((conf.clone(), std::fs::read(&conf).unwrap()));
     for (file, bytes) in &files {
@@ -805,7 +746,7 @@ fn write_hook(site: &mut Site, script: &str) -> PathBuf {
     std::fs::write(&hook, script).unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
     let log = site.path("hook.log");
-    site.set_extra(format!(
+    site.add_sections(&format!(
         "[edge]\non_change = [{}, {}]\n",
         toml_str(&hook.to_string_lossy()),
         toml_str(&log.to_string_lossy())
@@ -845,12 +786,12 @@ async fn on_change_runs_once_per_role_on_the_first_apply_and_not_again() {
     )
     .unwrap();
     for run in &runs {
-        assert_eq!(run["POPSEL_LOCATION"], "chicago");
+        assert_eq!(run["POPSEL_LOCATION"], CHICAGO);
         let fqdn = &run["POPSEL_NEW_FQDN"];
         assert!(fqdn.ends_with(".pops.popsel.test"), "{run:?}");
         let role = &run["POPSEL_ROLE"];
         assert_eq!(
-            selection["locations"]["chicago"][role]["choice"]["fqdn"], **fqdn,
+            selection["locations"][CHICAGO][role]["choice"]["fqdn"], **fqdn,
             "the hook is told what was selected: {selection}"
         );
         assert_eq!(run.get("POPSEL_OLD_FQDN").map(String::as_str), Some(""));
