@@ -66,7 +66,7 @@ const BY_COLLECTOR: [&[&str]; 7] = [
     &BuildCollector::FAMILIES,
 ];
 
-/// Every `popsel_` family the agent exports: the one list the docs test (`tests/deploy.rs`)
+/// Every `popsel_` family the agent exports: the one list the docs test (`tests/agent/deploy.rs`)
 /// and the agent test read.
 pub const FAMILIES: [&str; family::count(&BY_COLLECTOR)] = family::concat(&BY_COLLECTOR);
 
