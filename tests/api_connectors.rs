@@ -125,7 +125,7 @@ async fn create_get_list_update_status_regenerate_delete_round_trip() {
     let again = client.regenerate_connector(&created.id).await.unwrap();
     assert_ne!(again.command, regenerated.command);
 
-    client.delete_connector(&created.id).await.unwrap();
+    client.delete::<Connector>(&created.id).await.unwrap();
     assert!(
         client
             .get_connector(&created.id)
@@ -135,7 +135,7 @@ async fn create_get_list_update_status_regenerate_delete_round_trip() {
     );
     assert!(client.list_connectors().await.unwrap().is_empty());
     assert!(sim.with_store(|s| s.connectors()).is_empty());
-    let err = client.delete_connector(&created.id).await.unwrap_err();
+    let err = client.delete::<Connector>(&created.id).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
 
@@ -205,7 +205,7 @@ async fn listing_across_pages_returns_every_connector_once_in_creation_order() {
     assert_eq!(gets, 3, "8 connectors, 3 a page");
 
     let page_url = |n: u32| format!("{}/api/v1/connectors?pageSize=3&pageNumber={n}", sim.url());
-    let page = client.list_connectors_page(2).await.unwrap();
+    let page = client.list_page::<Connector>(2).await.unwrap();
     assert_eq!(page.page_number, 2);
     assert_eq!(page.page_size, 3);
     assert_eq!(page.total_pages, 3);
@@ -215,7 +215,7 @@ async fn listing_across_pages_returns_every_connector_once_in_creation_order() {
     assert_eq!(page.next_page.as_deref(), Some(page_url(3).as_str()));
     assert_eq!(page.previous_page.as_deref(), Some(page_url(1).as_str()));
     assert_eq!(names(&page.data), ["c3", "c4", "c5"]);
-    let last = client.list_connectors_page(3).await.unwrap();
+    let last = client.list_page::<Connector>(3).await.unwrap();
     assert_eq!(last.next_page, None);
     assert_eq!(names(&last.data), ["c6", "c7"]);
 }
@@ -296,7 +296,7 @@ async fn unknown_ids_are_404s() {
         &format!("update connector {id}"),
     );
     expect(
-        client.delete_connector(id).await.unwrap_err(),
+        client.delete::<Connector>(id).await.unwrap_err(),
         &format!("delete connector {id}"),
     );
     expect(
@@ -378,7 +378,7 @@ async fn a_wrong_token_is_a_401_that_never_shows_the_token() {
             .update_connector("c1", &ConnectorUpdate::default())
             .await
             .unwrap_err(),
-        client.delete_connector("c1").await.unwrap_err(),
+        client.delete::<Connector>("c1").await.unwrap_err(),
         client.connector_status("c1").await.unwrap_err(),
         client.regenerate_connector("c1").await.unwrap_err(),
     ];

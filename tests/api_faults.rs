@@ -230,7 +230,7 @@ async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
         },
     );
     let start = Instant::now();
-    let err = client.get_tunnel("t1").await.unwrap_err();
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -429,7 +429,7 @@ async fn a_delete_whose_answer_was_lost_is_a_success() {
     let client = client_at(&url, 100, support::fast_retry());
     client.delete_tunnel("gone-1").await.expect("tunnel delete");
     client
-        .delete_connector("gone-2")
+        .delete::<Connector>("gone-2")
         .await
         .expect("connector delete");
     let targets: Vec<String> = log

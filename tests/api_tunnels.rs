@@ -124,7 +124,7 @@ async fn create_get_list_update_status_delete_round_trip() {
     assert_eq!(created.location_id, LOCATION);
     assert!(psk_matches(&sim, &created.id, PSK).await);
 
-    assert_eq!(client.get_tunnel(&created.id).await.unwrap(), created);
+    assert_eq!(client.get::<Tunnel>(&created.id).await.unwrap(), created);
     assert_eq!(client.list_tunnels().await.unwrap(), vec![created.clone()]);
     assert_eq!(sim.with_store(|s| s.tunnels()), vec![created.clone()]);
 
@@ -139,7 +139,7 @@ async fn create_get_list_update_status_delete_round_trip() {
         location_id: Some(OTHER_LOCATION.into()),
     };
     client.update_tunnel(&created.id, &update).await.unwrap();
-    let updated = client.get_tunnel(&created.id).await.unwrap();
+    let updated = client.get::<Tunnel>(&created.id).await.unwrap();
     assert_eq!(
         updated,
         Tunnel {
@@ -155,7 +155,7 @@ async fn create_get_list_update_status_delete_round_trip() {
     client.delete_tunnel(&created.id).await.unwrap();
     assert!(
         client
-            .get_tunnel(&created.id)
+            .get::<Tunnel>(&created.id)
             .await
             .unwrap_err()
             .is_not_found()
@@ -182,7 +182,7 @@ async fn update_of_some_fields_keeps_the_others() {
         ..Default::default()
     };
     client.update_tunnel(&t.id, &only_psk).await.unwrap();
-    assert_eq!(client.get_tunnel(&t.id).await.unwrap(), t);
+    assert_eq!(client.get::<Tunnel>(&t.id).await.unwrap(), t);
     assert!(sim.with_store(|s| s.tunnel_psk_is(&t.id, NEW_PSK)).unwrap());
 
     // Only the name: the PSK stays the rotated one.
@@ -191,7 +191,7 @@ async fn update_of_some_fields_keeps_the_others() {
         ..Default::default()
     };
     client.update_tunnel(&t.id, &only_name).await.unwrap();
-    let got = client.get_tunnel(&t.id).await.unwrap();
+    let got = client.get::<Tunnel>(&t.id).await.unwrap();
     assert_eq!(got.name, "Kept");
     assert_eq!(got.authentication_id, t.authentication_id);
     assert_eq!(got.location_id, t.location_id);
@@ -252,7 +252,7 @@ async fn a_page_carries_its_urls_and_totals() {
     let client = paged_client(&sim, 3);
     let page_url = |n: u32| format!("{}/api/v1/tunnels?pageSize=3&pageNumber={n}", sim.url());
 
-    let empty = client.list_tunnels_page(1).await.unwrap();
+    let empty = client.list_page::<Tunnel>(1).await.unwrap();
     assert_eq!(empty.total_pages, 0);
     assert_eq!(empty.total_records, 0);
     assert!(empty.data.is_empty());
@@ -266,7 +266,7 @@ async fn a_page_carries_its_urls_and_totals() {
             .await
             .unwrap();
     }
-    let first = client.list_tunnels_page(1).await.unwrap();
+    let first = client.list_page::<Tunnel>(1).await.unwrap();
     assert_eq!(first.page_number, 1);
     assert_eq!(first.page_size, 3);
     assert_eq!(first.total_pages, 3);
@@ -277,18 +277,18 @@ async fn a_page_carries_its_urls_and_totals() {
     assert_eq!(first.previous_page, None);
     assert_eq!(names(&first.data), ["p0", "p1", "p2"]);
 
-    let middle = client.list_tunnels_page(2).await.unwrap();
+    let middle = client.list_page::<Tunnel>(2).await.unwrap();
     assert_eq!(middle.next_page.as_deref(), Some(page_url(3).as_str()));
     assert_eq!(middle.previous_page.as_deref(), Some(page_url(1).as_str()));
     assert_eq!(names(&middle.data), ["p3", "p4", "p5"]);
 
-    let last = client.list_tunnels_page(3).await.unwrap();
+    let last = client.list_page::<Tunnel>(3).await.unwrap();
     assert_eq!(last.page_number, 3);
     assert_eq!(last.next_page, None);
     assert_eq!(last.previous_page.as_deref(), Some(page_url(2).as_str()));
     assert_eq!(names(&last.data), ["p6"]);
 
-    let beyond = client.list_tunnels_page(4).await.unwrap();
+    let beyond = client.list_page::<Tunnel>(4).await.unwrap();
     assert!(beyond.data.is_empty());
     assert_eq!(beyond.total_records, 7);
 }
@@ -470,7 +470,7 @@ async fn a_wrong_token_is_a_401_that_never_shows_the_token() {
             .create_tunnel(&spec("X", "x@branch.example"))
             .await
             .unwrap_err(),
-        client.get_tunnel("some-id").await.unwrap_err(),
+        client.get::<Tunnel>("some-id").await.unwrap_err(),
         client
             .update_tunnel("some-id", &TunnelUpdate::default())
             .await
@@ -515,7 +515,7 @@ async fn unknown_ids_are_404s() {
         .unwrap();
     let id = "6ee0bd21-4f50-454a-9f75-82f6933d54b0";
 
-    let err = client.get_tunnel(id).await.unwrap_err();
+    let err = client.get::<Tunnel>(id).await.unwrap_err();
     assert!(err.is_not_found());
     assert_eq!(
         err.to_string(),
@@ -622,7 +622,7 @@ async fn duplicate_names_and_authentication_ids_are_409s() {
         )
         .await
         .expect("keeping one's own name is no conflict");
-    assert_eq!(client.get_tunnel(&second.id).await.unwrap(), second);
+    assert_eq!(client.get::<Tunnel>(&second.id).await.unwrap(), second);
 }
 
 // ---- transport ----
@@ -641,7 +641,7 @@ async fn a_slow_server_is_a_timeout() {
         RetryPolicy::none(),
     );
     let start = Instant::now();
-    let err = client.get_tunnel("t1").await.unwrap_err();
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
     let elapsed = start.elapsed();
     match &err {
         ApiError::Timeout { op, timeout } => {
@@ -694,7 +694,7 @@ async fn a_body_that_is_not_json_is_invalid_body_quoting_200_bytes() {
     let body = page.clone();
     let (url, _) = raw_server(move |_, _| response("200 OK", "text/html", &body)).await;
     let client = client_at(&url, 100, Duration::from_secs(5), support::fast_retry());
-    let err = client.get_tunnel("t1").await.unwrap_err();
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
     let ApiError::InvalidBody {
         op,
         detail,
@@ -812,7 +812,7 @@ async fn an_invalid_body_never_quotes_part_of_the_token() {
     })
     .await;
     let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
-    let err = client.get_tunnel("t1").await.unwrap_err();
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
     assert!(matches!(err, ApiError::InvalidBody { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains(&support::TOKEN[..8]), "{text}");
@@ -828,10 +828,10 @@ async fn dot_ids_never_address_the_collection() {
         .unwrap();
     for id in [".", ".."] {
         // GET /api/v1/tunnels (the list) decodes as an empty tunnel.
-        let got = client.get_tunnel(id).await;
+        let got = client.get::<Tunnel>(id).await;
         assert!(
             got.as_ref().is_err_and(ApiError::is_not_found),
-            "get_tunnel({id:?}): {got:?}"
+            "get::<Tunnel>({id:?}): {got:?}"
         );
         // DELETE /api/v1/tunnels is a 405.
         let deleted = client.delete_tunnel(id).await;
