@@ -364,8 +364,10 @@ async fn connectors_create_list_status_regenerate_update_delete() {
         rows(&out),
         [vec!["ID", "STATUS"], vec![id.as_str(), "Pending"]]
     );
-    sim.with_store(|s| s.set_connector_status(&id, popsel::atmos::ConnectorState::AgentOnly))
-        .unwrap();
+    sim.with_store(|s| {
+        s.set_status::<popsel::atmos::Connector>(&id, popsel::atmos::ConnectorState::AgentOnly)
+    })
+    .unwrap();
     let out = run_api(&sim, &["connectors", "status", &id]).await;
     assert_success(&out);
     assert_eq!(rows(&out)[1], [id.as_str(), "AgentOnly"]);
