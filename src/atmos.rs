@@ -9,6 +9,7 @@
 mod client;
 mod endpoints;
 pub mod error;
+pub mod resource;
 pub mod retry;
 pub mod rules;
 mod settings;
@@ -20,6 +21,7 @@ pub use client::{
     DEFAULT_TIMEOUT, Observer,
 };
 pub use error::ApiError;
+pub use resource::{Resource, StateSet};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use settings::ApiSettings;
 pub use token::{TOKEN_ENV, TokenError, load_token};

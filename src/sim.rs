@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use store::{MAX_PAGE_SIZE, PageRequest, Rejection, Store};
+pub use store::{Collection, Emulated, MAX_PAGE_SIZE, PageRequest, Rejection, Store};
 
 /// The sample catalogue shipped in `config/`, built in so that the emulator and the demo run
 /// anywhere.
@@ -52,14 +52,23 @@ impl Default for Faults {
     }
 }
 
+/// Faults that cannot be injected as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidFaults {
+    #[error("fail_rate and throttle_rate are shares from 0 to 1")]
+    NotAShare,
+    #[error("fail_rate + throttle_rate must not exceed 1")]
+    SharesAbove1,
+}
+
 impl Faults {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidFaults> {
         let share = |v: f64| (0.0..=1.0).contains(&v);
         if !share(self.fail_rate) || !share(self.throttle_rate) {
-            return Err("fail_rate and throttle_rate are shares from 0 to 1".into());
+            return Err(InvalidFaults::NotAShare);
         }
         if self.fail_rate + self.throttle_rate > 1.0 {
-            return Err("fail_rate + throttle_rate must not exceed 1".into());
+            return Err(InvalidFaults::SharesAbove1);
         }
         Ok(())
     }
@@ -159,7 +168,7 @@ pub struct Sim {
 
 impl Sim {
     pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
-        options.faults.validate().map_err(anyhow::Error::msg)?;
+        options.faults.validate()?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen))?;
@@ -201,7 +210,7 @@ impl Sim {
         f(&mut self.state.store())
     }
 
-    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+    pub fn set_faults(&self, faults: Faults) -> Result<(), InvalidFaults> {
         faults.validate()?;
         self.state.set_faults(faults);
         Ok(())
@@ -238,3 +247,7 @@ impl Drop for Sim {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sim_tests.rs"]
+mod tests;

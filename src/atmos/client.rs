@@ -1,8 +1,8 @@
-//! The HTTP machinery under the typed endpoints: one exchange, the retry loops, paging, and the
-//! duplicate-safe create.
+//! The HTTP machinery under the typed endpoints: one exchange, and the retry loop with what
+//! makes a DELETE and a create safe to retry.
 
-use std::collections::HashSet;
-use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,15 +12,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::resource::{API_ROOT, Resource, endpoint_template};
 use super::retry::{RetryPolicy, parse_retry_after};
-use super::types::{Listed, Page};
 
 pub const DEFAULT_BASE_URL: &str = "https://admin-api.axissecurity.com";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Paging stops here even if the server keeps announcing more pages.
-const MAX_PAGES: u32 = 10_000;
 /// How much of an unexpected body an error quotes.
 const SNIPPET_BYTES: usize = 200;
 const REDACTED: &str = "(sensitive)";
@@ -110,6 +108,39 @@ struct HttpAnswer {
     retry_after: Option<Duration>,
 }
 
+/// Where a call goes: a collection (`tunnels`, `pops/ipsec`), maybe one object of it, maybe
+/// one of that object's sub-resources (`status`). Only the id comes from the caller, so the
+/// metric label, made from the rest, stays bounded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub collection: &'static str,
+    pub id: Option<&'a str>,
+    pub sub: Option<&'static str>,
+}
+
+impl<'a> Target<'a> {
+    pub fn collection(collection: &'static str) -> Self {
+        Self {
+            collection,
+            id: None,
+            sub: None,
+        }
+    }
+
+    pub fn object(collection: &'static str, id: &'a str, sub: Option<&'static str>) -> Self {
+        Self {
+            collection,
+            id: Some(id),
+            sub,
+        }
+    }
+
+    /// The metric label: `/api/v1/tunnels/{id}/status`.
+    pub fn template(&self) -> String {
+        endpoint_template(self.collection, self.id.is_some(), self.sub)
+    }
+}
+
 /// One API request, described for the machinery and for error messages.
 pub(super) struct Call<'a> {
     /// What is being done, in operator words: `create tunnel "Chicago IPSec1"`.
@@ -117,27 +148,146 @@ pub(super) struct Call<'a> {
     /// What a 404 or 409 is about: `tunnel 6ee0bd21-…`.
     pub resource: String,
     pub method: Method,
-    pub segments: Vec<&'a str>,
+    pub target: Target<'a>,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Vec<u8>>,
     /// Secrets in the body (PSKs), redacted from anything the server echoes back.
     pub secrets: Vec<&'a SecretString>,
-    /// A DELETE that gets 404 after an ambiguous attempt has done its job.
-    pub delete: bool,
 }
 
 impl<'a> Call<'a> {
-    pub fn new(op: String, resource: String, method: Method, segments: Vec<&'a str>) -> Self {
+    pub fn new(op: String, resource: String, method: Method, target: Target<'a>) -> Self {
         Self {
             op,
             resource,
             method,
-            segments,
+            target,
             query: Vec::new(),
             body: None,
             secrets: Vec::new(),
-            delete: false,
         }
+    }
+
+    /// `<verb> tunnel <id>` on object `id` of `R`, or on its sub-resource `sub`.
+    pub fn on_object<R: Resource>(
+        verb: &str,
+        method: Method,
+        id: &'a str,
+        sub: Option<&'static str>,
+    ) -> Self {
+        Self::new(
+            format!("{verb} {} {id}", R::NAME),
+            format!("{} {id}", R::NAME),
+            method,
+            Target::object(R::COLLECTION, id, sub),
+        )
+    }
+}
+
+/// What sets one kind of call apart in the retry loop: what a successful answer becomes, and
+/// what it means for later attempts that an earlier one may have been carried out although its
+/// answer was lost (a 5xx, a timeout, a broken connection).
+pub(super) trait Recovery {
+    type Output;
+
+    fn answered(&self, body: Vec<u8>) -> Result<Self::Output, ApiError>;
+
+    /// An attempt after a lost answer failed with `err`: `Break` when that tells how the call
+    /// ended, else `Continue` with `err` to handle it as any failure.
+    async fn after_loss(
+        &self,
+        err: ApiError,
+    ) -> ControlFlow<Result<Self::Output, ApiError>, ApiError> {
+        ControlFlow::Continue(err)
+    }
+
+    /// Right after a lost answer: the result when the call turns out to have gone through.
+    async fn went_through(&self) -> Result<Option<Self::Output>, ApiError> {
+        Ok(None)
+    }
+}
+
+/// A call that is safe to repeat: GET, PUT, a connector update, regenerate.
+pub(super) struct Repeatable;
+
+impl Recovery for Repeatable {
+    type Output = Vec<u8>;
+
+    fn answered(&self, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        Ok(body)
+    }
+}
+
+/// A DELETE, safe to repeat but for its answer: a 404 after a lost answer means that the
+/// earlier attempt did the job.
+pub(super) struct Delete;
+
+impl Recovery for Delete {
+    type Output = ();
+
+    fn answered(&self, _: Vec<u8>) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    async fn after_loss(&self, err: ApiError) -> ControlFlow<Result<(), ApiError>, ApiError> {
+        if err.is_not_found() {
+            ControlFlow::Break(Ok(()))
+        } else {
+            ControlFlow::Continue(err)
+        }
+    }
+}
+
+/// A create (POST), which is not safe to repeat blindly: after a lost answer it asks whether
+/// the object now exists (the one `matches` picks out of the list) and returns it instead of
+/// creating a duplicate. A 409 after a lost answer is resolved the same way.
+pub(super) struct Create<'c, R, M> {
+    client: &'c Client,
+    call: &'c Call<'c>,
+    matches: M,
+    made: PhantomData<fn() -> R>,
+}
+
+impl<'c, R: Resource, M: Fn(&R) -> bool> Create<'c, R, M> {
+    pub fn new(client: &'c Client, call: &'c Call<'c>, matches: M) -> Self {
+        Self {
+            client,
+            call,
+            matches,
+            made: PhantomData,
+        }
+    }
+
+    async fn lookup(&self) -> Result<Option<R>, ApiError> {
+        let all = self.client.list::<R>().await?;
+        Ok(all.into_iter().find(|o| (self.matches)(o)))
+    }
+}
+
+impl<R: Resource, M: Fn(&R) -> bool> Recovery for Create<'_, R, M> {
+    type Output = R;
+
+    fn answered(&self, body: Vec<u8>) -> Result<R, ApiError> {
+        self.client.decode(self.call, &body)
+    }
+
+    async fn after_loss(&self, err: ApiError) -> ControlFlow<Result<R, ApiError>, ApiError> {
+        if !err.is_conflict() {
+            return ControlFlow::Continue(err);
+        }
+        ControlFlow::Break(match self.lookup().await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(err),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn went_through(&self) -> Result<Option<R>, ApiError> {
+        let found = self.lookup().await?;
+        if found.is_some() {
+            tracing::info!(op = %self.call.op, "the create went through although its answer was lost; using the existing object");
+        }
+        Ok(found)
     }
 }
 
@@ -191,18 +341,23 @@ impl Client {
     /// URL normalisation would drop it and address the collection instead (an update of
     /// connector `.` would become a create).
     fn url(&self, call: &Call<'_>) -> Result<Url, ApiError> {
-        for segment in &call.segments {
-            let plain = segment.replace("%2e", ".").replace("%2E", ".");
+        let target = call.target;
+        if let Some(id) = target.id {
+            let plain = id.replace("%2e", ".").replace("%2E", ".");
             if matches!(plain.as_str(), "" | "." | "..") {
                 return Err(ApiError::BadId {
                     op: call.op.clone(),
-                    id: (*segment).to_owned(),
+                    id: id.to_owned(),
                 });
             }
         }
         let mut url = self.inner.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(&call.segments);
+            path.pop_if_empty()
+                .extend(API_ROOT.split('/').filter(|s| !s.is_empty()))
+                .extend(target.collection.split('/'))
+                .extend(target.id)
+                .extend(target.sub);
         }
         Ok(url)
     }
@@ -222,7 +377,7 @@ impl Client {
                 },
             };
             observer.observe(
-                &endpoint_template(&call.segments),
+                &call.target.template(),
                 call.method.as_str(),
                 &code,
                 start.elapsed(),
@@ -297,7 +452,6 @@ impl Client {
         }
     }
 
-    /// Removes the token and the call's secrets from text that came from elsewhere.
     /// Removes the token and the call's secrets from text that came from elsewhere, also in
     /// their JSON-escaped form (a server echoing a PSK inside a JSON string escapes it).
     fn redact(&self, text: &str, call: &Call<'_>) -> String {
@@ -336,27 +490,50 @@ impl Client {
         })
     }
 
-    /// Sends a request that is safe to repeat (GET, PUT, DELETE, connector update), retrying
-    /// transient failures under the retry policy.
+    /// Sends a request that is safe to repeat (GET, PUT, connector update, regenerate).
     pub(super) async fn send(&self, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        self.retrying(call, &Repeatable).await
+    }
+
+    /// Sends a request that is safe to repeat and decodes its answer.
+    pub(super) async fn fetch<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, ApiError> {
+        let body = self.send(call).await?;
+        self.decode(call, &body)
+    }
+
+    /// The retry loop: transient failures are retried under the retry policy, and `recovery`
+    /// decides what a lost answer means for the attempts after it.
+    pub(super) async fn retrying<R: Recovery>(
+        &self,
+        call: &Call<'_>,
+        recovery: &R,
+    ) -> Result<R::Output, ApiError> {
         let start = Instant::now();
         let mut attempts = 0;
-        let mut ambiguous = false;
+        let mut lost = false;
         loop {
             attempts += 1;
-            let err = match self.attempt(call).await {
-                Ok(body) => return Ok(body),
+            let mut err = match self.attempt(call).await {
+                Ok(body) => return recovery.answered(body),
                 Err(e) => e,
             };
-            if call.delete && ambiguous && err.is_not_found() {
-                // An earlier attempt went through; the answer was lost on the way back.
-                return Ok(Vec::new());
+            if lost {
+                err = match recovery.after_loss(err).await {
+                    ControlFlow::Break(result) => return result,
+                    ControlFlow::Continue(err) => err,
+                };
             }
             if !err.is_transient() {
                 return Err(err);
             }
-            ambiguous |= err.is_ambiguous();
+            let lost_now = err.is_ambiguous();
+            lost |= lost_now;
             self.backoff(attempts, start, err).await?;
+            if lost_now {
+                if let Some(done) = recovery.went_through().await? {
+                    return Ok(done);
+                }
+            }
         }
     }
 
@@ -382,111 +559,6 @@ impl Client {
         tokio::time::sleep(wait).await;
         Ok(())
     }
-
-    /// Sends a create (POST), which is not safe to repeat blindly: after a failure that may
-    /// have hidden a success (5xx, timeout, broken connection) it asks `lookup` whether the
-    /// object now exists and returns it instead of creating a duplicate. A 409 that follows
-    /// such a failure is resolved the same way.
-    pub(super) async fn create<T, F, Fut>(&self, call: &Call<'_>, lookup: F) -> Result<T, ApiError>
-    where
-        T: DeserializeOwned,
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<T>, ApiError>>,
-    {
-        let start = Instant::now();
-        let mut attempts = 0;
-        let mut ambiguous = false;
-        loop {
-            attempts += 1;
-            let err = match self.attempt(call).await {
-                Ok(body) => return self.decode(call, &body),
-                Err(e) => e,
-            };
-            if ambiguous && err.is_conflict() {
-                return match lookup().await? {
-                    Some(found) => Ok(found),
-                    None => Err(err),
-                };
-            }
-            if !err.is_transient() {
-                return Err(err);
-            }
-            let this_ambiguous = err.is_ambiguous();
-            ambiguous |= this_ambiguous;
-            self.backoff(attempts, start, err).await?;
-            if this_ambiguous {
-                if let Some(found) = lookup().await? {
-                    tracing::info!(op = %call.op, "the create went through although its answer was lost; using the existing object");
-                    return Ok(found);
-                }
-            }
-        }
-    }
-
-    /// Every object of a list endpoint, all pages, each once: an object that moves from one page
-    /// to the next while we read (the list changed between requests) is not returned twice.
-    pub(super) async fn list_all<T>(
-        &self,
-        what: &str,
-        segments: &[&str],
-    ) -> Result<Vec<T>, ApiError>
-    where
-        T: DeserializeOwned + Listed,
-    {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mut page_number = 1;
-        loop {
-            let page: Page<T> = self.list_page(what, segments, page_number).await?;
-            let received = page.data.len();
-            for item in page.data {
-                if seen.insert(item.list_key().to_owned()) {
-                    out.push(item);
-                }
-            }
-            let more = if page.total_pages > 0 {
-                page_number < page.total_pages
-            } else {
-                page.next_page.as_deref().is_some_and(|u| !u.is_empty())
-            };
-            if !more || received == 0 || page_number >= MAX_PAGES {
-                return Ok(out);
-            }
-            page_number += 1;
-        }
-    }
-
-    /// One page of a list endpoint (`pageNumber` counts from 1).
-    pub(super) async fn list_page<T: DeserializeOwned>(
-        &self,
-        what: &str,
-        segments: &[&str],
-        page_number: u32,
-    ) -> Result<Page<T>, ApiError> {
-        let mut call = Call::new(
-            format!("list {what} (page {page_number})"),
-            what.to_owned(),
-            Method::GET,
-            segments.to_vec(),
-        );
-        call.query = vec![
-            ("pageSize", self.inner.page_size.to_string()),
-            ("pageNumber", page_number.to_string()),
-        ];
-        let body = self.send(&call).await?;
-        self.decode(&call, &body)
-    }
-}
-
-/// A bounded label for a path: object ids become `{id}`.
-fn endpoint_template(segments: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, s) in segments.iter().enumerate() {
-        out.push('/');
-        let is_id = i == 3 && matches!(segments.get(2), Some(&"tunnels" | &"connectors"));
-        out.push_str(if is_id { "{id}" } else { s });
-    }
-    out
 }
 
 /// Turns a non-2xx answer into an error. `message` is the server's, already redacted.

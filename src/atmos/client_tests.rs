@@ -1,12 +1,9 @@
 use super::*;
+use crate::atmos::resource::IPSEC_POPS;
+use crate::atmos::{Connector, Tunnel};
 
 fn call() -> Call<'static> {
-    Call::new(
-        "get tunnel t1".into(),
-        "tunnel t1".into(),
-        Method::GET,
-        vec!["api", "v1", "tunnels", "t1"],
-    )
+    Call::on_object::<Tunnel>("get", Method::GET, "t1", None)
 }
 
 fn classify_body(c: &Call<'_>, status: u16, ra: Option<Duration>, body: &str) -> ApiError {
@@ -43,18 +40,82 @@ fn classifies_documented_codes_in_operator_words() {
 
 #[test]
 fn endpoint_labels_hide_ids() {
+    let label = |call: Call<'_>| call.target.template();
+    let pops = Call::new(
+        "get the IPsec PoP list".into(),
+        "IPsec PoP list".into(),
+        Method::GET,
+        Target::collection(IPSEC_POPS),
+    );
+    assert_eq!(label(pops), "/api/v1/pops/ipsec");
+    for (collection, object) in [("tunnels", "tunnel"), ("connectors", "connector")] {
+        let target = |id, sub| match id {
+            Some(id) => Target::object(collection, id, sub),
+            None => Target::collection(collection),
+        };
+        let call = |target| Call::new(object.into(), object.into(), Method::GET, target);
+        assert_eq!(
+            label(call(target(None, None))),
+            format!("/api/v1/{collection}")
+        );
+        assert_eq!(
+            label(call(target(Some("6ee0"), None))),
+            format!("/api/v1/{collection}/{{id}}")
+        );
+        assert_eq!(
+            label(call(target(Some("6ee0"), Some("status")))),
+            format!("/api/v1/{collection}/{{id}}/status")
+        );
+    }
     assert_eq!(
-        endpoint_template(&["api", "v1", "tunnels", "6ee0", "status"]),
+        label(Call::on_object::<Tunnel>(
+            "get status of",
+            Method::GET,
+            "6ee0",
+            Some("status")
+        )),
         "/api/v1/tunnels/{id}/status"
     );
     assert_eq!(
-        endpoint_template(&["api", "v1", "tunnels"]),
-        "/api/v1/tunnels"
+        label(Call::on_object::<Connector>(
+            "regenerate the installation command of",
+            Method::POST,
+            "c1",
+            Some("regenerate"),
+        )),
+        "/api/v1/connectors/{id}/regenerate"
+    );
+}
+
+#[test]
+fn urls_keep_the_base_path_and_make_the_id_one_segment() {
+    let client = Client::new(ClientConfig::new(
+        "http://api.example/prefix",
+        SecretString::from("t".to_owned()),
+    ))
+    .unwrap();
+    let call = Call::on_object::<Tunnel>("get status of", Method::GET, "a/b", Some("status"));
+    assert_eq!(
+        client.url(&call).unwrap().as_str(),
+        "http://api.example/prefix/api/v1/tunnels/a%2Fb/status"
+    );
+    let pops = Call::new(
+        String::new(),
+        String::new(),
+        Method::GET,
+        Target::collection(IPSEC_POPS),
     );
     assert_eq!(
-        endpoint_template(&["api", "v1", "pops", "ipsec"]),
-        "/api/v1/pops/ipsec"
+        client.url(&pops).unwrap().as_str(),
+        "http://api.example/prefix/api/v1/pops/ipsec"
     );
+    for id in ["", ".", "..", "%2e", "%2E%2e"] {
+        let call = Call::on_object::<Connector>("update", Method::POST, id, None);
+        assert!(
+            matches!(client.url(&call), Err(ApiError::BadId { .. })),
+            "{id:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,34 +1,129 @@
-//! The typed endpoints: one method per documented call.
+//! The typed endpoints: the calls tunnels and connectors share, written once over
+//! [`Resource`], and the per-resource calls where the documents make them differ.
+
+use std::collections::HashSet;
 
 use reqwest::Method;
+use secrecy::SecretString;
 
-use super::client::{Call, Client};
+use super::client::{Call, Client, Create, Delete, Target};
 use super::error::ApiError;
+use super::resource::{IPSEC_POPS, Resource};
 use super::types::{
     Connector, ConnectorSpec, ConnectorStatus, ConnectorUpdate, InstallCommand, Page, PopDocument,
-    Tunnel, TunnelSpec, TunnelStatus, TunnelUpdate,
+    ResourceStatus, Tunnel, TunnelSpec, TunnelStatus, TunnelUpdate,
 };
 
-const TUNNELS: [&str; 3] = ["api", "v1", "tunnels"];
-const CONNECTORS: [&str; 3] = ["api", "v1", "connectors"];
-const POPS: [&str; 4] = ["api", "v1", "pops", "ipsec"];
+/// Paging stops here even if the server keeps announcing more pages.
+const MAX_PAGES: u32 = 10_000;
 
 fn json(value: &impl serde::Serialize) -> Vec<u8> {
     // Serializing our own plain structs to a Vec cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn with_id<'a>(base: &[&'a str], id: &'a str) -> Vec<&'a str> {
-    let mut segments = base.to_vec();
-    segments.push(id);
-    segments
-}
-
 impl Client {
+    // ---- every resource ----
+
+    /// One object. An id the server leaves out is the one asked for.
+    pub async fn get<R: Resource>(&self, id: &str) -> Result<R, ApiError> {
+        let call = Call::on_object::<R>("get", Method::GET, id, None);
+        let mut object: R = self.fetch(&call).await?;
+        if object.id().is_empty() {
+            object.set_id(id.to_owned());
+        }
+        Ok(object)
+    }
+
+    /// Every object of the account, all pages, each once: an object that moves from one page
+    /// to the next while we read (the list changed between requests) is not returned twice.
+    pub async fn list<R: Resource>(&self) -> Result<Vec<R>, ApiError> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut page_number = 1;
+        loop {
+            let page = self.list_page::<R>(page_number).await?;
+            let received = page.data.len();
+            for item in page.data {
+                if seen.insert(item.list_key().to_owned()) {
+                    out.push(item);
+                }
+            }
+            let more = if page.total_pages > 0 {
+                page_number < page.total_pages
+            } else {
+                page.next_page.as_deref().is_some_and(|u| !u.is_empty())
+            };
+            if !more || received == 0 || page_number >= MAX_PAGES {
+                return Ok(out);
+            }
+            page_number += 1;
+        }
+    }
+
+    /// One page of the list (`pageNumber` counts from 1).
+    pub async fn list_page<R: Resource>(&self, page_number: u32) -> Result<Page<R>, ApiError> {
+        let mut call = Call::new(
+            format!("list {} (page {page_number})", R::COLLECTION),
+            R::COLLECTION.to_owned(),
+            Method::GET,
+            Target::collection(R::COLLECTION),
+        );
+        call.query = vec![
+            ("pageSize", self.page_size().to_string()),
+            ("pageNumber", page_number.to_string()),
+        ];
+        self.fetch(&call).await
+    }
+
+    /// Deletes an object. A 404 after an attempt whose answer was lost is a success: that
+    /// attempt did it.
+    pub async fn delete<R: Resource>(&self, id: &str) -> Result<(), ApiError> {
+        let call = Call::on_object::<R>("delete", Method::DELETE, id, None);
+        self.retrying(&call, &Delete).await
+    }
+
+    pub async fn status<R: Resource>(
+        &self,
+        id: &str,
+    ) -> Result<ResourceStatus<R::State>, ApiError> {
+        let call = Call::on_object::<R>("get status of", Method::GET, id, Some("status"));
+        let mut status: ResourceStatus<R::State> = self.fetch(&call).await?;
+        if status.id.is_empty() {
+            status.id = id.to_owned();
+        }
+        Ok(status)
+    }
+
+    /// Creates an object from `call`. Safe against a flaky API: after a lost answer the object
+    /// `matches` picks out of the list is returned instead of a duplicate being made.
+    async fn create<R: Resource>(
+        &self,
+        call: &Call<'_>,
+        matches: impl Fn(&R) -> bool,
+    ) -> Result<R, ApiError> {
+        self.retrying(call, &Create::new(self, call, matches)).await
+    }
+
+    /// Changes the fields in `body`. The document promises "204 with the details"; the body,
+    /// if any, is ignored: `get` tells the truth afterwards.
+    async fn update<R: Resource>(
+        &self,
+        id: &str,
+        method: Method,
+        body: Vec<u8>,
+        secrets: Vec<&SecretString>,
+    ) -> Result<(), ApiError> {
+        let mut call = Call::on_object::<R>("update", method, id, None);
+        call.body = Some(body);
+        call.secrets = secrets;
+        self.send(&call).await.map(drop)
+    }
+
     // ---- tunnels ----
 
-    /// Creates a tunnel. Safe against a flaky API: see [`Client::create`] for how a lost answer
-    /// is told apart from a failure, so that no duplicate is made.
+    /// Creates a tunnel. After a lost answer, the tunnel with the same name, authentication ID
+    /// and location is the one made.
     pub async fn create_tunnel(&self, spec: &TunnelSpec) -> Result<Tunnel, ApiError> {
         let mut call = Call::new(
             format!("create tunnel {:?}", spec.name),
@@ -37,81 +132,35 @@ impl Client {
                 spec.name, spec.authentication_id
             ),
             Method::POST,
-            TUNNELS.to_vec(),
+            Target::collection(Tunnel::COLLECTION),
         );
         call.body = Some(json(spec));
         call.secrets = vec![&spec.psk];
-        self.create(&call, || async {
-            let all = self.list_tunnels().await?;
-            Ok(all.into_iter().find(|t| {
-                t.name == spec.name
-                    && t.authentication_id == spec.authentication_id
-                    && t.location_id == spec.location_id
-            }))
+        self.create(&call, |t: &Tunnel| {
+            t.name == spec.name
+                && t.authentication_id == spec.authentication_id
+                && t.location_id == spec.location_id
         })
         .await
     }
 
-    pub async fn get_tunnel(&self, id: &str) -> Result<Tunnel, ApiError> {
-        let call = Call::new(
-            format!("get tunnel {id}"),
-            format!("tunnel {id}"),
-            Method::GET,
-            with_id(&TUNNELS, id),
-        );
-        let body = self.send(&call).await?;
-        self.decode(&call, &body)
-    }
-
-    /// Every tunnel of the account, all pages.
     pub async fn list_tunnels(&self) -> Result<Vec<Tunnel>, ApiError> {
-        self.list_all("tunnels", &TUNNELS).await
+        self.list().await
     }
 
-    pub async fn list_tunnels_page(&self, page_number: u32) -> Result<Page<Tunnel>, ApiError> {
-        self.list_page("tunnels", &TUNNELS, page_number).await
-    }
-
-    /// Updates a tunnel (`PUT`). The document promises "204 with the details"; the body, if
-    /// any, is ignored: `get_tunnel` tells the truth afterwards.
+    /// Updates a tunnel: the document makes this a `PUT`.
     pub async fn update_tunnel(&self, id: &str, update: &TunnelUpdate) -> Result<(), ApiError> {
-        let mut call = Call::new(
-            format!("update tunnel {id}"),
-            format!("tunnel {id}"),
-            Method::PUT,
-            with_id(&TUNNELS, id),
-        );
-        call.body = Some(json(update));
-        call.secrets = update.psk.iter().collect();
-        self.send(&call).await.map(drop)
+        let secrets = update.psk.iter().collect();
+        self.update::<Tunnel>(id, Method::PUT, json(update), secrets)
+            .await
     }
 
     pub async fn delete_tunnel(&self, id: &str) -> Result<(), ApiError> {
-        let mut call = Call::new(
-            format!("delete tunnel {id}"),
-            format!("tunnel {id}"),
-            Method::DELETE,
-            with_id(&TUNNELS, id),
-        );
-        call.delete = true;
-        self.send(&call).await.map(drop)
+        self.delete::<Tunnel>(id).await
     }
 
     pub async fn tunnel_status(&self, id: &str) -> Result<TunnelStatus, ApiError> {
-        let mut segments = with_id(&TUNNELS, id);
-        segments.push("status");
-        let call = Call::new(
-            format!("get status of tunnel {id}"),
-            format!("tunnel {id}"),
-            Method::GET,
-            segments,
-        );
-        let body = self.send(&call).await?;
-        let mut status: TunnelStatus = self.decode(&call, &body)?;
-        if status.id.is_empty() {
-            status.id = id.to_owned();
-        }
-        Ok(status)
+        self.status::<Tunnel>(id).await
     }
 
     // ---- connectors ----
@@ -123,40 +172,19 @@ impl Client {
             format!("create connector {:?}", spec.name),
             format!("connector {:?}", spec.name),
             Method::POST,
-            CONNECTORS.to_vec(),
+            Target::collection(Connector::COLLECTION),
         );
         call.body = Some(json(spec));
-        self.create(&call, || async {
-            let all = self.list_connectors().await?;
-            Ok(all.into_iter().find(|c| c.name == spec.name))
-        })
-        .await
+        self.create(&call, |c: &Connector| c.name == spec.name)
+            .await
     }
 
     pub async fn get_connector(&self, id: &str) -> Result<Connector, ApiError> {
-        let call = Call::new(
-            format!("get connector {id}"),
-            format!("connector {id}"),
-            Method::GET,
-            with_id(&CONNECTORS, id),
-        );
-        let body = self.send(&call).await?;
-        let mut connector: Connector = self.decode(&call, &body)?;
-        if connector.id.is_empty() {
-            connector.id = id.to_owned();
-        }
-        Ok(connector)
+        self.get(id).await
     }
 
     pub async fn list_connectors(&self) -> Result<Vec<Connector>, ApiError> {
-        self.list_all("connectors", &CONNECTORS).await
-    }
-
-    pub async fn list_connectors_page(
-        &self,
-        page_number: u32,
-    ) -> Result<Page<Connector>, ApiError> {
-        self.list_page("connectors", &CONNECTORS, page_number).await
+        self.list().await
     }
 
     /// Updates a connector: the document makes this a `POST` to the connector's URL. Repeating
@@ -166,57 +194,24 @@ impl Client {
         id: &str,
         update: &ConnectorUpdate,
     ) -> Result<(), ApiError> {
-        let mut call = Call::new(
-            format!("update connector {id}"),
-            format!("connector {id}"),
-            Method::POST,
-            with_id(&CONNECTORS, id),
-        );
-        call.body = Some(json(update));
-        self.send(&call).await.map(drop)
-    }
-
-    pub async fn delete_connector(&self, id: &str) -> Result<(), ApiError> {
-        let mut call = Call::new(
-            format!("delete connector {id}"),
-            format!("connector {id}"),
-            Method::DELETE,
-            with_id(&CONNECTORS, id),
-        );
-        call.delete = true;
-        self.send(&call).await.map(drop)
+        self.update::<Connector>(id, Method::POST, json(update), Vec::new())
+            .await
     }
 
     pub async fn connector_status(&self, id: &str) -> Result<ConnectorStatus, ApiError> {
-        let mut segments = with_id(&CONNECTORS, id);
-        segments.push("status");
-        let call = Call::new(
-            format!("get status of connector {id}"),
-            format!("connector {id}"),
-            Method::GET,
-            segments,
-        );
-        let body = self.send(&call).await?;
-        let mut status: ConnectorStatus = self.decode(&call, &body)?;
-        if status.id.is_empty() {
-            status.id = id.to_owned();
-        }
-        Ok(status)
+        self.status::<Connector>(id).await
     }
 
     /// A new installation command for a connector. Each call invalidates the previous command,
     /// which is what the caller asked for, so a retry after a lost answer is harmless.
     pub async fn regenerate_connector(&self, id: &str) -> Result<InstallCommand, ApiError> {
-        let mut segments = with_id(&CONNECTORS, id);
-        segments.push("regenerate");
-        let call = Call::new(
-            format!("regenerate the installation command of connector {id}"),
-            format!("connector {id}"),
+        let call = Call::on_object::<Connector>(
+            "regenerate the installation command of",
             Method::POST,
-            segments,
+            id,
+            Some("regenerate"),
         );
-        let body = self.send(&call).await?;
-        let mut cmd: InstallCommand = self.decode(&call, &body)?;
+        let mut cmd: InstallCommand = self.fetch(&call).await?;
         if cmd.id.is_empty() {
             cmd.id = id.to_owned();
         }
@@ -231,9 +226,8 @@ impl Client {
             "get the IPsec PoP list".to_owned(),
             "IPsec PoP list".to_owned(),
             Method::GET,
-            POPS.to_vec(),
+            Target::collection(IPSEC_POPS),
         );
-        let body = self.send(&call).await?;
-        self.decode(&call, &body)
+        self.fetch(&call).await
     }
 }

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::resource::{StateSet, state_set};
+
 /// A tunnel as the API returns it. The PSK is write-only: the API never sends it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tunnel {
@@ -97,117 +99,38 @@ impl Serialize for TunnelUpdate {
     }
 }
 
-/// The states the document lists for a tunnel, plus `Unknown` for anything else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TunnelState {
-    Connected,
-    Disconnected,
-    Unknown,
+state_set! {
+    /// The states the document lists for a tunnel, plus `Unknown` for anything else.
+    TunnelState { Connected, Disconnected, Unknown }
 }
 
-impl TunnelState {
-    pub const ALL: [TunnelState; 3] = [Self::Connected, Self::Disconnected, Self::Unknown];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connected => "Connected",
-            Self::Disconnected => "Disconnected",
-            Self::Unknown => "Unknown",
-        }
-    }
-
-    /// Case-insensitive; anything undocumented is `Unknown` rather than an error, so a new
-    /// state on the server never breaks status polling.
-    pub fn parse(s: &str) -> Self {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-            .unwrap_or(Self::Unknown)
+state_set! {
+    /// The states the document lists for regular and log-streaming connectors.
+    ConnectorState {
+        Pending,
+        Available,
+        Unavailable,
+        AgentOnly,
+        AgentlessOnly,
+        TcpOnly,
+        UdpOnly,
+        Unknown,
     }
 }
 
-/// The states the document lists for regular and log-streaming connectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnectorState {
-    Pending,
-    Available,
-    Unavailable,
-    AgentOnly,
-    AgentlessOnly,
-    TcpOnly,
-    UdpOnly,
-    Unknown,
-}
-
-impl ConnectorState {
-    pub const ALL: [ConnectorState; 8] = [
-        Self::Pending,
-        Self::Available,
-        Self::Unavailable,
-        Self::AgentOnly,
-        Self::AgentlessOnly,
-        Self::TcpOnly,
-        Self::UdpOnly,
-        Self::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Available => "Available",
-            Self::Unavailable => "Unavailable",
-            Self::AgentOnly => "AgentOnly",
-            Self::AgentlessOnly => "AgentlessOnly",
-            Self::TcpOnly => "TcpOnly",
-            Self::UdpOnly => "UdpOnly",
-            Self::Unknown => "Unknown",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-            .unwrap_or(Self::Unknown)
-    }
-}
-
-macro_rules! state_serde {
-    ($t:ty) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok(Self::parse(&String::deserialize(d)?))
-            }
-        }
-    };
-}
-state_serde!(TunnelState);
-state_serde!(ConnectorState);
-
-/// `GET /tunnels/{id}/status`. The document lists the states but not the body; we accept the
-/// connector-status shape (`{"id","status"}`) and a bare JSON string.
+/// `GET /<collection>/{id}/status`. The connector document gives the body as `{"id","status"}`;
+/// the tunnel document lists the states but not the body, so a bare JSON string is accepted too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TunnelStatus {
+pub struct ResourceStatus<S> {
     pub id: String,
-    pub status: TunnelState,
+    pub status: S,
 }
+
+/// `GET /tunnels/{id}/status`.
+pub type TunnelStatus = ResourceStatus<TunnelState>;
 
 /// `GET /connectors/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConnectorStatus {
-    pub id: String,
-    pub status: ConnectorState,
-}
+pub type ConnectorStatus = ResourceStatus<ConnectorState>;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -221,31 +144,15 @@ enum StatusWire {
     Bare(String),
 }
 
-impl StatusWire {
-    fn into_parts(self) -> (String, String) {
-        match self {
+impl<'de, S: StateSet> Deserialize<'de> for ResourceStatus<S> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (id, status) = match StatusWire::deserialize(d)? {
             StatusWire::Object { id, status } => (id, status),
             StatusWire::Bare(status) => (String::new(), status),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TunnelStatus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (id, status) = StatusWire::deserialize(d)?.into_parts();
+        };
         Ok(Self {
             id,
-            status: TunnelState::parse(&status),
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for ConnectorStatus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (id, status) = StatusWire::deserialize(d)?.into_parts();
-        Ok(Self {
-            id,
-            status: ConnectorState::parse(&status),
+            status: S::parse(&status),
         })
     }
 }
@@ -456,32 +363,6 @@ impl<T: Serialize> Serialize for Lenient<T> {
         match self {
             Lenient::Valid(t) => t.serialize(s),
             Lenient::Invalid { raw, .. } => raw.serialize(s),
-        }
-    }
-}
-
-/// An object the API lists; the key is what list de-duplication uses.
-pub trait Listed {
-    /// The id, or the name when the server left the id out (the connector list sample has none).
-    fn list_key(&self) -> &str;
-}
-
-impl Listed for Tunnel {
-    fn list_key(&self) -> &str {
-        if self.id.is_empty() {
-            &self.name
-        } else {
-            &self.id
-        }
-    }
-}
-
-impl Listed for Connector {
-    fn list_key(&self) -> &str {
-        if self.id.is_empty() {
-            &self.name
-        } else {
-            &self.id
         }
     }
 }

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::*;
+use crate::atmos::Resource;
 
 #[test]
 fn tunnel_create_body_uses_the_documented_names() {

@@ -12,8 +12,8 @@ use secrecy::SecretString;
 use super::{Output, Table, print_json};
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::atmos::{
-    Client, Connector, ConnectorSpec, ConnectorUpdate, Lenient, PopDocument, Tunnel, TunnelSpec,
-    TunnelUpdate,
+    Client, Connector, ConnectorSpec, ConnectorUpdate, Lenient, PopDocument, Resource, Tunnel,
+    TunnelSpec, TunnelUpdate,
 };
 
 #[derive(Debug, Subcommand)]
@@ -130,30 +130,39 @@ fn check_authentication_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tunnel_table(tunnels: &[Tunnel]) -> String {
-    let mut t = Table::new(&["ID", "NAME", "AUTHENTICATION ID", "LOCATION ID"]);
-    for tunnel in tunnels {
-        t.row(vec![
-            tunnel.id.clone(),
-            tunnel.name.clone(),
-            tunnel.authentication_id.clone(),
-            tunnel.location_id.clone(),
-        ]);
-    }
-    t.render()
+/// How the CLI shows objects of a resource as a table.
+trait Tabled: Resource {
+    fn table(objects: &[Self]) -> String;
 }
 
-fn connector_table(connectors: &[Connector]) -> String {
-    let mut t = Table::new(&["ID", "NAME", "ENABLED", "ZONE ID"]);
-    for c in connectors {
-        t.row(vec![
-            c.id.clone(),
-            c.name.clone(),
-            c.enabled.map_or("-".into(), |e| e.to_string()),
-            c.connector_zone_id.clone().unwrap_or_else(|| "-".into()),
-        ]);
+impl Tabled for Tunnel {
+    fn table(tunnels: &[Tunnel]) -> String {
+        let mut t = Table::new(&["ID", "NAME", "AUTHENTICATION ID", "LOCATION ID"]);
+        for tunnel in tunnels {
+            t.row(vec![
+                tunnel.id.clone(),
+                tunnel.name.clone(),
+                tunnel.authentication_id.clone(),
+                tunnel.location_id.clone(),
+            ]);
+        }
+        t.render()
     }
-    t.render()
+}
+
+impl Tabled for Connector {
+    fn table(connectors: &[Connector]) -> String {
+        let mut t = Table::new(&["ID", "NAME", "ENABLED", "ZONE ID"]);
+        for c in connectors {
+            t.row(vec![
+                c.id.clone(),
+                c.name.clone(),
+                c.enabled.map_or("-".into(), |e| e.to_string()),
+                c.connector_zone_id.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render()
+    }
 }
 
 fn show<T: serde::Serialize>(
@@ -170,20 +179,52 @@ fn show<T: serde::Serialize>(
     }
 }
 
+fn show_one<R: Tabled>(output: Output, object: &R) -> anyhow::Result<()> {
+    show(output, object, || R::table(std::slice::from_ref(object)))
+}
+
+/// The subcommands that tunnels and connectors share.
+enum Common {
+    List,
+    Get(String),
+    Delete(String),
+    Status(String),
+}
+
+async fn common<R: Tabled>(client: &Client, command: Common, output: Output) -> anyhow::Result<()> {
+    match command {
+        Common::List => {
+            let all = client.list::<R>().await?;
+            show(output, &all, || R::table(&all))
+        }
+        Common::Get(id) => show_one(output, &client.get::<R>(&id).await?),
+        Common::Delete(id) => {
+            client.delete::<R>(&id).await?;
+            show(output, &serde_json::json!({ "deleted": id }), || {
+                format!("deleted {} {id}\n", R::NAME)
+            })
+        }
+        Common::Status(id) => {
+            let s = client.status::<R>(&id).await?;
+            show(output, &s, || {
+                let mut t = Table::new(&["ID", "STATUS"]);
+                t.row(vec![s.id.clone(), s.status.to_string()]);
+                t.render()
+            })
+        }
+    }
+}
+
 pub async fn tunnels(
     client: &Client,
     command: TunnelCommand,
     output: Output,
 ) -> anyhow::Result<()> {
-    match command {
-        TunnelCommand::List => {
-            let all = client.list_tunnels().await?;
-            show(output, &all, || tunnel_table(&all))
-        }
-        TunnelCommand::Get { id } => {
-            let t = client.get_tunnel(&id).await?;
-            show(output, &t, || tunnel_table(std::slice::from_ref(&t)))
-        }
+    let common_command = match command {
+        TunnelCommand::List => Common::List,
+        TunnelCommand::Get { id } => Common::Get(id),
+        TunnelCommand::Delete { id } => Common::Delete(id),
+        TunnelCommand::Status { id } => Common::Status(id),
         TunnelCommand::Create {
             name,
             authentication_id,
@@ -200,8 +241,7 @@ pub async fn tunnels(
                 psk,
                 location_id,
             };
-            let t = client.create_tunnel(&spec).await?;
-            show(output, &t, || tunnel_table(std::slice::from_ref(&t)))
+            return show_one(output, &client.create_tunnel(&spec).await?);
         }
         TunnelCommand::Update {
             id,
@@ -225,24 +265,10 @@ pub async fn tunnels(
                 );
             }
             client.update_tunnel(&id, &update).await?;
-            let t = client.get_tunnel(&id).await?;
-            show(output, &t, || tunnel_table(std::slice::from_ref(&t)))
+            Common::Get(id)
         }
-        TunnelCommand::Delete { id } => {
-            client.delete_tunnel(&id).await?;
-            show(output, &serde_json::json!({ "deleted": id }), || {
-                format!("deleted tunnel {id}\n")
-            })
-        }
-        TunnelCommand::Status { id } => {
-            let s = client.tunnel_status(&id).await?;
-            show(output, &s, || {
-                let mut t = Table::new(&["ID", "STATUS"]);
-                t.row(vec![s.id.clone(), s.status.to_string()]);
-                t.render()
-            })
-        }
-    }
+    };
+    common::<Tunnel>(client, common_command, output).await
 }
 
 pub async fn connectors(
@@ -250,22 +276,18 @@ pub async fn connectors(
     command: ConnectorCommand,
     output: Output,
 ) -> anyhow::Result<()> {
-    match command {
-        ConnectorCommand::List => {
-            let all = client.list_connectors().await?;
-            show(output, &all, || connector_table(&all))
-        }
-        ConnectorCommand::Get { id } => {
-            let c = client.get_connector(&id).await?;
-            show(output, &c, || connector_table(std::slice::from_ref(&c)))
-        }
+    let common_command = match command {
+        ConnectorCommand::List => Common::List,
+        ConnectorCommand::Get { id } => Common::Get(id),
+        ConnectorCommand::Delete { id } => Common::Delete(id),
+        ConnectorCommand::Status { id } => Common::Status(id),
         ConnectorCommand::Create { name, zone_id } => {
             let spec = ConnectorSpec {
                 name,
                 connector_zone_id: zone_id,
             };
             let c = client.create_connector(&spec).await?;
-            show(output, &c, || {
+            return show(output, &c, || {
                 let command = c.command.clone().unwrap_or_else(|| {
                     format!(
                         "(lost with a retried request: run `popsel connectors regenerate {}`)",
@@ -274,9 +296,9 @@ pub async fn connectors(
                 });
                 format!(
                     "{}\ninstallation command: {command}\n",
-                    connector_table(std::slice::from_ref(&c))
+                    Connector::table(std::slice::from_ref(&c))
                 )
-            })
+            });
         }
         ConnectorCommand::Update {
             id,
@@ -293,30 +315,16 @@ pub async fn connectors(
                 bail!("nothing to update: give at least one of --name, --enabled or --zone-id");
             }
             client.update_connector(&id, &update).await?;
-            let c = client.get_connector(&id).await?;
-            show(output, &c, || connector_table(std::slice::from_ref(&c)))
-        }
-        ConnectorCommand::Delete { id } => {
-            client.delete_connector(&id).await?;
-            show(output, &serde_json::json!({ "deleted": id }), || {
-                format!("deleted connector {id}\n")
-            })
-        }
-        ConnectorCommand::Status { id } => {
-            let s = client.connector_status(&id).await?;
-            show(output, &s, || {
-                let mut t = Table::new(&["ID", "STATUS"]);
-                t.row(vec![s.id.clone(), s.status.to_string()]);
-                t.render()
-            })
+            Common::Get(id)
         }
         ConnectorCommand::Regenerate { id } => {
             let cmd = client.regenerate_connector(&id).await?;
-            show(output, &cmd, || {
+            return show(output, &cmd, || {
                 format!("installation command: {}\n", cmd.command)
-            })
+            });
         }
-    }
+    };
+    common::<Connector>(client, common_command, output).await
 }
 
 pub async fn pops(client: &Client, output: Output) -> anyhow::Result<()> {

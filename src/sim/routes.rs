@@ -9,50 +9,67 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, get, post, put};
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use super::store::{PageRequest, Rejection};
+use super::store::{Emulated, PageRequest, Rejection};
 use super::{Faults, SimState};
-use crate::atmos::{ConnectorState, TunnelState};
+use crate::atmos::resource::{IPSEC_POPS, endpoint_template};
+use crate::atmos::{Connector, Resource, StateSet, Tunnel};
 
 type Shared = State<Arc<SimState>>;
 
 pub fn router(state: Arc<SimState>) -> Router {
     let api = Router::new()
-        .route("/api/v1/tunnels", get(list_tunnels).post(create_tunnel))
+        .merge(resource_routes::<Tunnel>(MethodFilter::PUT))
+        .merge(resource_routes::<Connector>(MethodFilter::POST))
         .route(
-            "/api/v1/tunnels/{id}",
-            get(get_tunnel).put(update_tunnel).delete(delete_tunnel),
+            &endpoint_template(Connector::COLLECTION, true, Some("regenerate")),
+            post(regenerate),
         )
-        .route("/api/v1/tunnels/{id}/status", get(tunnel_status))
-        .route(
-            "/api/v1/connectors",
-            get(list_connectors).post(create_connector),
-        )
-        .route(
-            "/api/v1/connectors/{id}",
-            get(get_connector)
-                .post(update_connector)
-                .delete(delete_connector),
-        )
-        .route("/api/v1/connectors/{id}/status", get(connector_status))
-        .route("/api/v1/connectors/{id}/regenerate", post(regenerate))
-        .route("/api/v1/pops/ipsec", get(pops))
+        .route(&endpoint_template(IPSEC_POPS, false, None), get(pops))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults));
     let control = Router::new()
-        .route("/_sim/tunnels/{id}/status", put(set_tunnel_status))
+        .route(&control_status_path::<Tunnel>(), put(set_status::<Tunnel>))
         .route("/_sim/tunnels/{id}/psk-check", post(psk_check))
-        .route("/_sim/connectors/{id}/status", put(set_connector_status))
+        .route(
+            &control_status_path::<Connector>(),
+            put(set_status::<Connector>),
+        )
         .route("/_sim/catalog", put(set_catalog))
         .route("/_sim/faults", put(set_faults))
         .route("/_sim/requests", get(request_counts));
     api.merge(control)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
+}
+
+/// The documented endpoints every resource has: list and create on the collection; get,
+/// update (with the method its document gives) and delete on an object; its status.
+fn resource_routes<R: Emulated>(update_method: MethodFilter) -> Router<Arc<SimState>> {
+    Router::new()
+        .route(
+            &endpoint_template(R::COLLECTION, false, None),
+            get(list::<R>).post(create::<R>),
+        )
+        .route(
+            &endpoint_template(R::COLLECTION, true, None),
+            get(get_one::<R>)
+                .on(update_method, update::<R>)
+                .delete(delete::<R>),
+        )
+        .route(
+            &endpoint_template(R::COLLECTION, true, Some("status")),
+            get(status::<R>),
+        )
+}
+
+/// Where tests and demos set an object's status: `/_sim/<collection>/{id}/status`.
+fn control_status_path<R: Resource>() -> String {
+    format!("/_sim/{}/{{id}}/status", R::COLLECTION)
 }
 
 fn error_body(status: u16, message: &str) -> Response {
@@ -134,87 +151,51 @@ fn url_base(headers: &HeaderMap, path: &str) -> String {
     format!("http://{host}{path}")
 }
 
-async fn list_tunnels(
+async fn list<R: Emulated>(
     State(s): Shared,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, Rejection> {
     let page = page_request(&q)?;
-    let items = s.store().tunnels();
-    Ok(Json(
-        page.respond(&items, &url_base(&headers, "/api/v1/tunnels")),
-    ))
+    let items = s.store().list::<R>();
+    let path = endpoint_template(R::COLLECTION, false, None);
+    Ok(Json(page.respond(&items, &url_base(&headers, &path))))
 }
 
-async fn create_tunnel(State(s): Shared, body: Bytes) -> Result<Response, Rejection> {
-    let t = s.store().create_tunnel(&parse_body(&body)?)?;
-    Ok((StatusCode::CREATED, Json(t)).into_response())
+async fn create<R: Emulated>(State(s): Shared, body: Bytes) -> Result<Response, Rejection> {
+    let created = s.store().create::<R>(&parse_body(&body)?)?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn get_tunnel(State(s): Shared, Path(id): Path<String>) -> Result<Response, Rejection> {
-    Ok(Json(s.store().get_tunnel(&id)?).into_response())
+async fn get_one<R: Emulated>(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    Ok(Json(s.store().get::<R>(&id)?).into_response())
 }
 
-async fn update_tunnel(
+async fn update<R: Emulated>(
     State(s): Shared,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, Rejection> {
-    s.store().update_tunnel(&id, &parse_body(&body)?)?;
+    s.store().update::<R>(&id, &parse_body(&body)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_tunnel(State(s): Shared, Path(id): Path<String>) -> Result<StatusCode, Rejection> {
-    s.store().delete_tunnel(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn tunnel_status(State(s): Shared, Path(id): Path<String>) -> Result<Response, Rejection> {
-    let status = s.store().tunnel_status(&id)?;
-    Ok(Json(json!({ "id": id, "status": status })).into_response())
-}
-
-async fn list_connectors(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, Rejection> {
-    let page = page_request(&q)?;
-    let items = s.store().connectors();
-    Ok(Json(page.respond(
-        &items,
-        &url_base(&headers, "/api/v1/connectors"),
-    )))
-}
-
-async fn create_connector(State(s): Shared, body: Bytes) -> Result<Response, Rejection> {
-    let c = s.store().create_connector(&parse_body(&body)?)?;
-    Ok((StatusCode::CREATED, Json(c)).into_response())
-}
-
-async fn get_connector(State(s): Shared, Path(id): Path<String>) -> Result<Response, Rejection> {
-    Ok(Json(s.store().get_connector(&id)?).into_response())
-}
-
-async fn update_connector(
-    State(s): Shared,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<StatusCode, Rejection> {
-    s.store().update_connector(&id, &parse_body(&body)?)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn delete_connector(
+async fn delete<R: Emulated>(
     State(s): Shared,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Rejection> {
-    s.store().delete_connector(&id)?;
+    s.store().delete::<R>(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn connector_status(State(s): Shared, Path(id): Path<String>) -> Result<Response, Rejection> {
-    let status = s.store().connector_status(&id)?;
+async fn status<R: Emulated>(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    let status = s.store().status::<R>(&id)?;
     Ok(Json(json!({ "id": id, "status": status })).into_response())
 }
 
@@ -240,23 +221,13 @@ fn status_field(body: &Bytes) -> Result<String, Rejection> {
         })
 }
 
-async fn set_tunnel_status(
+async fn set_status<R: Emulated>(
     State(s): Shared,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, Rejection> {
-    let status = TunnelState::parse(&status_field(&body)?);
-    s.store().set_tunnel_status(&id, status)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn set_connector_status(
-    State(s): Shared,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<StatusCode, Rejection> {
-    let status = ConnectorState::parse(&status_field(&body)?);
-    s.store().set_connector_status(&id, status)?;
+    let status = R::State::parse(&status_field(&body)?);
+    s.store().set_status::<R>(&id, status)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -284,9 +255,9 @@ async fn set_faults(State(s): Shared, body: Bytes) -> Result<StatusCode, Rejecti
         status: 400,
         message: format!("faults: {e}"),
     })?;
-    faults.validate().map_err(|message| Rejection {
+    faults.validate().map_err(|e| Rejection {
         status: 400,
-        message,
+        message: e.to_string(),
     })?;
     s.set_faults(faults);
     Ok(StatusCode::NO_CONTENT)

@@ -2,13 +2,11 @@
 //! documents. Pure (no HTTP): the routes translate requests into these calls and results into
 //! responses.
 
-use std::collections::BTreeMap;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
-use crate::atmos::{Connector, ConnectorState, Tunnel, TunnelState};
+use crate::atmos::{Connector, ConnectorState, Resource, Tunnel, TunnelState};
 
 /// Largest page a list request may ask for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -27,23 +25,122 @@ fn reject(status: u16, message: impl Into<String>) -> Rejection {
     }
 }
 
-struct StoredTunnel {
-    tunnel: Tunnel,
-    psk: SecretString,
-    status: TunnelState,
+/// A resource the emulator keeps: where its objects live in the account, and the rules of its
+/// create and update, which the documents make differ.
+pub trait Emulated: Resource {
+    /// What the emulator keeps of an object but never sends back (a tunnel's PSK).
+    type WriteOnly: Send + Sync;
+
+    fn collection(store: &Store) -> &Collection<Self>;
+    fn collection_mut(store: &mut Store) -> &mut Collection<Self>;
+    fn create_in(store: &mut Store, body: &Value) -> Result<Self, Rejection>;
+    fn update_in(store: &mut Store, id: &str, body: &Value) -> Result<Self, Rejection>;
 }
 
-struct StoredConnector {
-    connector: Connector,
-    status: ConnectorState,
+struct Stored<R: Emulated> {
+    object: R,
+    status: R::State,
+    write_only: R::WriteOnly,
+}
+
+/// The objects of one resource in creation order, as a database would list them.
+pub struct Collection<R: Emulated> {
+    objects: Vec<Stored<R>>,
+}
+
+impl<R: Emulated> Default for Collection<R> {
+    fn default() -> Self {
+        Self {
+            objects: Vec::new(),
+        }
+    }
+}
+
+impl<R: Emulated> Collection<R> {
+    fn not_found(id: &str) -> Rejection {
+        reject(404, format!("{} {id} not found", R::NAME))
+    }
+
+    fn position(&self, id: &str) -> Result<usize, Rejection> {
+        self.objects
+            .iter()
+            .position(|s| s.object.id() == id)
+            .ok_or_else(|| Self::not_found(id))
+    }
+
+    fn stored(&self, id: &str) -> Result<&Stored<R>, Rejection> {
+        self.objects
+            .iter()
+            .find(|s| s.object.id() == id)
+            .ok_or_else(|| Self::not_found(id))
+    }
+
+    fn stored_mut(&mut self, id: &str) -> Result<&mut Stored<R>, Rejection> {
+        self.objects
+            .iter_mut()
+            .find(|s| s.object.id() == id)
+            .ok_or_else(|| Self::not_found(id))
+    }
+
+    fn insert(&mut self, object: R, status: R::State, write_only: R::WriteOnly) {
+        self.objects.push(Stored {
+            object,
+            status,
+            write_only,
+        });
+    }
+
+    /// 409 with the first clash `clash` finds between the new fields and an object other than
+    /// `except`.
+    fn check_unique(
+        &self,
+        except: Option<&str>,
+        clash: impl Fn(&R) -> Option<String>,
+    ) -> Result<(), Rejection> {
+        let others = self
+            .objects
+            .iter()
+            .map(|s| &s.object)
+            .filter(|o| Some(o.id()) != except);
+        match others.filter_map(clash).next() {
+            Some(message) => Err(reject(409, message)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<R, Rejection> {
+        self.stored(id).map(|s| s.object.clone())
+    }
+
+    pub fn list(&self) -> Vec<R> {
+        self.objects.iter().map(|s| s.object.clone()).collect()
+    }
+
+    pub fn delete(&mut self, id: &str) -> Result<(), Rejection> {
+        let at = self.position(id)?;
+        self.objects.remove(at);
+        Ok(())
+    }
+
+    pub fn status(&self, id: &str) -> Result<R::State, Rejection> {
+        self.stored(id).map(|s| s.status)
+    }
+
+    pub fn set_status(&mut self, id: &str, status: R::State) -> Result<(), Rejection> {
+        self.stored_mut(id)?.status = status;
+        Ok(())
+    }
+}
+
+/// The 409 message when another object of `R` has this name.
+fn name_taken<R: Resource>(other: &R, name: &str) -> Option<String> {
+    (other.name() == name).then(|| format!("a {} named {name:?} already exists", R::NAME))
 }
 
 #[derive(Default)]
 pub struct Store {
-    /// Keyed by creation sequence so that listing order is stable, as a database's would be.
-    tunnels: BTreeMap<u64, StoredTunnel>,
-    connectors: BTreeMap<u64, StoredConnector>,
-    next_seq: u64,
+    tunnels: Collection<Tunnel>,
+    connectors: Collection<Connector>,
     pub catalog: Value,
 }
 
@@ -177,6 +274,46 @@ impl PageRequest {
     }
 }
 
+impl Emulated for Tunnel {
+    type WriteOnly = SecretString;
+
+    fn collection(store: &Store) -> &Collection<Self> {
+        &store.tunnels
+    }
+
+    fn collection_mut(store: &mut Store) -> &mut Collection<Self> {
+        &mut store.tunnels
+    }
+
+    fn create_in(store: &mut Store, body: &Value) -> Result<Self, Rejection> {
+        store.create_tunnel(body)
+    }
+
+    fn update_in(store: &mut Store, id: &str, body: &Value) -> Result<Self, Rejection> {
+        store.update_tunnel(id, body)
+    }
+}
+
+impl Emulated for Connector {
+    type WriteOnly = ();
+
+    fn collection(store: &Store) -> &Collection<Self> {
+        &store.connectors
+    }
+
+    fn collection_mut(store: &mut Store) -> &mut Collection<Self> {
+        &mut store.connectors
+    }
+
+    fn create_in(store: &mut Store, body: &Value) -> Result<Self, Rejection> {
+        store.create_connector(body)
+    }
+
+    fn update_in(store: &mut Store, id: &str, body: &Value) -> Result<Self, Rejection> {
+        store.update_connector(id, body)
+    }
+}
+
 impl Store {
     pub fn new(catalog: Value) -> Self {
         Self {
@@ -185,24 +322,37 @@ impl Store {
         }
     }
 
-    fn seq(&mut self) -> u64 {
-        self.next_seq += 1;
-        self.next_seq
+    // ---- every resource ----
+
+    pub fn list<R: Emulated>(&self) -> Vec<R> {
+        R::collection(self).list()
     }
 
-    fn tunnel_mut(&mut self, id: &str) -> Result<&mut StoredTunnel, Rejection> {
-        self.tunnels
-            .values_mut()
-            .find(|t| t.tunnel.id == id)
-            .ok_or_else(|| reject(404, format!("tunnel {id} not found")))
+    pub fn get<R: Emulated>(&self, id: &str) -> Result<R, Rejection> {
+        R::collection(self).get(id)
     }
 
-    fn connector_mut(&mut self, id: &str) -> Result<&mut StoredConnector, Rejection> {
-        self.connectors
-            .values_mut()
-            .find(|c| c.connector.id == id)
-            .ok_or_else(|| reject(404, format!("connector {id} not found")))
+    pub fn create<R: Emulated>(&mut self, body: &Value) -> Result<R, Rejection> {
+        R::create_in(self, body)
     }
+
+    pub fn update<R: Emulated>(&mut self, id: &str, body: &Value) -> Result<R, Rejection> {
+        R::update_in(self, id, body)
+    }
+
+    pub fn delete<R: Emulated>(&mut self, id: &str) -> Result<(), Rejection> {
+        R::collection_mut(self).delete(id)
+    }
+
+    pub fn status<R: Emulated>(&self, id: &str) -> Result<R::State, Rejection> {
+        R::collection(self).status(id)
+    }
+
+    pub fn set_status<R: Emulated>(&mut self, id: &str, status: R::State) -> Result<(), Rejection> {
+        R::collection_mut(self).set_status(id, status)
+    }
+
+    // ---- tunnels ----
 
     /// 409 when another tunnel (not `except`) has this name or authentication ID.
     fn check_tunnel_unique(
@@ -211,26 +361,12 @@ impl Store {
         name: &str,
         authentication_id: &str,
     ) -> Result<(), Rejection> {
-        let others = self
-            .tunnels
-            .values()
-            .map(|t| &t.tunnel)
-            .filter(|t| Some(t.id.as_str()) != except);
-        for t in others {
-            if t.name == name {
-                return Err(reject(
-                    409,
-                    format!("a tunnel named {name:?} already exists"),
-                ));
-            }
-            if t.authentication_id == authentication_id {
-                return Err(reject(
-                    409,
-                    format!("authenticationID {authentication_id:?} is already in use"),
-                ));
-            }
-        }
-        Ok(())
+        self.tunnels.check_unique(except, |t| {
+            name_taken(t, name).or_else(|| {
+                (t.authentication_id == authentication_id)
+                    .then(|| format!("authenticationID {authentication_id:?} is already in use"))
+            })
+        })
     }
 
     pub fn create_tunnel(&mut self, body: &Value) -> Result<Tunnel, Rejection> {
@@ -248,34 +384,22 @@ impl Store {
             authentication_id,
             location_id,
         };
-        let seq = self.seq();
         self.tunnels.insert(
-            seq,
-            StoredTunnel {
-                tunnel: tunnel.clone(),
-                psk: SecretString::from(psk),
-                status: TunnelState::Disconnected,
-            },
+            tunnel.clone(),
+            TunnelState::Disconnected,
+            SecretString::from(psk),
         );
         Ok(tunnel)
     }
 
-    pub fn get_tunnel(&self, id: &str) -> Result<Tunnel, Rejection> {
-        self.tunnels
-            .values()
-            .find(|t| t.tunnel.id == id)
-            .map(|t| t.tunnel.clone())
-            .ok_or_else(|| reject(404, format!("tunnel {id} not found")))
-    }
-
     pub fn tunnels(&self) -> Vec<Tunnel> {
-        self.tunnels.values().map(|t| t.tunnel.clone()).collect()
+        self.list()
     }
 
     /// `PUT`: fields present replace the stored ones; fields left out are kept.
     pub fn update_tunnel(&mut self, id: &str, body: &Value) -> Result<Tunnel, Rejection> {
         let obj = object(body)?;
-        let current = self.get_tunnel(id)?;
+        let current = self.tunnels.get(id)?;
         let name = string_field(obj, "name")?.unwrap_or(current.name);
         let authentication_id =
             string_field(obj, "authenticationID")?.unwrap_or(current.authentication_id);
@@ -292,70 +416,44 @@ impl Store {
             check_psk(psk)?;
         }
         self.check_tunnel_unique(Some(id), &name, &authentication_id)?;
-        let stored = self.tunnel_mut(id)?;
-        stored.tunnel.name = name;
-        stored.tunnel.authentication_id = authentication_id;
-        stored.tunnel.location_id = location_id;
+        let stored = self.tunnels.stored_mut(id)?;
+        stored.object.name = name;
+        stored.object.authentication_id = authentication_id;
+        stored.object.location_id = location_id;
         if let Some(psk) = psk {
-            stored.psk = SecretString::from(psk);
+            stored.write_only = SecretString::from(psk);
         }
-        Ok(stored.tunnel.clone())
+        Ok(stored.object.clone())
     }
 
     pub fn delete_tunnel(&mut self, id: &str) -> Result<(), Rejection> {
-        let key = self
-            .tunnels
-            .iter()
-            .find(|(_, t)| t.tunnel.id == id)
-            .map(|(k, _)| *k)
-            .ok_or_else(|| reject(404, format!("tunnel {id} not found")))?;
-        self.tunnels.remove(&key);
-        Ok(())
+        self.delete::<Tunnel>(id)
     }
 
     pub fn tunnel_status(&self, id: &str) -> Result<TunnelState, Rejection> {
-        self.tunnels
-            .values()
-            .find(|t| t.tunnel.id == id)
-            .map(|t| t.status)
-            .ok_or_else(|| reject(404, format!("tunnel {id} not found")))
+        self.status::<Tunnel>(id)
     }
 
     pub fn set_tunnel_status(&mut self, id: &str, status: TunnelState) -> Result<(), Rejection> {
-        self.tunnel_mut(id)?.status = status;
-        Ok(())
+        self.set_status::<Tunnel>(id, status)
     }
 
     /// Whether the stored PSK is `psk`: lets tests check a rotation without the emulator
     /// ever handing a PSK out.
     pub fn tunnel_psk_is(&self, id: &str, psk: &str) -> Result<bool, Rejection> {
-        self.tunnels
-            .values()
-            .find(|t| t.tunnel.id == id)
-            .map(|t| t.psk.expose_secret() == psk)
-            .ok_or_else(|| reject(404, format!("tunnel {id} not found")))
+        let stored = self.tunnels.stored(id)?;
+        Ok(stored.write_only.expose_secret() == psk)
     }
 
-    fn check_connector_unique(&self, except: Option<&str>, name: &str) -> Result<(), Rejection> {
-        let taken = self
-            .connectors
-            .values()
-            .any(|c| Some(c.connector.id.as_str()) != except && c.connector.name == name);
-        if taken {
-            return Err(reject(
-                409,
-                format!("a connector named {name:?} already exists"),
-            ));
-        }
-        Ok(())
-    }
+    // ---- connectors ----
 
     /// Returns the connector with its installation command.
     pub fn create_connector(&mut self, body: &Value) -> Result<Connector, Rejection> {
         let obj = object(body)?;
         let name = mandatory(obj, "name")?;
         let connector_zone_id = string_field(obj, "connectorZoneID")?;
-        self.check_connector_unique(None, &name)?;
+        self.connectors
+            .check_unique(None, |c| name_taken(c, &name))?;
         let connector = Connector {
             id: new_id(),
             name,
@@ -363,38 +461,21 @@ impl Store {
             connector_zone_id,
             command: None,
         };
-        let seq = self.seq();
-        self.connectors.insert(
-            seq,
-            StoredConnector {
-                connector: connector.clone(),
-                status: ConnectorState::Pending,
-            },
-        );
+        self.connectors
+            .insert(connector.clone(), ConnectorState::Pending, ());
         Ok(Connector {
             command: Some(install_command()),
             ..connector
         })
     }
 
-    pub fn get_connector(&self, id: &str) -> Result<Connector, Rejection> {
-        self.connectors
-            .values()
-            .find(|c| c.connector.id == id)
-            .map(|c| c.connector.clone())
-            .ok_or_else(|| reject(404, format!("connector {id} not found")))
-    }
-
     pub fn connectors(&self) -> Vec<Connector> {
-        self.connectors
-            .values()
-            .map(|c| c.connector.clone())
-            .collect()
+        self.list()
     }
 
     pub fn update_connector(&mut self, id: &str, body: &Value) -> Result<Connector, Rejection> {
         let obj = object(body)?;
-        let current = self.get_connector(id)?;
+        let current = self.connectors.get(id)?;
         let name = string_field(obj, "name")?.unwrap_or(current.name);
         if name.trim().is_empty() {
             return Err(reject(400, "name is mandatory"));
@@ -405,44 +486,17 @@ impl Store {
             Some(_) => return Err(reject(400, "enabled must be true or false")),
         };
         let zone = string_field(obj, "connectorZoneID")?.or(current.connector_zone_id);
-        self.check_connector_unique(Some(id), &name)?;
-        let stored = self.connector_mut(id)?;
-        stored.connector.name = name;
-        stored.connector.enabled = enabled;
-        stored.connector.connector_zone_id = zone;
-        Ok(stored.connector.clone())
-    }
-
-    pub fn delete_connector(&mut self, id: &str) -> Result<(), Rejection> {
-        let key = self
-            .connectors
-            .iter()
-            .find(|(_, c)| c.connector.id == id)
-            .map(|(k, _)| *k)
-            .ok_or_else(|| reject(404, format!("connector {id} not found")))?;
-        self.connectors.remove(&key);
-        Ok(())
-    }
-
-    pub fn connector_status(&self, id: &str) -> Result<ConnectorState, Rejection> {
         self.connectors
-            .values()
-            .find(|c| c.connector.id == id)
-            .map(|c| c.status)
-            .ok_or_else(|| reject(404, format!("connector {id} not found")))
-    }
-
-    pub fn set_connector_status(
-        &mut self,
-        id: &str,
-        status: ConnectorState,
-    ) -> Result<(), Rejection> {
-        self.connector_mut(id)?.status = status;
-        Ok(())
+            .check_unique(Some(id), |c| name_taken(c, &name))?;
+        let stored = self.connectors.stored_mut(id)?;
+        stored.object.name = name;
+        stored.object.enabled = enabled;
+        stored.object.connector_zone_id = zone;
+        Ok(stored.object.clone())
     }
 
     pub fn regenerate_connector(&mut self, id: &str) -> Result<String, Rejection> {
-        self.connector_mut(id)?;
+        self.connectors.stored(id)?;
         Ok(install_command())
     }
 }

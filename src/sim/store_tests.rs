@@ -100,7 +100,7 @@ fn delete_status_and_not_found() {
     assert_eq!(s.tunnel_status(&t.id).unwrap(), TunnelState::Connected);
     s.delete_tunnel(&t.id).unwrap();
     assert_eq!(s.delete_tunnel(&t.id).unwrap_err().status, 404);
-    assert_eq!(s.get_tunnel(&t.id).unwrap_err().status, 404);
+    assert_eq!(s.get::<Tunnel>(&t.id).unwrap_err().status, 404);
     assert_eq!(s.tunnel_status(&t.id).unwrap_err().status, 404);
 }
 
@@ -116,7 +116,7 @@ fn connectors_follow_their_rules() {
             .is_some_and(|cmd| cmd.starts_with("sudo bash"))
     );
     assert_eq!(
-        s.get_connector(&c.id).unwrap().command,
+        s.get::<Connector>(&c.id).unwrap().command,
         None,
         "the command only comes with create"
     );
@@ -127,7 +127,10 @@ fn connectors_follow_their_rules() {
         409
     );
     assert_eq!(s.create_connector(&json!({})).unwrap_err().status, 400);
-    assert_eq!(s.connector_status(&c.id).unwrap(), ConnectorState::Pending);
+    assert_eq!(
+        s.status::<Connector>(&c.id).unwrap(),
+        ConnectorState::Pending
+    );
     let u = s
         .update_connector(&c.id, &json!({"enabled": false}))
         .unwrap();
@@ -143,7 +146,7 @@ fn connectors_follow_their_rules() {
     );
     let first = s.regenerate_connector(&c.id).unwrap();
     assert_ne!(first, s.regenerate_connector(&c.id).unwrap());
-    s.delete_connector(&c.id).unwrap();
+    s.delete::<Connector>(&c.id).unwrap();
     assert_eq!(s.regenerate_connector(&c.id).unwrap_err().status, 404);
 }
 
@@ -196,4 +199,71 @@ fn paging_slices_and_links_pages() {
     ] {
         assert_eq!(PageRequest::parse(size, number).unwrap_err().status, 400);
     }
+}
+
+#[test]
+fn every_resource_lists_in_creation_order_and_names_itself_in_404s() {
+    let mut s = Store::default();
+    let tunnels: Vec<Tunnel> = (0..3)
+        .map(|i| {
+            s.create::<Tunnel>(&tunnel_body(&format!("t{i}"), &format!("t{i}@b.co")))
+                .unwrap()
+        })
+        .collect();
+    let connectors: Vec<Connector> = (0..3)
+        .map(|i| {
+            s.create::<Connector>(&json!({ "name": format!("c{i}") }))
+                .unwrap()
+        })
+        .collect();
+    s.delete::<Tunnel>(&tunnels[1].id).unwrap();
+    s.delete::<Connector>(&connectors[0].id).unwrap();
+    assert_eq!(s.tunnels(), [tunnels[0].clone(), tunnels[2].clone()]);
+    let names: Vec<String> = s.connectors().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["c1", "c2"]);
+
+    let missing = |e: Rejection| (e.status, e.message);
+    let not_found = |what: &str| (404, format!("{what} x not found"));
+    assert_eq!(
+        missing(s.get::<Tunnel>("x").unwrap_err()),
+        not_found("tunnel")
+    );
+    assert_eq!(
+        missing(s.status::<Tunnel>("x").unwrap_err()),
+        not_found("tunnel")
+    );
+    assert_eq!(
+        missing(
+            s.set_status::<Connector>("x", ConnectorState::Available)
+                .unwrap_err()
+        ),
+        not_found("connector")
+    );
+    assert_eq!(
+        missing(s.delete::<Connector>("x").unwrap_err()),
+        not_found("connector")
+    );
+    assert_eq!(
+        missing(s.update::<Connector>("x", &json!({})).unwrap_err()),
+        not_found("connector")
+    );
+    s.set_status::<Connector>(&connectors[1].id, ConnectorState::UdpOnly)
+        .unwrap();
+    assert_eq!(
+        s.status::<Connector>(&connectors[1].id).unwrap(),
+        ConnectorState::UdpOnly
+    );
+}
+
+#[test]
+fn a_tunnel_conflict_names_the_first_tunnel_that_clashes() {
+    let mut s = Store::default();
+    s.create_tunnel(&tunnel_body("t1", "a@b.co")).unwrap();
+    s.create_tunnel(&tunnel_body("t2", "c@d.co")).unwrap();
+    // Its authentication ID clashes with t1, made first; its name with t2.
+    let e = s.create_tunnel(&tunnel_body("t2", "a@b.co")).unwrap_err();
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (409, "authenticationID \"a@b.co\" is already in use")
+    );
 }

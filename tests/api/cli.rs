@@ -2,14 +2,15 @@
 //! operator runs them: the binary against an emulator on loopback, token in the environment,
 //! PSKs from the environment, never printed.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
-use popsel::sim::Sim;
+use popsel::atmos::{Connector, Tunnel};
+use popsel::sim::{Emulated, Sim};
 use serde_json::Value;
-use support::{assert_contains, assert_exit, show};
+
+use crate::support;
+use crate::support::{assert_contains, assert_exit, show};
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const PSK_VAR: &str = "MY_PSK";
@@ -79,6 +80,14 @@ fn rows(o: &Output) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+/// `popsel <collection> delete <id>` of the only object of `R`: it says so, and none is left.
+async fn delete_the_only<R: Emulated>(sim: &Sim, id: &str) {
+    let out = run_api(sim, &[R::COLLECTION, "delete", id]).await;
+    assert_success(&out);
+    assert_eq!(support::stdout(&out), format!("deleted {} {id}\n", R::NAME));
+    assert!(sim.with_store(|s| s.list::<R>()).is_empty());
 }
 
 /// Kills the child when dropped, so that a failed assertion leaves no server behind.
@@ -202,10 +211,7 @@ async fn tunnels_create_list_get_status_update_delete() {
     assert_no_secrets(&out);
     assert!(sim.with_store(|s| s.tunnel_psk_is(&id, NEW_PSK)).unwrap());
 
-    let out = run_api(&sim, &["tunnels", "delete", &id]).await;
-    assert_success(&out);
-    assert_eq!(support::stdout(&out), format!("deleted tunnel {id}\n"));
-    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    delete_the_only::<Tunnel>(&sim, &id).await;
 }
 
 #[tokio::test]
@@ -364,8 +370,10 @@ async fn connectors_create_list_status_regenerate_update_delete() {
         rows(&out),
         [vec!["ID", "STATUS"], vec![id.as_str(), "Pending"]]
     );
-    sim.with_store(|s| s.set_connector_status(&id, popsel::atmos::ConnectorState::AgentOnly))
-        .unwrap();
+    sim.with_store(|s| {
+        s.set_status::<popsel::atmos::Connector>(&id, popsel::atmos::ConnectorState::AgentOnly)
+    })
+    .unwrap();
     let out = run_api(&sim, &["connectors", "status", &id]).await;
     assert_success(&out);
     assert_eq!(rows(&out)[1], [id.as_str(), "AgentOnly"]);
@@ -384,10 +392,7 @@ async fn connectors_create_list_status_regenerate_update_delete() {
     assert_success(&out);
     assert_eq!(rows(&out)[1], [id.as_str(), "edge-1", "false", "z1"]);
 
-    let out = run_api(&sim, &["connectors", "delete", &id]).await;
-    assert_success(&out);
-    assert_eq!(support::stdout(&out), format!("deleted connector {id}\n"));
-    assert!(sim.with_store(|s| s.connectors()).is_empty());
+    delete_the_only::<Connector>(&sim, &id).await;
 }
 
 // ---- pops ----

@@ -3,21 +3,20 @@
 //! has to happen deterministically, a raw HTTP server on loopback. The client must end with
 //! exactly the objects asked for, give up within its bounds, and honour `Retry-After`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use popsel::atmos::{
-    ApiError, Client, ClientConfig, Connector, ConnectorSpec, RetryPolicy, Tunnel, TunnelSpec,
-    TunnelUpdate,
+    ApiError, Client, Connector, ConnectorSpec, RetryPolicy, Tunnel, TunnelSpec, TunnelUpdate,
 };
 use popsel::sim::{Faults, Sim};
 use secrecy::SecretString;
 use serde_json::json;
-use support::assert_contains;
-use support::raw_http::{self, Seen, raw_server};
 use tokio::task::JoinSet;
+
+use crate::support;
+use crate::support::assert_contains;
+use crate::support::raw_http::{self, Log, Seen, raw_server};
 
 const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
 const OTHER_LOCATION: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
@@ -51,11 +50,35 @@ fn faulty() -> Faults {
 }
 
 fn client_at(base_url: &str, page_size: u32, retry: RetryPolicy) -> Client {
-    let mut cc = ClientConfig::new(base_url, support::token());
-    cc.page_size = page_size;
-    cc.retry = retry;
-    cc.timeout = Duration::from_secs(5);
-    Client::new(cc).expect("client")
+    support::api::client_at(base_url, page_size, Duration::from_secs(5), retry)
+}
+
+/// An emulator that answers every API request with a 500.
+async fn always_failing_sim() -> Sim {
+    support::start_sim(Faults {
+        fail_rate: 1.0,
+        ..Default::default()
+    })
+    .await
+}
+
+/// An emulator that answers every API request with a 429 asking to retry after `secs`.
+async fn always_throttling_sim(secs: u64) -> Sim {
+    support::start_sim(Faults {
+        throttle_rate: 1.0,
+        retry_after_secs: secs,
+        ..Default::default()
+    })
+    .await
+}
+
+/// The attempts made and the last error of a call that gave up.
+#[track_caller]
+fn gave_up(err: &ApiError) -> (u32, &ApiError) {
+    match err {
+        ApiError::GaveUp { attempts, last, .. } => (*attempts, last),
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
 }
 
 fn quick_policy(max_attempts: u32) -> RetryPolicy {
@@ -81,6 +104,15 @@ fn list_page(data: serde_json::Value) -> String {
         "pageNumber": 1, "pageSize": 100, "totalPages": 1, "totalRecords": n, "data": data,
     });
     response("200 OK", &body.to_string())
+}
+
+/// The methods of the requests a raw server answered, in order.
+fn methods(log: &Log) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.method.clone())
+        .collect()
 }
 
 fn earlier(log: &[Seen], method: &str) -> usize {
@@ -184,23 +216,16 @@ async fn updates_and_deletes_through_a_flaky_api_all_take_effect() {
 
 #[tokio::test]
 async fn retry_after_is_honoured_before_giving_up() {
-    let sim = support::start_sim(Faults {
-        throttle_rate: 1.0,
-        retry_after_secs: 1,
-        ..Default::default()
-    })
-    .await;
+    let sim = always_throttling_sim(1).await;
     let client = support::client_with(&sim, quick_policy(2));
     let start = Instant::now();
     let err = client.list_tunnels().await.unwrap_err();
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_secs(1), "waited only {elapsed:?}");
-    let ApiError::GaveUp { attempts, last, .. } = &err else {
-        panic!("expected GaveUp, got {err:?}");
-    };
-    assert_eq!(*attempts, 2);
+    let (attempts, last) = gave_up(&err);
+    assert_eq!(attempts, 2);
     assert!(
-        matches!(**last, ApiError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(1)),
+        matches!(*last, ApiError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(1)),
         "{last:?}"
     );
     let text = err.to_string();
@@ -216,12 +241,7 @@ async fn retry_after_is_honoured_before_giving_up() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
-    let sim = support::start_sim(Faults {
-        throttle_rate: 1.0,
-        retry_after_secs: 30,
-        ..Default::default()
-    })
-    .await;
+    let sim = always_throttling_sim(30).await;
     let client = support::client_with(
         &sim,
         RetryPolicy {
@@ -230,7 +250,7 @@ async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
         },
     );
     let start = Instant::now();
-    let err = client.get_tunnel("t1").await.unwrap_err();
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -249,20 +269,14 @@ async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
 
 #[tokio::test]
 async fn persistent_500s_end_in_gave_up_wrapping_the_server_error() {
-    let sim = support::start_sim(Faults {
-        fail_rate: 1.0,
-        ..Default::default()
-    })
-    .await;
+    let sim = always_failing_sim().await;
     let client = support::client_with(&sim, quick_policy(3));
     let err = client.list_tunnels().await.unwrap_err();
-    let ApiError::GaveUp { attempts, last, .. } = &err else {
-        panic!("expected GaveUp, got {err:?}");
-    };
-    assert_eq!(*attempts, 3);
+    let (attempts, last) = gave_up(&err);
+    assert_eq!(attempts, 3);
     let ApiError::Server {
         status, message, ..
-    } = &**last
+    } = last
     else {
         panic!("expected a server error inside, got {last:?}");
     };
@@ -281,11 +295,7 @@ async fn persistent_500s_end_in_gave_up_wrapping_the_server_error() {
 
 #[tokio::test]
 async fn persistent_500s_end_within_the_time_budget() {
-    let sim = support::start_sim(Faults {
-        fail_rate: 1.0,
-        ..Default::default()
-    })
-    .await;
+    let sim = always_failing_sim().await;
     let client = support::client_with(
         &sim,
         RetryPolicy {
@@ -298,21 +308,15 @@ async fn persistent_500s_end_within_the_time_budget() {
     let start = Instant::now();
     let err = client.tunnel_status("t1").await.unwrap_err();
     let elapsed = start.elapsed();
-    let ApiError::GaveUp { attempts, .. } = &err else {
-        panic!("expected GaveUp, got {err:?}");
-    };
-    assert!(*attempts > 1 && *attempts < 1000, "{attempts} attempts");
+    let (attempts, _) = gave_up(&err);
+    assert!(attempts > 1 && attempts < 1000, "{attempts} attempts");
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
-    assert_eq!(count(&sim, "GET"), u64::from(*attempts));
+    assert_eq!(count(&sim, "GET"), u64::from(attempts));
 }
 
 #[tokio::test]
 async fn a_create_under_persistent_500s_fails_and_makes_at_most_one_object() {
-    let sim = support::start_sim(Faults {
-        fail_rate: 1.0,
-        ..Default::default()
-    })
-    .await;
+    let sim = always_failing_sim().await;
     let client = support::client_with(&sim, quick_policy(3));
     let err = client.create_tunnel(&tunnel_spec(1)).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
@@ -387,12 +391,7 @@ async fn a_409_after_a_lost_answer_is_the_object_already_made() {
     let client = client_at(&url, 100, support::fast_retry());
     let t = client.create_tunnel(&tunnel_spec(4)).await.expect("create");
     assert_eq!(t.id, "made-late");
-    let methods: Vec<String> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.method.clone())
-        .collect();
+    let methods = methods(&log);
     assert_eq!(methods, ["POST", "GET", "POST", "GET"]);
 }
 
@@ -406,12 +405,7 @@ async fn a_409_with_nothing_lost_before_it_stays_a_conflict() {
     let client = client_at(&url, 100, support::fast_retry());
     let err = client.create_tunnel(&tunnel_spec(5)).await.unwrap_err();
     assert!(err.is_conflict(), "{err:?}");
-    let methods: Vec<String> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.method.clone())
-        .collect();
+    let methods = methods(&log);
     assert_eq!(methods, ["POST"], "no lookup, no retry");
 }
 
@@ -429,7 +423,7 @@ async fn a_delete_whose_answer_was_lost_is_a_success() {
     let client = client_at(&url, 100, support::fast_retry());
     client.delete_tunnel("gone-1").await.expect("tunnel delete");
     client
-        .delete_connector("gone-2")
+        .delete::<Connector>("gone-2")
         .await
         .expect("connector delete");
     let targets: Vec<String> = log
