@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// The pure cores: no network, disk, clock or randomness of their own (those are passed in).
 const PURE: &[&str] = &[
     "atmos::error",
+    "atmos::resource",
     "atmos::retry",
     "atmos::rules",
     "atmos::types",

@@ -1,5 +1,8 @@
 //! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
-//! the `popsel` binary. Every integration test file starts with `mod support;`.
+//! the `popsel` binary; `site` is the demo site the tests build their configs on, `api` the API
+//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab. Each
+//! test binary (`tests/<binary>/main.rs`) declares it once as
+//! `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code)]
 
