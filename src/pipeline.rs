@@ -6,10 +6,10 @@
 //!                             reconcile (plan ─► apply) ─► status ────────┘
 //! ```
 //!
-//! Each stage is a pure core in its own module (`catalog`, `resolve`, `probe`, `rank`,
-//! `select`, `reconcile`, `edge`, `status`, `metrics`); here they are run in order against one
-//! [`Generation`] (config, client, state dir, resolver) and leave their results on a board for
-//! the next. The commands differ only in which stages they run and how often:
+//! Each stage lives in its own module (`catalog`, `resolve`, `probe`, `rank`, `select`,
+//! `reconcile`, `edge`, `status`, `metrics`), most of them a pure core with a thin I/O shell;
+//! here they are run in order against one [`Generation`] (config, client, state dir, resolver)
+//! and leave their results on a board for the next. The commands differ only in which stages they run and how often:
 //!
 //! - `popsel rank`: [`measure::rank_once`]: catalogue → resolve → probe → rank, one site.
 //! - `popsel plan`: [`Pipeline::plan`]: catalogue → … → select, and the reconcile plan.
@@ -39,7 +39,7 @@ use crate::survey::Survey;
 pub use error::{StageError, TunnelFailure};
 pub use fetch::CatalogInUse;
 pub use generation::Generation;
-pub use notice::{Notice, Quiet, Report};
+pub use notice::{Notice, Report};
 
 /// `selection.json` in the state dir: the selection and its evidence, the hand-off to the
 /// router and the anti-flap memory.

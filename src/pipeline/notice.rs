@@ -96,10 +96,3 @@ pub trait Report: Send + Sync {
     /// `done` of `total` addresses probed.
     fn progress(&self, _done: usize, _total: usize) {}
 }
-
-/// A report that says nothing.
-pub struct Quiet;
-
-impl Report for Quiet {
-    fn notice(&self, _: Notice) {}
-}
