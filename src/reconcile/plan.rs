@@ -60,6 +60,29 @@ pub enum PskReason {
 }
 
 impl Action {
+    /// The configured (or, for deletes and orphans, managed) tunnel the action is about.
+    pub fn tunnel(&self) -> &str {
+        match self {
+            Action::Create { tunnel, .. }
+            | Action::Update { tunnel, .. }
+            | Action::Unchanged { tunnel, .. }
+            | Action::Conflict { tunnel, .. }
+            | Action::Delete { tunnel, .. }
+            | Action::Orphan { tunnel, .. } => tunnel,
+        }
+    }
+
+    /// The API tunnel the action touches or keeps, if any.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Action::Update { id, .. }
+            | Action::Unchanged { id, .. }
+            | Action::Delete { id, .. }
+            | Action::Orphan { id, .. } => Some(id),
+            Action::Create { .. } | Action::Conflict { .. } => None,
+        }
+    }
+
     pub fn is_write(&self) -> bool {
         matches!(
             self,

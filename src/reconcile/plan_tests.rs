@@ -125,18 +125,7 @@ fn change(field: &'static str, old: &str, new: &str) -> FieldChange {
 
 /// The single action about `tunnel` (configured tunnels, deletes and orphans alike).
 fn action_for<'a>(plan: &'a Plan, name: &str) -> &'a Action {
-    let found: Vec<&Action> = plan
-        .actions
-        .iter()
-        .filter(|a| match a {
-            Action::Create { tunnel, .. }
-            | Action::Update { tunnel, .. }
-            | Action::Unchanged { tunnel, .. }
-            | Action::Conflict { tunnel, .. }
-            | Action::Delete { tunnel, .. }
-            | Action::Orphan { tunnel, .. } => tunnel == name,
-        })
-        .collect();
+    let found: Vec<&Action> = plan.actions.iter().filter(|a| a.tunnel() == name).collect();
     assert_eq!(found.len(), 1, "one action for {name:?} in {plan:#?}");
     found[0]
 }
@@ -432,17 +421,7 @@ fn no_tunnel_is_the_target_of_two_actions() {
     let actual = vec![tunnel("t2", NAME_2, AUTH_2, LOC_ID)];
     let managed = managed(&[("t2", NAME_2, &fp(PSK_2))]);
     let plan = run(&config, &actual, &managed, false);
-    let ids: Vec<&str> = plan
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Update { id, .. }
-            | Action::Unchanged { id, .. }
-            | Action::Delete { id, .. }
-            | Action::Orphan { id, .. } => Some(id.as_str()),
-            _ => None,
-        })
-        .collect();
+    let ids: Vec<&str> = plan.actions.iter().filter_map(Action::id).collect();
     let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "{plan:#?}");
 }
