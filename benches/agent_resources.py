@@ -54,14 +54,24 @@ def start_lab(lab, popsel, addresses, workdir):
         return proc, json.load(f)
 
 
+def toml_table(header, table):
+    """One TOML table of plain values (strings, numbers, booleans)."""
+    lines = [header]
+    for key, value in table.items():
+        if isinstance(value, (str, bool, int, float)):
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
 def write_config(workdir, world, interval):
-    """The bench's sections, then the demo site's locations (config/demo-site.toml, which the
-    demo and the tests use too; only [[locations]], so it can follow them). Chicago is local:
-    the agent probes the lab's addresses from there. Returns the config's path and the
+    """The bench's sections, then the demo site's Chicago (config/demo-site.toml, which the demo
+    and the tests use too) with its primary tunnel only: one local location and one tunnel, the
+    workload the README's figures were measured on. Returns the config's path and the
     environment variables its PSKs come from."""
     with open(DEMO_SITE, "rb") as f:
         site = tomllib.load(f)
-    psk_vars = sorted({t["psk_env"] for loc in site["locations"] for t in loc["tunnels"]})
+    chicago = next(loc for loc in site["locations"] if loc.get("local", True))
+    primary = next(t for t in chicago["tunnels"] if t["role"] == "primary")
     path = os.path.join(workdir, "popsel.toml")
     with open(path, "w") as f:
         f.write(f"""
@@ -80,9 +90,9 @@ status_interval = "1m"
 listen = "127.0.0.1:19469"
 
 """)
-        with open(DEMO_SITE) as site_file:
-            f.write(site_file.read())
-    return path, psk_vars
+        f.write(toml_table("[[locations]]", chicago))
+        f.write(toml_table("[[locations.tunnels]]", primary))
+    return path, [primary["psk_env"]]
 
 
 def sample(pid):

@@ -12,7 +12,7 @@
 #[path = "../tests/support/lab/mod.rs"]
 mod lab;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -100,17 +100,51 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         None
     };
-    let world = lab.world();
     if let Some(path) = &args.write_world {
-        let mut doc = world.describe(false);
-        doc["netns"] = json!(ns);
-        doc["nameserver"] = json!(lab.nameserver().to_string());
-        doc["catalog"] = json!(catalog.display().to_string());
-        doc["sim_url"] = json!(sim.as_ref().map(|s| s.url.clone()));
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        write_world(path, &lab, &catalog, sim.as_ref())?;
     }
+    print_how_to_run(&args, &lab, &popsel, &catalog, sim.as_ref());
 
+    wait_for_signal()?;
+
+    if let Some(path) = &args.write_stats {
+        write_stats(path, &lab)?;
+    }
+    drop(sim);
+    if temporary {
+        let _ = std::fs::remove_file(&catalog);
+    }
+    drop(lab);
+    eprintln!("lab: stopped, namespace {ns} deleted");
+    Ok(())
+}
+
+/// The world as JSON, with where the lab serves it, for scripts (`--write-world`).
+fn write_world(
+    path: &Path,
+    lab: &Lab,
+    catalog: &Path,
+    sim: Option<&lab::SimProcess>,
+) -> Result<(), String> {
+    let mut doc = lab.world().describe(false);
+    doc["netns"] = json!(lab.netns());
+    doc["nameserver"] = json!(lab.nameserver().to_string());
+    doc["catalog"] = json!(catalog.display().to_string());
+    doc["sim_url"] = json!(sim.map(|s| s.url.clone()));
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// What the lab holds and the commands that run popsel in it.
+fn print_how_to_run(
+    args: &Args,
+    lab: &Lab,
+    popsel: &Path,
+    catalog: &Path,
+    sim: Option<&lab::SimProcess>,
+) {
+    let world = lab.world();
+    let ns = lab.netns();
     let site = format!("{},{}", args.site.latitude, args.site.longitude);
     let targets = world.targets(true);
     let answering = targets
@@ -145,7 +179,7 @@ fn run(args: Args) -> Result<(), String> {
         catalog.display(),
         lab.nameserver()
     );
-    if let Some(sim) = &sim {
+    if let Some(sim) = sim {
         println!(
             "  API:  POPSEL_API_URL={} POPSEL_API_TOKEN={} ip netns exec {ns} {} rank --site {site} --nameserver {}",
             sim.url,
@@ -155,33 +189,25 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     println!("  Ctrl-C stops the lab and deletes the namespace");
+}
 
-    wait_for_signal()?;
-
-    if let Some(path) = &args.write_stats {
-        let stats = lab.stats();
-        let mut per: Vec<_> = stats.snapshot().into_iter().collect();
-        per.sort_by_key(|(ip, _)| *ip);
-        let (mean, max) = stats.lateness();
-        let doc = json!({
-            "late_us_mean": mean.as_micros() as u64,
-            "late_us_max": max.as_micros() as u64,
-            "replies_sent": stats.sent.load(std::sync::atomic::Ordering::Relaxed),
-            "send_errors": stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
-            "addresses": per.iter().map(|(ip, s)| json!({
-                "ip": ip.to_string(), "requests": s.requests, "replies": s.replies,
-            })).collect::<Vec<_>>(),
-        });
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    drop(sim);
-    if temporary {
-        let _ = std::fs::remove_file(&catalog);
-    }
-    drop(lab);
-    eprintln!("lab: stopped, namespace {ns} deleted");
-    Ok(())
+/// What the responder did, per address (`--write-stats`).
+fn write_stats(path: &Path, lab: &Lab) -> Result<(), String> {
+    let stats = lab.stats();
+    let mut per: Vec<_> = stats.snapshot().into_iter().collect();
+    per.sort_by_key(|(ip, _)| *ip);
+    let (mean, max) = stats.lateness();
+    let doc = json!({
+        "late_us_mean": mean.as_micros() as u64,
+        "late_us_max": max.as_micros() as u64,
+        "replies_sent": stats.sent.load(std::sync::atomic::Ordering::Relaxed),
+        "send_errors": stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
+        "addresses": per.iter().map(|(ip, s)| json!({
+            "ip": ip.to_string(), "requests": s.requests, "replies": s.replies,
+        })).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.

@@ -14,16 +14,16 @@ mod log;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::atmos::{Client, RetryPolicy};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::{Generation, Mode, Pipeline, measure};
+use crate::pipeline::{self, Generation, JOBS, Mode, Pipeline};
 use crate::rank::Rankings;
-use crate::schedule::{LOOPS, Stage};
+use crate::schedule::Stage;
 use crate::select::Selection;
 
 pub use http::serve_metrics;
@@ -67,11 +67,7 @@ impl Agent {
         let metrics = Arc::new(Metrics::new());
         let report = Box::new(LogReport);
         let client = make_client(&config, &metrics)?;
-        let prober = if no_probe || !config.locations.iter().any(|l| l.local) {
-            None
-        } else {
-            measure::prober(&*report)
-        };
+        let prober = pipeline::prober(&config.locations, no_probe, &*report);
         let generation = Generation::new(config, client, true, &*report)?;
         let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
         Ok(Arc::new(Agent {
@@ -107,34 +103,17 @@ impl Agent {
         Ok(())
     }
 
-    /// Runs one stage, counting it.
-    pub async fn run_stage(&self, stage: Stage) -> bool {
-        let ok = match self.pipeline.run_stage(stage).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(stage = stage.as_str(), "stage failed: {e}");
-                false
-            }
-        };
-        self.metrics.stage_ran(stage, ok, SystemTime::now());
-        ok
-    }
-
-    /// One cycle of every stage, in order. Returns whether all succeeded.
+    /// Every stage once, in order. Returns whether all succeeded.
     pub async fn cycle(&self) -> bool {
-        let mut ok = true;
-        for stage in Stage::ALL {
-            ok &= self.run_stage(stage).await;
-        }
-        ok
+        self.pipeline.cycle().await
     }
 }
 
-/// A loop of stages: the first run after `first`, then every interval of its first stage
-/// (read afresh from the generation in use each time, so a reload applies), until shutdown.
+/// A job's loop: the first run after `first`, then every interval of its first stage (read
+/// afresh from the generation in use each time, so a reload applies), until shutdown.
 async fn every(
     agent: Arc<Agent>,
-    stages: &'static [Stage],
+    job: &'static [Stage],
     first: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -143,10 +122,8 @@ async fn every(
         _ = shutdown.changed() => return,
     }
     loop {
-        for &stage in stages {
-            agent.run_stage(stage).await;
-        }
-        let interval = agent.generation().config.schedule.interval(stages[0]);
+        agent.pipeline.run_job(job).await;
+        let interval = agent.generation().config.schedule.interval(job[0]);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
@@ -170,14 +147,14 @@ pub async fn run(
     tokio::pin!(reload);
     // The catalogue comes first: the other stages need it.
     tokio::select! {
-        _ = agent.run_stage(Stage::Catalog) => {}
+        _ = agent.pipeline.run_job(&[Stage::Catalog]) => {}
         _ = &mut shutdown => return Ok(true),
     }
     let mut tasks = tokio::task::JoinSet::new();
     let schedule = agent.generation().config.schedule;
-    for stages in LOOPS {
-        let first = schedule.first_delay(stages[0], fastrand::f64());
-        tasks.spawn(every(agent.clone(), stages, first, stop_rx.clone()));
+    for job in JOBS {
+        let first = schedule.first_delay(job[0], fastrand::f64());
+        tasks.spawn(every(agent.clone(), job, first, stop_rx.clone()));
     }
     tokio::select! {
         _ = &mut shutdown => {}

@@ -27,8 +27,13 @@ const PURE: &[&str] = &[
     "timestamp",
 ];
 
-/// What a pure core must not use: I/O, and the async runtime that drives it.
+/// What a pure core must not use: I/O, the async runtime that drives it, and the clock,
+/// randomness and environment it is given instead.
 const IO_CRATES: &[&str] = &[
+    "SystemTime::now",
+    "Instant::now",
+    "fastrand::",
+    "std::env",
     "tokio::",
     "reqwest::",
     "surge_ping::",
@@ -71,11 +76,12 @@ fn modules() -> BTreeMap<String, String> {
     out
 }
 
-/// The crate paths a file refers to (`crate::a::b::C` and `super::x`), as module paths.
+/// The crate paths a file refers to (`crate::a::b::C`, `super::x`, and each path of a group
+/// such as `crate::a::{b, c::D}`), as paths from the crate root.
 fn references(module: &str, text: &str) -> BTreeSet<String> {
     let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
     let mut out = BTreeSet::new();
-    for (prefix, base) in [("crate::", String::new()), ("super::", parent.to_owned())] {
+    for (prefix, base) in [("crate::", ""), ("super::", parent)] {
         let mut rest = text;
         while let Some(i) = rest.find(prefix) {
             let before = rest[..i].chars().last();
@@ -83,18 +89,81 @@ fn references(module: &str, text: &str) -> BTreeSet<String> {
             let end = tail
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
                 .unwrap_or(tail.len());
-            let path = tail[..end].trim_end_matches(':');
-            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && !path.is_empty() {
-                out.insert(if base.is_empty() {
-                    path.to_owned()
-                } else {
-                    format!("{base}::{path}")
-                });
-            }
+            let path = join(base, tail[..end].trim_end_matches(':'));
             rest = &tail[end..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let segments = &tail[..end];
+            if (segments.is_empty() || segments.ends_with("::")) && rest.starts_with('{') {
+                let group = braced(rest);
+                expand(&path, group, &mut out);
+                rest = &rest[group.len()..];
+            } else if !path.is_empty() {
+                out.insert(path);
+            }
         }
     }
     out
+}
+
+fn join(base: &str, path: &str) -> String {
+    match (base.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => base.to_owned(),
+        (false, false) => format!("{base}::{path}"),
+    }
+}
+
+/// `{…}` at the start of `text`, braces included.
+fn braced(text: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[..=i];
+                }
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+/// The paths of a use group `{a, b::C, d::{e}}` under `prefix`.
+fn expand(prefix: &str, group: &str, out: &mut BTreeSet<String>) {
+    let inner = group.trim_start_matches('{').trim_end_matches('}');
+    let mut depth = 0;
+    let mut start = 0;
+    let mut items = Vec::new();
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        match item.split_once('{') {
+            Some((head, _)) => {
+                let nested = &item[head.len()..];
+                expand(&join(prefix, head.trim_end_matches("::")), nested, out);
+            }
+            None => {
+                let name = item.split(" as ").next().unwrap_or(item).trim();
+                let name = if name == "self" { "" } else { name };
+                out.insert(join(prefix, name));
+            }
+        }
+    }
 }
 
 /// The module a path names: its longest prefix that is a module of the crate.
@@ -200,4 +269,12 @@ fn stages_are_sequenced_by_the_pipeline_alone() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn references_read_groups_renames_and_super() {
+    let text =
+        "use crate::{a::B, c::{d, e::F as G}, self};\nuse super::h::I;\nlet x = crate::j::k();";
+    let got: Vec<String> = references("m::n", text).into_iter().collect();
+    assert_eq!(got, ["", "a::B", "c::d", "c::e::F", "j::k", "m::h::I"]);
 }

@@ -13,25 +13,25 @@ mod api;
 mod build;
 mod catalog;
 mod family;
+#[cfg(test)]
+mod fixtures;
 mod probe;
 mod selection;
 mod stages;
 mod status;
-#[cfg(test)]
-mod testing;
 
 use std::time::{Duration, SystemTime};
 
 use prometheus::core::Collector;
 use prometheus::{Encoder, Registry, TextEncoder};
 
-pub use self::api::ApiCollector;
-pub use self::build::BuildCollector;
-pub use self::catalog::CatalogCollector;
-pub use self::probe::ProbeCollector;
-pub use self::selection::SelectionCollector;
-pub use self::stages::StageCollector;
-pub use self::status::StatusCollector;
+use self::api::ApiCollector;
+use self::build::BuildCollector;
+use self::catalog::CatalogCollector;
+use self::probe::ProbeCollector;
+use self::selection::SelectionCollector;
+use self::stages::StageCollector;
+use self::status::StatusCollector;
 use crate::atmos::ApiObserver;
 use crate::catalog::Catalog;
 use crate::rank::Ranking;

@@ -1,6 +1,6 @@
 use std::collections::BTreeSet;
 
-use super::testing::{chosen, described, survey, typed_families};
+use super::fixtures::{chosen, described, survey, typed_families};
 use super::*;
 use crate::atmos::{ConnectorState, TunnelState};
 use crate::location::Site;
@@ -102,4 +102,39 @@ fn every_collector_declares_the_families_it_describes() {
     assert_eq!(build[..1], BuildCollector::FAMILIES);
     #[cfg(target_os = "linux")]
     assert_eq!(build[1..], BuildCollector::PROCESS_FAMILIES);
+}
+
+/// The names are an interface (alert rules, dashboards, the README): a rename must fail here,
+/// not only change the list it is read from.
+#[test]
+fn the_exported_names_are_the_documented_ones() {
+    assert_eq!(
+        FAMILIES,
+        [
+            "popsel_pop_rtt_seconds",
+            "popsel_pop_loss_ratio",
+            "popsel_pop_up",
+            "popsel_probe_requests_total",
+            "popsel_probe_responses_total",
+            "popsel_probe_rtt_seconds",
+            "popsel_pop_distance_meters",
+            "popsel_pop_rank",
+            "popsel_pop_score",
+            "popsel_selected_pop_info",
+            "popsel_selection_changes_total",
+            "popsel_tunnel_status",
+            "popsel_tunnel_up",
+            "popsel_connector_status",
+            "popsel_api_up",
+            "popsel_api_requests_total",
+            "popsel_api_request_duration_seconds",
+            "popsel_catalog_pops",
+            "popsel_catalog_skipped_entries",
+            "popsel_catalog_last_update_timestamp_seconds",
+            "popsel_stage_runs_total",
+            "popsel_stage_failures_total",
+            "popsel_stage_last_success_timestamp_seconds",
+            "popsel_build_info",
+        ]
+    );
 }

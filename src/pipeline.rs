@@ -11,20 +11,21 @@
 //! here they are run in order against one [`Generation`] (config, client, state dir, resolver)
 //! and leave their results on a board for the next. The commands differ only in which stages they run and how often:
 //!
-//! - `popsel rank`: [`measure::rank_once`]: catalogue → resolve → probe → rank, one site.
+//! - `popsel rank`: [`rank_once`]: catalogue → resolve → probe → rank, one site.
 //! - `popsel plan`: [`Pipeline::plan`]: catalogue → … → select, and the reconcile plan.
 //! - `popsel apply`: [`Pipeline::apply`] after `plan`: reconcile → hand-off.
-//! - `popsel run`: [`Pipeline::run_stage`], each stage of [`Stage`] on its own interval
-//!   (`agent`); `--once` runs each once, in order.
+//! - `popsel run`: [`Pipeline::run_job`] for each of the [`JOBS`], each on its own interval
+//!   (`agent`, `schedule`); `--once` is [`Pipeline::cycle`]: every stage once, in order.
 
-pub mod error;
-pub mod fetch;
-pub mod generation;
-pub mod measure;
-pub mod notice;
+mod error;
+mod fetch;
+mod generation;
+mod measure;
+mod notice;
 mod stages;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
 
 use crate::edge::HandOff;
 use crate::metrics::Metrics;
@@ -37,9 +38,19 @@ use crate::state::StateError;
 use crate::survey::Survey;
 
 pub use error::{StageError, TunnelFailure};
-pub use fetch::CatalogInUse;
+pub use fetch::{CatalogFileError, CatalogInUse, catalog_file};
 pub use generation::Generation;
+pub use measure::{NothingToRank, RankRequest, prober, rank_once};
 pub use notice::{Notice, Report};
+
+/// The agent's jobs: the stages run together, in this order, each job on the interval of its
+/// first stage. Flattened, they are one full cycle (`Stage::ALL`).
+pub const JOBS: [&[Stage]; 4] = [
+    &[Stage::Catalog],
+    &[Stage::Probe, Stage::Select],
+    &[Stage::Reconcile],
+    &[Stage::Status],
+];
 
 /// `selection.json` in the state dir: the selection and its evidence, the hand-off to the
 /// router and the anti-flap memory.
@@ -65,9 +76,11 @@ pub struct Decision {
 /// What reconcile would do, before any write.
 pub struct TunnelPlan {
     pub plan: Plan,
-    /// The managed tunnels, less those gone from the API (saved when the plan is carried out).
+    /// The managed tunnels, less those gone from the API.
     managed: ManagedTunnels,
-    forgotten: bool,
+    /// Whether `managed` is saved before the plan is carried out: when some were forgotten,
+    /// and always for `apply`.
+    save_first: bool,
     fingerprints: Fingerprinter,
 }
 
@@ -97,10 +110,8 @@ pub struct Pipeline {
     /// Kept for the life of the process, so that probe sequence numbers keep moving forward.
     prober: Option<Prober>,
     board: Mutex<Board>,
-    /// The export stage's metrics (the agent's); one-shot commands have none.
-    metrics: Option<Arc<Metrics>>,
+    mode: Mode,
     report: Box<dyn Report>,
-    cache_catalog: bool,
 }
 
 /// A poisoned lock only means a panic elsewhere mid-update; the data is still the last good.
@@ -120,10 +131,6 @@ impl Pipeline {
             .state
             .read_json(SELECTION_FILE)?
             .unwrap_or_default();
-        let (metrics, cache_catalog) = match mode {
-            Mode::OneShot => (None, false),
-            Mode::Agent(metrics) => (Some(metrics), true),
-        };
         Ok(Pipeline {
             generation: RwLock::new(Arc::new(generation)),
             prober,
@@ -131,9 +138,8 @@ impl Pipeline {
                 selection,
                 ..Board::default()
             }),
-            metrics,
+            mode,
             report,
-            cache_catalog,
         })
     }
 
@@ -168,14 +174,46 @@ impl Pipeline {
         lock(&self.board).rankings.clone()
     }
 
+    /// The export stage: results go to the agent's metrics; one-shot commands have none.
     fn export(&self, f: impl FnOnce(&Metrics)) {
-        if let Some(m) = &self.metrics {
-            f(m);
+        if let Mode::Agent(metrics) = &self.mode {
+            f(metrics);
         }
     }
 
+    /// The agent caches the last good catalogue and falls back on it; one-shot commands do not.
+    fn caches_catalog(&self) -> bool {
+        matches!(self.mode, Mode::Agent(_))
+    }
+
+    /// One of the agent's jobs: its stages in order, each counted and any failure reported.
+    /// Returns whether all succeeded.
+    pub async fn run_job(&self, job: &[Stage]) -> bool {
+        let mut ok = true;
+        for &stage in job {
+            let result = self.run_stage(stage).await;
+            let succeeded = result.is_ok();
+            self.export(|m| m.stage_ran(stage, succeeded, SystemTime::now()));
+            if let Err(error) = result {
+                self.report.notice(Notice::StageFailed { stage, error });
+            }
+            ok &= succeeded;
+        }
+        ok
+    }
+
+    /// Every stage once, in order (`popsel run --once`, the demo). Returns whether all
+    /// succeeded.
+    pub async fn cycle(&self) -> bool {
+        let mut ok = true;
+        for job in JOBS {
+            ok &= self.run_job(job).await;
+        }
+        ok
+    }
+
     /// One of the agent's stages, against one generation from start to end.
-    pub async fn run_stage(&self, stage: Stage) -> Result<(), StageError> {
+    async fn run_stage(&self, stage: Stage) -> Result<(), StageError> {
         let generation = self.generation();
         let generation = &*generation;
         match stage {
@@ -211,7 +249,8 @@ impl Pipeline {
         self.catalog(generation).await?;
         self.measure(generation).await?;
         let decision = self.decide(generation)?;
-        let tunnels = self.plan_tunnels(generation, prune).await?;
+        let mut tunnels = self.plan_tunnels(generation, prune).await?;
+        tunnels.save_first = true;
         Ok(Planned { decision, tunnels })
     }
 
@@ -224,3 +263,7 @@ impl Pipeline {
         Ok(Applied { report, hand_off })
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -12,7 +12,7 @@ pub mod managed;
 pub mod plan;
 mod render;
 
-pub use apply::{ApplyError, ApplyReport, Outcome};
+pub use apply::{ApplyError, ApplyReport, Outcome, Written};
 pub use managed::{Fingerprinter, ManagedTunnel, ManagedTunnels};
 pub use plan::{Action, FieldChange, Plan, PskReason};
 pub use render::{plan_json, plan_text};

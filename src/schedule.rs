@@ -1,5 +1,6 @@
 //! When the agent runs each stage: the stages it schedules (the `stage` label of the stage
-//! metrics) and their intervals. Pure: randomness is passed in.
+//! metrics) and their intervals. Which stages run together, and in which order, is the
+//! pipeline's (`pipeline::JOBS`). Pure: randomness is passed in.
 
 use std::time::Duration;
 
@@ -55,16 +56,8 @@ impl Default for Schedule {
     }
 }
 
-/// The agent's loops: the stages each runs, in order, every time.
-pub const LOOPS: [&[Stage]; 4] = [
-    &[Stage::Catalog],
-    &[Stage::Probe, Stage::Select],
-    &[Stage::Reconcile],
-    &[Stage::Status],
-];
-
 impl Schedule {
-    /// The interval of the loop that starts with `stage`.
+    /// The interval of the job that starts with `stage` (`pipeline::JOBS`).
     pub fn interval(&self, stage: Stage) -> Duration {
         match stage {
             Stage::Catalog => self.catalog_interval,
@@ -74,7 +67,7 @@ impl Schedule {
         }
     }
 
-    /// The wait before the first run of the loop that starts with `stage`, `jitter` in
+    /// The wait before the first run of the job that starts with `stage`, `jitter` in
     /// `[0, 1)`. Up to a tenth of the interval (at most 30 s) so that a fleet spreads out; the
     /// catalogue has just been fetched at start-up, so its loop waits a whole interval.
     pub fn first_delay(&self, stage: Stage, jitter: f64) -> Duration {

@@ -1,12 +1,6 @@
 use super::*;
 
 #[test]
-fn every_stage_runs_in_exactly_one_loop_in_cycle_order() {
-    let flat: Vec<Stage> = LOOPS.iter().flat_map(|l| l.iter().copied()).collect();
-    assert_eq!(flat, Stage::ALL);
-}
-
-#[test]
 fn first_runs_wait_a_jittered_tenth_of_the_interval_at_most_30s() {
     let s = Schedule::default();
     assert_eq!(s.first_delay(Stage::Probe, 0.0), Duration::ZERO);

@@ -1,7 +1,7 @@
 //! Status stage: what Atmos says of the configured tunnels and of the watched connectors. The
 //! export stage turns it into state-set metrics; a status that cannot be read is `Unknown`.
 
-use crate::atmos::{ApiError, Client, ConnectorState, TunnelState};
+use crate::atmos::{ApiError, Client, Connector, ConnectorState, Tunnel, TunnelState};
 use crate::location::{Location, tunnels};
 use crate::reconcile::ManagedTunnels;
 
@@ -48,7 +48,7 @@ pub async fn poll(
     for (loc, t) in tunnels(locations) {
         let state = match managed.id_of(&t.name) {
             None => TunnelState::Unknown,
-            Some(id) => match client.tunnel_status(id).await {
+            Some(id) => match client.status::<Tunnel>(id).await {
                 Ok(s) => s.status,
                 Err(e) => {
                     out.failures.push(e);
@@ -76,18 +76,18 @@ async fn connectors(
     watch: &[String],
 ) -> Result<Vec<ConnectorStatusRow>, ApiError> {
     let connectors = if watch.is_empty() {
-        client.list_connectors().await?
+        client.list::<Connector>().await?
     } else {
         let mut out = Vec::new();
         for id in watch {
-            out.push(client.get_connector(id).await?);
+            out.push(client.get::<Connector>(id).await?);
         }
         out
     };
     let mut rows = Vec::new();
     for c in connectors {
         let state = client
-            .connector_status(&c.id)
+            .status::<Connector>(&c.id)
             .await
             .map(|s| s.status)
             .unwrap_or(ConnectorState::Unknown);

@@ -28,8 +28,12 @@ impl Report for LogReport {
                 reason = %c.reason,
                 "selection changed"
             ),
-            Notice::TunnelReconciled { action, outcome } => {
-                tracing::info!(?action, outcome = %outcome, "tunnel reconciled")
+            Notice::TunnelReconciled { action, done } => {
+                tracing::info!(?action, ?done, "tunnel reconciled")
+            }
+            Notice::NoIcmp(e) => tracing::warn!("{e}; ranking by distance"),
+            Notice::StageFailed { stage, error } => {
+                tracing::warn!(stage = stage.as_str(), "stage failed: {error}")
             }
             other if other.is_warning() => tracing::warn!("{other}"),
             other => tracing::info!("{other}"),

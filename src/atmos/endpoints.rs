@@ -10,8 +10,8 @@ use super::client::{Call, Client, Create, Delete, Target};
 use super::error::ApiError;
 use super::resource::{IPSEC_POPS, Resource};
 use super::types::{
-    Connector, ConnectorSpec, ConnectorStatus, ConnectorUpdate, InstallCommand, Page, PopDocument,
-    ResourceStatus, Tunnel, TunnelSpec, TunnelStatus, TunnelUpdate,
+    Connector, ConnectorSpec, ConnectorUpdate, InstallCommand, Page, PopDocument, ResourceStatus,
+    Tunnel, TunnelSpec, TunnelUpdate,
 };
 
 /// Paging stops here even if the server keeps announcing more pages.
@@ -144,23 +144,11 @@ impl Client {
         .await
     }
 
-    pub async fn list_tunnels(&self) -> Result<Vec<Tunnel>, ApiError> {
-        self.list().await
-    }
-
     /// Updates a tunnel: the document makes this a `PUT`.
     pub async fn update_tunnel(&self, id: &str, update: &TunnelUpdate) -> Result<(), ApiError> {
         let secrets = update.psk.iter().collect();
         self.update::<Tunnel>(id, Method::PUT, json(update), secrets)
             .await
-    }
-
-    pub async fn delete_tunnel(&self, id: &str) -> Result<(), ApiError> {
-        self.delete::<Tunnel>(id).await
-    }
-
-    pub async fn tunnel_status(&self, id: &str) -> Result<TunnelStatus, ApiError> {
-        self.status::<Tunnel>(id).await
     }
 
     // ---- connectors ----
@@ -179,14 +167,6 @@ impl Client {
             .await
     }
 
-    pub async fn get_connector(&self, id: &str) -> Result<Connector, ApiError> {
-        self.get(id).await
-    }
-
-    pub async fn list_connectors(&self) -> Result<Vec<Connector>, ApiError> {
-        self.list().await
-    }
-
     /// Updates a connector: the document makes this a `POST` to the connector's URL. Repeating
     /// it is harmless (it sets fields), so it is retried like a `PUT`.
     pub async fn update_connector(
@@ -196,10 +176,6 @@ impl Client {
     ) -> Result<(), ApiError> {
         self.update::<Connector>(id, Method::POST, json(update), Vec::new())
             .await
-    }
-
-    pub async fn connector_status(&self, id: &str) -> Result<ConnectorStatus, ApiError> {
-        self.status::<Connector>(id).await
     }
 
     /// A new installation command for a connector. Each call invalidates the previous command,

@@ -265,6 +265,7 @@ pub async fn tunnels(
                 );
             }
             client.update_tunnel(&id, &update).await?;
+            // The API answers an update with no body to trust: show the tunnel as it now is.
             Common::Get(id)
         }
     };
@@ -315,6 +316,7 @@ pub async fn connectors(
                 bail!("nothing to update: give at least one of --name, --enabled or --zone-id");
             }
             client.update_connector(&id, &update).await?;
+            // As for tunnels: show the connector as it now is.
             Common::Get(id)
         }
         ConnectorCommand::Regenerate { id } => {

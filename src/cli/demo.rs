@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::rank_output::{self, Counts};
 use super::{Table, provision, shutdown_signal};
 use crate::agent::{self, Agent};
-use crate::atmos::{Client, ClientConfig, Observer};
+use crate::atmos::{Client, ClientConfig, Observer, Tunnel};
 use crate::config::Config;
 use crate::sim::{Sim, SimOptions};
 
@@ -96,11 +96,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", provision::selection_text(&config, &agent.selection()));
     let mut table = Table::new(&["LOCATION", "TUNNEL", "ID", "AUTHENTICATION ID", "STATUS"]);
-    let provisioned = sim.with_store(|s| s.tunnels());
+    let provisioned = sim.with_store(|s| s.list::<Tunnel>());
     for (loc, t) in config.tunnels() {
         let found = provisioned.iter().find(|p| p.name == t.name);
         let status = found
-            .and_then(|p| sim.with_store(|s| s.tunnel_status(&p.id).ok()))
+            .and_then(|p| sim.with_store(|s| s.status::<Tunnel>(&p.id).ok()))
             .map_or("-".to_owned(), |s| s.to_string());
         table.row(vec![
             loc.name.clone(),

@@ -13,7 +13,7 @@ use clap::Args;
 use super::{ApiArgs, Output, StderrReport, Table, client_from_config, print_json};
 use crate::config::Config;
 use crate::location::Role;
-use crate::pipeline::{Generation, Mode, Pipeline, Planned, measure};
+use crate::pipeline::{self, Generation, Mode, Pipeline, Planned};
 use crate::reconcile;
 use crate::select::{Change, Selection};
 
@@ -50,12 +50,7 @@ fn pipeline(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<(Config, Pipeline)
     let config = Config::load(path)?;
     let client = client_from_config(api, &config, Default::default(), Default::default())?;
     let report = Box::new(StderrReport::new(false));
-    let any_local = config.locations.iter().any(|l| l.local);
-    let prober = if args.no_probe || !any_local {
-        None
-    } else {
-        measure::prober(&*report)
-    };
+    let prober = pipeline::prober(&config.locations, args.no_probe, &*report);
     let generation = Generation::new(config.clone(), client, !args.no_dns, &*report)?;
     let pipeline = Pipeline::new(generation, prober, Mode::OneShot, report)?;
     Ok((config, pipeline))

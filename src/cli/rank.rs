@@ -14,8 +14,7 @@ use clap::{Args, ValueEnum};
 use super::{ApiArgs, StderrReport, client, rank_output};
 use crate::catalog::{Catalog, Filter};
 use crate::location::Site;
-use crate::pipeline::fetch::catalog_file;
-use crate::pipeline::measure::{RankRequest, rank_once};
+use crate::pipeline::{RankRequest, catalog_file, rank_once};
 use crate::probe::ProbeSettings;
 use crate::resolve::dns::DnsSettings;
 

@@ -1,40 +1,38 @@
 //! A location and its selection, shared by the edge stage's unit tests.
 
+use std::path::Path;
 use std::time::SystemTime;
 
-use secrecy::SecretString;
-
 use crate::catalog::PopId;
-use crate::location::{Location, Role, Site, TunnelConfig};
+use crate::config::Config;
+use crate::fixtures::{CHICAGO, CHICAGO_2, SiteToml};
+pub use crate::fixtures::{CHICAGO_1, CHICAGO_AUTH_1};
+use crate::location::{Location, Role};
 use crate::select::{Change, Choice, LocationSelection, RoleState};
 use crate::timestamp::rfc3339;
 
 pub const PSK: &str = "s3cret\"quote\\psk";
+pub const OTHER_PSK: &str = "other-psk-123";
 
+/// The demo site's Chicago, its secondary authenticated by an IP address, under a name with a
+/// space (which swanctl section names must not have). The primary's PSK is [`PSK`], full of
+/// characters that would need quoting.
 pub fn location() -> Location {
-    Location {
-        name: "chicago hq".into(),
-        location_id: "loc-1".into(),
-        site: Site {
-            latitude: 41.88,
-            longitude: -87.63,
-        },
-        local: true,
-        tunnels: vec![
-            TunnelConfig {
-                name: "Chicago IPSec1".into(),
-                role: Role::Primary,
-                authentication_id: "chi-1@branch.example".into(),
-                psk: SecretString::from(PSK.to_owned()),
-            },
-            TunnelConfig {
-                name: "Chicago IPSec2".into(),
-                role: Role::Secondary,
-                authentication_id: "203.0.113.7".into(),
-                psk: SecretString::from("other-psk-123".to_owned()),
-            },
-        ],
-    }
+    let site = SiteToml::demo()
+        .only(CHICAGO)
+        .set(CHICAGO_2, "authentication_id", "203.0.113.7")
+        .psk_env(CHICAGO_1, "PSK_1")
+        .psk_env(CHICAGO_2, "PSK_2");
+    let env = |var: &str| match var {
+        "PSK_1" => Some(PSK.to_owned()),
+        "PSK_2" => Some(OTHER_PSK.to_owned()),
+        _ => None,
+    };
+    let config = Config::parse_with(&site.render(), "edge", Path::new("/"), &env)
+        .expect("the demo site is a valid config");
+    let mut chicago = config.locations[0].clone();
+    chicago.name = "chicago hq".into();
+    chicago
 }
 
 pub fn choice(city: &str, fqdn: &str) -> Choice {

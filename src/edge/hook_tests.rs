@@ -27,6 +27,9 @@ async fn on_change_gets_the_change_in_its_environment_without_a_shell() {
         "passed as data, not run"
     );
     assert!(env.contains("POPSEL_NEW_IP=198.18.0.1"));
+    // The one PoP label, as the metrics' `pop` label has it.
+    assert!(env.contains("POPSEL_OLD_POP=US/Chicago/AWS"), "{env}");
+    assert!(env.contains("POPSEL_NEW_POP=US/Dallas/AWS"), "{env}");
 }
 
 #[tokio::test]

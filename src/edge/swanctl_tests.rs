@@ -9,7 +9,7 @@ fn connections_point_each_role_at_its_pop_and_carry_no_psk() {
     assert!(c.contains("popsel-chicago_hq-primary {"), "{c}");
     assert!(c.contains("remote_addrs = \"ipsec-chi-1.pops.popsel.test\""));
     assert!(c.contains("remote_addrs = \"ipsec-tor-1.pops.popsel.test\""));
-    assert!(c.contains("id = \"chi-1@branch.example\""));
+    assert!(c.contains(&format!("id = \"{CHICAGO_AUTH_1}\"")));
     assert!(c.contains("version = 2") && c.contains("auth = psk"));
     assert!(!c.contains("s3cret") && !c.contains("other-psk"));
 }

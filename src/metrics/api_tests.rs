@@ -1,5 +1,5 @@
 use super::*;
-use crate::metrics::testing::{exposition, sample};
+use crate::metrics::fixtures::{exposition, sample};
 
 #[test]
 fn api_calls_are_counted_with_bounded_labels() {

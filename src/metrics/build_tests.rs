@@ -1,5 +1,5 @@
 use super::*;
-use crate::metrics::testing::{exposition, sample};
+use crate::metrics::fixtures::{exposition, sample};
 
 #[test]
 fn build_info_is_always_there() {

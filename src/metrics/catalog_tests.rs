@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::catalog::Skipped;
-use crate::metrics::testing::{exposition, pop, sample};
+use crate::metrics::fixtures::{exposition, pop, sample};
 
 #[test]
 fn the_catalogue_in_use_is_counted_with_its_fetch_time() {

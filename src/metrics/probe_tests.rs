@@ -1,5 +1,5 @@
 use super::*;
-use crate::metrics::testing::{exposition, sample, survey};
+use crate::metrics::fixtures::{exposition, sample, survey};
 
 #[test]
 fn probe_rounds_export_endpoint_series_and_drop_departed_pops() {

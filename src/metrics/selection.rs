@@ -95,7 +95,7 @@ impl SelectionCollector {
     pub fn observe_selection(&self, selection: &Selection, changes: &[Change]) {
         self.selected.reset();
         for (location, s) in &selection.locations {
-            for role in [Role::Primary, Role::Secondary] {
+            for role in Role::ALL {
                 if let Some(c) = &s.role(role).choice {
                     let pop = c.pop.to_string();
                     let ip = c.ip.to_string();

@@ -1,6 +1,6 @@
 use super::*;
 use crate::location::Site;
-use crate::metrics::testing::{chosen, exposition, sample, survey};
+use crate::metrics::fixtures::{chosen, exposition, sample, survey};
 use crate::rank::rank;
 
 fn pop_labels<'a>(location: &'a str, pop: &'a str) -> [(&'a str, &'a str); 2] {

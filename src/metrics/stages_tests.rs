@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::metrics::testing::{exposition, sample};
+use crate::metrics::fixtures::{exposition, sample};
 
 #[test]
 fn stages_are_always_there() {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::metrics::testing::{exposition, sample};
+use crate::metrics::fixtures::{exposition, sample};
 
 #[test]
 fn state_sets_emit_every_state() {

@@ -28,7 +28,7 @@ pub struct CatalogInUse {
     pub fetched: SystemTime,
 }
 
-pub fn write_cache(
+pub(super) fn write_cache(
     state: &StateDir,
     document: PopDocument,
     fetched: SystemTime,
@@ -41,7 +41,7 @@ pub fn write_cache(
 }
 
 /// The cached catalogue, if there is a readable one.
-pub fn read_cache(state: &StateDir) -> Option<CatalogInUse> {
+pub(super) fn read_cache(state: &StateDir) -> Option<CatalogInUse> {
     let cached = state.read_json::<CachedCatalog>(CATALOG_FILE).ok()??;
     Some(CatalogInUse {
         catalog: Catalog::from_document(&cached.document),

@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::resolve::dns::DnsResolver;
 use crate::state::{StateDir, StateError};
 
-use super::notice::{Notice, Report};
+use super::measure::resolver;
+use super::notice::Report;
 
 pub struct Generation {
     pub config: Config,
@@ -28,13 +29,7 @@ impl Generation {
         report: &dyn Report,
     ) -> Result<Generation, StateError> {
         let state = StateDir::open(&config.state_dir)?;
-        let dns = if dns {
-            DnsResolver::new(config.dns.clone())
-                .map_err(|e| report.notice(Notice::NoDns(e)))
-                .ok()
-        } else {
-            None
-        };
+        let dns = dns.then(|| resolver(config.dns.clone(), report)).flatten();
         Ok(Generation {
             config,
             client,

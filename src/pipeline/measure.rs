@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::{Catalog, Filter, Pop};
-use crate::location::Site;
+use crate::location::{Location, Site};
 use crate::probe::ProbeSettings;
 use crate::probe::icmp::Prober;
 use crate::rank::{Basis, Ranking, rank};
@@ -14,16 +14,38 @@ use crate::survey::Survey;
 
 use super::notice::{Notice, Report};
 
-/// The probe engine, or `None` (said in a notice) when this host has no ICMP socket.
-pub fn prober(report: &dyn Report) -> Option<Prober> {
+/// The probe engine for `locations`: none when asked not to probe or when no location is
+/// measured from this host, and none (said in a notice) when this host has no ICMP socket.
+pub fn prober(locations: &[Location], no_probe: bool, report: &dyn Report) -> Option<Prober> {
+    if no_probe || !locations.iter().any(|l| l.local) {
+        return None;
+    }
+    icmp_prober(report)
+}
+
+fn icmp_prober(report: &dyn Report) -> Option<Prober> {
     Prober::new()
         .map_err(|e| report.notice(Notice::NoIcmp(e)))
         .ok()
 }
 
+/// The DNS resolver of `settings`, or `None` (said in a notice) when it cannot be set up.
+pub(super) fn resolver(settings: DnsSettings, report: &dyn Report) -> Option<DnsResolver> {
+    DnsResolver::new(settings)
+        .map_err(|e| report.notice(Notice::NoDns(e)))
+        .ok()
+}
+
+/// Every entry the catalogue left out, said once.
+pub(super) fn announce_skipped(catalog: &Catalog, report: &dyn Report) {
+    for s in &catalog.skipped {
+        report.notice(Notice::Skipped(s.clone()));
+    }
+}
+
 /// resolve → probe over `pops`: every FQDN looked up (when `dns` is given), every endpoint
 /// address probed (when `prober` is given).
-pub async fn survey(
+pub(super) async fn survey(
     pops: Vec<Pop>,
     dns: Option<&DnsResolver>,
     prober: Option<&Prober>,
@@ -77,21 +99,18 @@ pub async fn rank_once(
     request: &RankRequest,
     report: &dyn Report,
 ) -> Result<Ranking, NothingToRank> {
-    for s in &catalog.skipped {
-        report.notice(Notice::Skipped(s.clone()));
-    }
+    announce_skipped(&catalog, report);
     let pops = request.filter.apply(&catalog.pops);
     if pops.is_empty() {
         return Err(NothingToRank {
             usable: catalog.pops.len(),
         });
     }
-    let dns = request.dns.clone().and_then(|settings| {
-        DnsResolver::new(settings)
-            .map_err(|e| report.notice(Notice::NoDns(e)))
-            .ok()
-    });
-    let prober = request.probe.as_ref().and_then(|_| prober(report));
+    let dns = request
+        .dns
+        .clone()
+        .and_then(|settings| resolver(settings, report));
+    let prober = request.probe.as_ref().and_then(|_| icmp_prober(report));
     let settings = request.probe.clone().unwrap_or_default();
     let surveyed = survey(pops, dns.as_ref(), prober.as_ref(), &settings, report).await;
     let ranking = rank(

@@ -3,10 +3,12 @@
 
 use std::time::SystemTime;
 
+use super::StageError;
 use crate::catalog::Skipped;
 use crate::probe::icmp::IcmpUnavailable;
-use crate::reconcile::{Action, ManagedTunnel, Outcome};
+use crate::reconcile::{Action, ManagedTunnel, Written};
 use crate::resolve::dns::DnsSetupError;
+use crate::schedule::Stage;
 use crate::select::Change;
 use crate::state::StateError;
 
@@ -28,8 +30,10 @@ pub enum Notice {
     ManagedTunnelGone(ManagedTunnel),
     /// A location's choice changed and was handed off.
     SelectionChanged(Box<Change>),
+    /// A stage run failed (it runs again on its interval).
+    StageFailed { stage: Stage, error: StageError },
     /// A write to the API was carried out.
-    TunnelReconciled { action: Action, outcome: String },
+    TunnelReconciled { action: Box<Action>, done: Written },
 }
 
 impl Notice {
@@ -39,13 +43,6 @@ impl Notice {
             self,
             Notice::SelectionChanged(_) | Notice::TunnelReconciled { .. }
         )
-    }
-
-    pub fn tunnel_reconciled(action: &Action, outcome: &Outcome) -> Notice {
-        Notice::TunnelReconciled {
-            action: action.clone(),
-            outcome: format!("{outcome:?}"),
-        }
     }
 }
 
@@ -82,8 +79,11 @@ impl std::fmt::Display for Notice {
                 choice_label(&c.new),
                 c.reason
             ),
-            Notice::TunnelReconciled { action, outcome } => {
-                write!(f, "tunnel reconciled: {action:?}: {outcome}")
+            Notice::StageFailed { stage, error } => {
+                write!(f, "stage {} failed: {error}", stage.as_str())
+            }
+            Notice::TunnelReconciled { action, done } => {
+                write!(f, "tunnel {:?} reconciled: {done:?}", action.tunnel())
             }
         }
     }

@@ -8,11 +8,12 @@ use super::fetch::{self, CatalogInUse};
 use super::{
     Decision, Generation, Notice, Pipeline, SELECTION_FILE, StageError, TunnelPlan, lock, measure,
 };
+use crate::atmos::Tunnel;
 use crate::catalog::Catalog;
 use crate::edge::{self, HandOff};
 use crate::rank::rank_locations;
+use crate::reconcile::ApplyReport;
 use crate::reconcile::apply::{self, fingerprinter, load_managed, save_managed};
-use crate::reconcile::{ApplyReport, Outcome};
 use crate::select::select_all;
 use crate::status;
 
@@ -22,7 +23,7 @@ impl Pipeline {
     pub(super) async fn catalog(&self, generation: &Generation) -> Result<(), StageError> {
         let document = match generation.client.ipsec_pops().await {
             Ok(document) => document,
-            Err(e) if self.cache_catalog => {
+            Err(e) if self.caches_catalog() => {
                 self.fall_back_on_cache(generation);
                 return Err(StageError::CatalogRefresh(e));
             }
@@ -30,10 +31,8 @@ impl Pipeline {
         };
         let fetched = SystemTime::now();
         let catalog = Catalog::from_document(&document);
-        for s in &catalog.skipped {
-            self.report.notice(Notice::Skipped(s.clone()));
-        }
-        if self.cache_catalog {
+        measure::announce_skipped(&catalog, &*self.report);
+        if self.caches_catalog() {
             if let Err(e) = fetch::write_cache(&generation.state, document, fetched) {
                 self.report.notice(Notice::CacheNotWritten(e));
             }
@@ -144,7 +143,7 @@ impl Pipeline {
         generation: &Generation,
         prune: bool,
     ) -> Result<TunnelPlan, StageError> {
-        let actual = generation.client.list_tunnels().await?;
+        let actual = generation.client.list::<Tunnel>().await?;
         let mut managed = load_managed(&generation.state)?;
         let gone = managed.forget_gone(&actual);
         let forgotten = !gone.is_empty();
@@ -162,7 +161,7 @@ impl Pipeline {
         Ok(TunnelPlan {
             plan,
             managed,
-            forgotten,
+            save_first: forgotten,
             fingerprints,
         })
     }
@@ -173,7 +172,7 @@ impl Pipeline {
         generation: &Generation,
         tunnels: TunnelPlan,
     ) -> Result<ApplyReport, StageError> {
-        if tunnels.forgotten {
+        if tunnels.save_first {
             save_managed(&generation.state, &tunnels.managed)?;
         }
         let report = apply::apply(
@@ -185,9 +184,11 @@ impl Pipeline {
         )
         .await;
         for (action, outcome) in &report.results {
-            if action.is_write() && !matches!(outcome, Outcome::Failed(_)) {
-                self.report
-                    .notice(Notice::tunnel_reconciled(action, outcome));
+            if let Some(done) = outcome.written() {
+                self.report.notice(Notice::TunnelReconciled {
+                    action: Box::new(action.clone()),
+                    done,
+                });
             }
         }
         Ok(report)

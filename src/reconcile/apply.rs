@@ -9,7 +9,7 @@ use super::managed::{
     ManagedTunnels,
 };
 use super::plan::{Action, Plan};
-use crate::atmos::{ApiError, Client, TunnelSpec, TunnelUpdate};
+use crate::atmos::{ApiError, Client, Tunnel, TunnelSpec, TunnelUpdate};
 use crate::location::{Location, TunnelConfig, tunnels};
 use crate::state::{StateDir, StateError};
 use crate::timestamp::rfc3339;
@@ -35,7 +35,8 @@ pub enum ApplyError {
     Api(#[from] ApiError),
     #[error("the API write succeeded but the state was not saved: {0}")]
     NotSaved(StateError),
-    #[error("the tunnel was deleted but the state was not saved: {0}")]
+    /// The tunnel was deleted, but the state still lists it.
+    #[error(transparent)]
     NotForgotten(StateError),
     #[error("not in the config any more")]
     NotInConfig,
@@ -66,6 +67,28 @@ pub enum Outcome {
     Failed(#[serde(serialize_with = "as_text")] ApplyError),
     /// Not a write.
     Nothing,
+}
+
+impl Outcome {
+    /// The write that went through, if this is one.
+    pub fn written(&self) -> Option<Written> {
+        match self {
+            Outcome::Created { id } => Some(Written::Created { id: id.clone() }),
+            Outcome::Adopted { id } => Some(Written::Adopted { id: id.clone() }),
+            Outcome::Updated => Some(Written::Updated),
+            Outcome::Deleted => Some(Written::Deleted),
+            Outcome::Failed(_) | Outcome::Nothing => None,
+        }
+    }
+}
+
+/// A write to the API that went through: what the log and the notices report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Created { id: String },
+    Adopted { id: String },
+    Updated,
+    Deleted,
 }
 
 /// Errors go to JSON as the sentence people read.
@@ -212,7 +235,7 @@ impl Applier<'_> {
 
     /// After a 409: the tunnel there is ours to take only if name and authentication ID match.
     async fn adopt(&self, loc: &Location, want: &TunnelConfig, conflict: ApiError) -> Outcome {
-        let all = match self.client.list_tunnels().await {
+        let all = match self.client.list::<Tunnel>().await {
             Ok(all) => all,
             Err(listing) => {
                 return Outcome::Failed(ApplyError::AdoptionUnchecked { conflict, listing });
@@ -284,7 +307,7 @@ impl Applier<'_> {
     }
 
     async fn delete(&self, tunnel: &str, id: &str) -> Outcome {
-        let result = self.client.delete_tunnel(id).await;
+        let result = self.client.delete::<Tunnel>(id).await;
         self.audit("delete", tunnel, Some(id), vec![], result.as_ref().err());
         match result {
             Ok(()) => match self.forget(id) {

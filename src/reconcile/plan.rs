@@ -72,17 +72,6 @@ impl Action {
         }
     }
 
-    /// The API tunnel the action touches or keeps, if any.
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            Action::Update { id, .. }
-            | Action::Unchanged { id, .. }
-            | Action::Delete { id, .. }
-            | Action::Orphan { id, .. } => Some(id),
-            Action::Create { .. } | Action::Conflict { .. } => None,
-        }
-    }
-
     pub fn is_write(&self) -> bool {
         matches!(
             self,

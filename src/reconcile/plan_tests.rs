@@ -421,7 +421,18 @@ fn no_tunnel_is_the_target_of_two_actions() {
     let actual = vec![tunnel("t2", NAME_2, AUTH_2, LOC_ID)];
     let managed = managed(&[("t2", NAME_2, &fp(PSK_2))]);
     let plan = run(&config, &actual, &managed, false);
-    let ids: Vec<&str> = plan.actions.iter().filter_map(Action::id).collect();
+    // The API tunnel each action touches or keeps.
+    let ids: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Update { id, .. }
+            | Action::Unchanged { id, .. }
+            | Action::Delete { id, .. }
+            | Action::Orphan { id, .. } => Some(id.as_str()),
+            Action::Create { .. } | Action::Conflict { .. } => None,
+        })
+        .collect();
     let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "{plan:#?}");
 }

@@ -392,10 +392,6 @@ impl Store {
         Ok(tunnel)
     }
 
-    pub fn tunnels(&self) -> Vec<Tunnel> {
-        self.list()
-    }
-
     /// `PUT`: fields present replace the stored ones; fields left out are kept.
     pub fn update_tunnel(&mut self, id: &str, body: &Value) -> Result<Tunnel, Rejection> {
         let obj = object(body)?;
@@ -424,18 +420,6 @@ impl Store {
             stored.write_only = SecretString::from(psk);
         }
         Ok(stored.object.clone())
-    }
-
-    pub fn delete_tunnel(&mut self, id: &str) -> Result<(), Rejection> {
-        self.delete::<Tunnel>(id)
-    }
-
-    pub fn tunnel_status(&self, id: &str) -> Result<TunnelState, Rejection> {
-        self.status::<Tunnel>(id)
-    }
-
-    pub fn set_tunnel_status(&mut self, id: &str, status: TunnelState) -> Result<(), Rejection> {
-        self.set_status::<Tunnel>(id, status)
     }
 
     /// Whether the stored PSK is `psk`: lets tests check a rotation without the emulator
@@ -467,10 +451,6 @@ impl Store {
             command: Some(install_command()),
             ..connector
         })
-    }
-
-    pub fn connectors(&self) -> Vec<Connector> {
-        self.list()
     }
 
     pub fn update_connector(&mut self, id: &str, body: &Value) -> Result<Connector, Rejection> {

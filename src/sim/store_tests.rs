@@ -41,7 +41,7 @@ fn create_applies_the_documented_validation() {
         assert_eq!(e.status, 400, "{body}");
         assert!(e.message.contains(message), "{body}: {}", e.message);
     }
-    assert!(s.tunnels().is_empty());
+    assert!(s.list::<Tunnel>().is_empty());
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn duplicate_name_or_authentication_id_is_a_conflict() {
         (e.status, e.message.contains("already in use")),
         (409, true)
     );
-    assert_eq!(s.tunnels().len(), 1);
+    assert_eq!(s.list::<Tunnel>().len(), 1);
 }
 
 #[test]
@@ -95,13 +95,17 @@ fn update_keeps_what_is_left_out_and_accepts_both_psk_spellings() {
 fn delete_status_and_not_found() {
     let mut s = Store::default();
     let t = s.create_tunnel(&tunnel_body("t1", "10.0.0.1")).unwrap();
-    assert_eq!(s.tunnel_status(&t.id).unwrap(), TunnelState::Disconnected);
-    s.set_tunnel_status(&t.id, TunnelState::Connected).unwrap();
-    assert_eq!(s.tunnel_status(&t.id).unwrap(), TunnelState::Connected);
-    s.delete_tunnel(&t.id).unwrap();
-    assert_eq!(s.delete_tunnel(&t.id).unwrap_err().status, 404);
+    assert_eq!(
+        s.status::<Tunnel>(&t.id).unwrap(),
+        TunnelState::Disconnected
+    );
+    s.set_status::<Tunnel>(&t.id, TunnelState::Connected)
+        .unwrap();
+    assert_eq!(s.status::<Tunnel>(&t.id).unwrap(), TunnelState::Connected);
+    s.delete::<Tunnel>(&t.id).unwrap();
+    assert_eq!(s.delete::<Tunnel>(&t.id).unwrap_err().status, 404);
     assert_eq!(s.get::<Tunnel>(&t.id).unwrap_err().status, 404);
-    assert_eq!(s.tunnel_status(&t.id).unwrap_err().status, 404);
+    assert_eq!(s.status::<Tunnel>(&t.id).unwrap_err().status, 404);
 }
 
 #[test]
@@ -218,8 +222,8 @@ fn every_resource_lists_in_creation_order_and_names_itself_in_404s() {
         .collect();
     s.delete::<Tunnel>(&tunnels[1].id).unwrap();
     s.delete::<Connector>(&connectors[0].id).unwrap();
-    assert_eq!(s.tunnels(), [tunnels[0].clone(), tunnels[2].clone()]);
-    let names: Vec<String> = s.connectors().into_iter().map(|c| c.name).collect();
+    assert_eq!(s.list::<Tunnel>(), [tunnels[0].clone(), tunnels[2].clone()]);
+    let names: Vec<String> = s.list::<Connector>().into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["c1", "c2"]);
 
     let missing = |e: Rejection| (e.status, e.message);

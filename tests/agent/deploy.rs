@@ -96,6 +96,24 @@ fn rules_and_dashboard_use_only_exported_metrics() {
 }
 
 #[test]
+fn the_readme_documents_exactly_the_exported_metrics() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let start = readme
+        .find("### Metrics")
+        .expect("README has a Metrics section");
+    let end = start
+        + readme[start..]
+            .find("### Deployment kit")
+            .expect("and it ends");
+    let documented = metric_names(&readme[start..end]);
+    let exported: BTreeSet<String> = FAMILIES.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        documented, exported,
+        "the README's metric table and the agent differ"
+    );
+}
+
+#[test]
 fn the_dashboard_is_importable_json() {
     let text = std::fs::read_to_string("deploy/grafana/popsel.json").unwrap();
     let dash: serde_json::Value = serde_json::from_str(&text).unwrap();

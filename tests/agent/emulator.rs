@@ -1,5 +1,6 @@
 //! Setting up and reading the emulator the agent talks to.
 
+use popsel::atmos::Tunnel;
 use std::time::SystemTime;
 
 use popsel::sim::Sim;
@@ -16,7 +17,7 @@ pub async fn sim_with_connector() -> Sim {
 }
 
 pub fn tunnel_id(sim: &Sim, name: &str) -> String {
-    sim.with_store(|s| s.tunnels())
+    sim.with_store(|s| s.list::<Tunnel>())
         .into_iter()
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("tunnel {name:?} is not in the emulator"))
@@ -25,7 +26,7 @@ pub fn tunnel_id(sim: &Sim, name: &str) -> String {
 
 pub fn tunnel_names(sim: &Sim) -> Vec<String> {
     let mut names: Vec<String> = sim
-        .with_store(|s| s.tunnels())
+        .with_store(|s| s.list::<Tunnel>())
         .into_iter()
         .map(|t| t.name)
         .collect();

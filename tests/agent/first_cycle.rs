@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use popsel::atmos::{Connector, Tunnel};
 use popsel::metrics::{FAMILIES, PROBE_FAMILIES, PROCESS_FAMILIES};
 
 use crate::emulator::*;
@@ -228,8 +229,8 @@ async fn first_cycle_exports_every_metric_family_with_the_expected_values() {
     );
     let ids: Vec<String> = sim
         .with_store(|st| {
-            let mut ids: Vec<String> = st.tunnels().into_iter().map(|t| t.id).collect();
-            ids.extend(st.connectors().into_iter().map(|c| c.id));
+            let mut ids: Vec<String> = st.list::<Tunnel>().into_iter().map(|t| t.id).collect();
+            ids.extend(st.list::<Connector>().into_iter().map(|c| c.id));
             ids
         })
         .into_iter()

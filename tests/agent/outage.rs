@@ -1,5 +1,6 @@
 //! Status changes in the emulator, and the API going away and coming back.
 
+use popsel::atmos::{Connector, Tunnel};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ async fn status_changes_in_the_emulator_show_on_the_next_poll() {
     let id = tunnel_id(&sim, "Chicago IPSec1");
     support::sim_set_status(&sim, "tunnels", &id, "Connected").await;
     let connector = sim
-        .with_store(|s| s.connectors())
+        .with_store(|s| s.list::<Connector>())
         .into_iter()
         .find(|c| c.name == CONNECTOR)
         .expect("the connector")
@@ -288,30 +289,34 @@ async fn recreated_tunnels_are_polled_by_their_new_ids() {
     // Three rounds of deletion: each leaves one more stale id per name, so that a wrong pick
     // is all but certain (a random pick of the right one for all three: 1 in 64).
     let mut seen: BTreeSet<String> = sim
-        .with_store(|s| s.tunnels())
+        .with_store(|s| s.list::<Tunnel>())
         .into_iter()
         .map(|t| t.id)
         .collect();
     for round in 0..3 {
         sim.with_store(|s| {
-            for t in s.tunnels() {
-                s.delete_tunnel(&t.id).expect("delete");
+            for t in s.list::<Tunnel>() {
+                s.delete::<Tunnel>(&t.id).expect("delete");
             }
         });
         until(
             Duration::from_secs(10),
             &format!("round {round}: tunnels re-created"),
             || {
-                let now = sim.with_store(|s| s.tunnels());
+                let now = sim.with_store(|s| s.list::<Tunnel>());
                 now.len() == TUNNELS.len() && now.iter().all(|t| !seen.contains(&t.id))
             },
         )
         .await;
-        seen.extend(sim.with_store(|s| s.tunnels()).into_iter().map(|t| t.id));
+        seen.extend(
+            sim.with_store(|s| s.list::<Tunnel>())
+                .into_iter()
+                .map(|t| t.id),
+        );
     }
     sim.with_store(|s| {
-        for t in s.tunnels() {
-            s.set_tunnel_status(&t.id, popsel::atmos::TunnelState::Connected)
+        for t in s.list::<Tunnel>() {
+            s.set_status::<Tunnel>(&t.id, popsel::atmos::TunnelState::Connected)
                 .expect("set status");
         }
     });

@@ -116,7 +116,7 @@ fn code(o: &Output) -> i32 {
 
 /// The emulator's tunnels, straight from its store.
 fn tunnels(sim: &Sim) -> Vec<Tunnel> {
-    sim.with_store(|s| s.tunnels())
+    sim.with_store(|s| s.list::<Tunnel>())
 }
 
 fn by_name(sim: &Sim, name: &str) -> Tunnel {
@@ -196,6 +196,8 @@ async fn plan_on_an_empty_account_shows_creates_and_exits_2() {
         &format!("  + create    \"{NAME_2}\" (location {CHICAGO})"),
     );
     assert_contains(&text, "Plan: 2 to create, 0 to update, 0 to delete");
+    // The selection names a PoP by the one label (country/city/provider), as the metrics do.
+    assert_contains(&text, "US/Chicago, Illinois/GCP");
     assert_eq!(count(&sim, "writes"), 0, "plan never writes");
     assert!(tunnels(&sim).is_empty());
 }

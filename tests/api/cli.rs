@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support;
 use crate::support::{assert_contains, assert_exit, show};
 
-const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
+const LOCATION: &str = support::site::CHICAGO_LOCATION_ID;
 const PSK_VAR: &str = "MY_PSK";
 const PSK: &str = "Cli-Psk-5e6f7a8b9c";
 const NEW_PSK: &str = "Cli-Rotated-Psk-0d1e2f";
@@ -146,7 +146,7 @@ async fn tunnels_create_list_get_status_update_delete() {
     ];
     let out = run_api(&sim, &create).await;
     assert_success(&out);
-    let stored = sim.with_store(|s| s.tunnels());
+    let stored = sim.with_store(|s| s.list::<Tunnel>());
     assert_eq!(stored.len(), 1);
     let id = stored[0].id.clone();
     assert!(sim.with_store(|s| s.tunnel_psk_is(&id, PSK)).unwrap());
@@ -185,7 +185,7 @@ async fn tunnels_create_list_get_status_update_delete() {
         rows(&out),
         [vec!["ID", "STATUS"], vec![id.as_str(), "Disconnected"]]
     );
-    sim.with_store(|s| s.set_tunnel_status(&id, popsel::atmos::TunnelState::Connected))
+    sim.with_store(|s| s.set_status::<Tunnel>(&id, popsel::atmos::TunnelState::Connected))
         .unwrap();
     let out = run_api(&sim, &["tunnels", "status", &id, "--output", "json"]).await;
     assert_success(&out);
@@ -201,7 +201,10 @@ async fn tunnels_create_list_get_status_update_delete() {
     .await;
     assert_success(&out);
     assert_eq!(rows(&out)[1][..2], [id.clone(), "Chicago IPSec9".into()]);
-    assert_eq!(sim.with_store(|s| s.tunnels())[0].name, "Chicago IPSec9");
+    assert_eq!(
+        sim.with_store(|s| s.list::<Tunnel>())[0].name,
+        "Chicago IPSec9"
+    );
     assert!(sim.with_store(|s| s.tunnel_psk_is(&id, PSK)).unwrap());
 
     let mut rotate = api(&sim, &["tunnels", "update", &id, "--psk-env", "ROTATED"]);
@@ -337,7 +340,7 @@ async fn connectors_create_list_status_regenerate_update_delete() {
     )
     .await;
     assert_success(&out);
-    let stored = sim.with_store(|s| s.connectors());
+    let stored = sim.with_store(|s| s.list::<Connector>());
     assert_eq!(stored.len(), 1);
     let id = stored[0].id.clone();
     let text = support::stdout(&out);

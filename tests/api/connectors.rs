@@ -55,8 +55,8 @@ async fn create_update_and_regenerate() {
     assert!(first_command.ends_with("/install)"), "{first_command}");
 
     let stored = without_command(&created);
-    assert_eq!(client.get_connector(&created.id).await.unwrap(), stored);
-    let status = client.connector_status(&created.id).await.unwrap();
+    assert_eq!(client.get::<Connector>(&created.id).await.unwrap(), stored);
+    let status = client.status::<Connector>(&created.id).await.unwrap();
     assert_eq!(status.id, created.id);
     assert_eq!(status.status, ConnectorState::Pending);
 
@@ -66,7 +66,7 @@ async fn create_update_and_regenerate() {
         connector_zone_id: Some("zone-2".into()),
     };
     client.update_connector(&created.id, &update).await.unwrap();
-    let updated = client.get_connector(&created.id).await.unwrap();
+    let updated = client.get::<Connector>(&created.id).await.unwrap();
     assert_eq!(
         updated,
         Connector {
@@ -89,7 +89,7 @@ async fn create_update_and_regenerate() {
         )
         .await
         .unwrap();
-    let got = client.get_connector(&created.id).await.unwrap();
+    let got = client.get::<Connector>(&created.id).await.unwrap();
     assert_eq!(got.enabled, Some(true));
     assert_eq!(got.name, "renamed");
     assert_eq!(got.connector_zone_id.as_deref(), Some("zone-2"));
@@ -106,7 +106,7 @@ async fn create_update_and_regenerate() {
     assert_ne!(again.command, regenerated.command);
 
     client.delete::<Connector>(&created.id).await.unwrap();
-    assert!(client.list_connectors().await.unwrap().is_empty());
+    assert!(client.list::<Connector>().await.unwrap().is_empty());
 }
 
 // ---- errors ----
@@ -123,7 +123,7 @@ async fn a_duplicate_name_is_a_409() {
         "create connector \"edge-1\": conflict (HTTP 409) on connector \"edge-1\": a connector named \"edge-1\" already exists"
     );
     assert_eq!(
-        sim.with_store(|s| s.connectors()),
+        sim.with_store(|s| s.list::<Connector>()),
         vec![without_command(&first)]
     );
     assert_eq!(sim.request_counts()["POST"], 2, "a 409 is not retried");
@@ -155,7 +155,7 @@ async fn a_missing_name_is_a_400() {
         "create connector \"\": bad request (HTTP 400): name is mandatory"
     );
     assert!(!err.is_transient());
-    assert!(sim.with_store(|s| s.connectors()).is_empty());
+    assert!(sim.with_store(|s| s.list::<Connector>()).is_empty());
 
     // Blanking the name of an existing connector is refused the same way.
     let c = client.create_connector(&spec("named")).await.unwrap();
@@ -176,7 +176,7 @@ async fn a_missing_name_is_a_400() {
             c.id
         )
     );
-    assert_eq!(client.get_connector(&c.id).await.unwrap().name, "named");
+    assert_eq!(client.get::<Connector>(&c.id).await.unwrap().name, "named");
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ use crate::support;
 use crate::support::assert_contains;
 use crate::support::raw_http::{self, Log, Seen, raw_server};
 
-const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
-const OTHER_LOCATION: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
+const LOCATION: &str = support::site::CHICAGO_LOCATION_ID;
+const OTHER_LOCATION: &str = support::site::FRANKFURT_LOCATION_ID;
 const PSK: &str = "Flaky-Psk-1e2d3c4b";
 
 // ---- helpers ----
@@ -150,12 +150,12 @@ async fn a_flaky_api_ends_with_exactly_the_objects_asked_for() {
 
     // Listing across pages while the faults go on sees each object once.
     let paged = client_at(&sim.url(), 7, support::fast_retry());
-    let listed: Vec<Tunnel> = paged.list_tunnels().await.expect("list under faults");
-    let listed_connectors: Vec<Connector> = paged.list_connectors().await.expect("list");
+    let listed: Vec<Tunnel> = paged.list::<Tunnel>().await.expect("list under faults");
+    let listed_connectors: Vec<Connector> = paged.list::<Connector>().await.expect("list");
 
     sim.set_faults(Faults::default()).unwrap();
-    let tunnels = sim.with_store(|s| s.tunnels());
-    let connectors = sim.with_store(|s| s.connectors());
+    let tunnels = sim.with_store(|s| s.list::<Tunnel>());
+    let connectors = sim.with_store(|s| s.list::<Connector>());
     let tunnel_names: Vec<String> = tunnels.iter().map(|t| t.name.clone()).collect();
     let connector_names: Vec<String> = connectors.iter().map(|c| c.name.clone()).collect();
     let expected_tunnels: BTreeSet<String> = (0..40).map(|i| tunnel_spec(i).name).collect();
@@ -201,10 +201,10 @@ async fn updates_and_deletes_through_a_flaky_api_all_take_effect() {
     }
     // A DELETE whose 500 hid a success meets a 404 on retry: that is a success too.
     for id in &ids[10..] {
-        client.delete_tunnel(id).await.expect("delete");
+        client.delete::<Tunnel>(id).await.expect("delete");
     }
     sim.set_faults(Faults::default()).unwrap();
-    let left = sim.with_store(|s| s.tunnels());
+    let left = sim.with_store(|s| s.list::<Tunnel>());
     assert_eq!(
         left.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
         ids[..10]
@@ -219,7 +219,7 @@ async fn retry_after_is_honoured_before_giving_up() {
     let sim = always_throttling_sim(1).await;
     let client = support::client_with(&sim, quick_policy(2));
     let start = Instant::now();
-    let err = client.list_tunnels().await.unwrap_err();
+    let err = client.list::<Tunnel>().await.unwrap_err();
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_secs(1), "waited only {elapsed:?}");
     let (attempts, last) = gave_up(&err);
@@ -271,7 +271,7 @@ async fn a_retry_after_beyond_the_time_budget_is_not_waited_for() {
 async fn persistent_500s_end_in_gave_up_wrapping_the_server_error() {
     let sim = always_failing_sim().await;
     let client = support::client_with(&sim, quick_policy(3));
-    let err = client.list_tunnels().await.unwrap_err();
+    let err = client.list::<Tunnel>().await.unwrap_err();
     let (attempts, last) = gave_up(&err);
     assert_eq!(attempts, 3);
     let ApiError::Server {
@@ -306,7 +306,7 @@ async fn persistent_500s_end_within_the_time_budget() {
         },
     );
     let start = Instant::now();
-    let err = client.tunnel_status("t1").await.unwrap_err();
+    let err = client.status::<Tunnel>("t1").await.unwrap_err();
     let elapsed = start.elapsed();
     let (attempts, _) = gave_up(&err);
     assert!(attempts > 1 && attempts < 1000, "{attempts} attempts");
@@ -331,8 +331,8 @@ async fn a_create_under_persistent_500s_fails_and_makes_at_most_one_object() {
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     sim.set_faults(Faults::default()).unwrap();
-    assert!(sim.with_store(|s| s.tunnels()).len() <= 1);
-    assert!(sim.with_store(|s| s.connectors()).len() <= 1);
+    assert!(sim.with_store(|s| s.list::<Tunnel>()).len() <= 1);
+    assert!(sim.with_store(|s| s.list::<Connector>()).len() <= 1);
 }
 
 // ---- lost answers, deterministically ----
@@ -421,7 +421,10 @@ async fn a_delete_whose_answer_was_lost_is_a_success() {
     })
     .await;
     let client = client_at(&url, 100, support::fast_retry());
-    client.delete_tunnel("gone-1").await.expect("tunnel delete");
+    client
+        .delete::<Tunnel>("gone-1")
+        .await
+        .expect("tunnel delete");
     client
         .delete::<Connector>("gone-2")
         .await
@@ -455,7 +458,7 @@ async fn a_404_after_throttling_only_is_still_not_found() {
     })
     .await;
     let client = client_at(&url, 100, support::fast_retry());
-    let err = client.delete_tunnel("never-there").await.unwrap_err();
+    let err = client.delete::<Tunnel>("never-there").await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
     assert_eq!(
         err.to_string(),

@@ -15,8 +15,8 @@ use crate::support::api::{assert_no_secrets, client_at};
 use crate::support::assert_contains;
 use crate::support::raw_http::{raw_server, response};
 
-const LOCATION: &str = "d88fc23a-59a1-476a-a62e-a51ff3543fe7";
-const OTHER_LOCATION: &str = "5b0c7a4e-1f5e-4d4a-9d0e-0f7f2a7c1e11";
+const LOCATION: &str = support::site::CHICAGO_LOCATION_ID;
+const OTHER_LOCATION: &str = support::site::FRANKFURT_LOCATION_ID;
 pub(crate) const PSK: &str = "Tunnel-Psk-4b7e19c2";
 const NEW_PSK: &str = "Rotated-Psk-90af33d1";
 
@@ -69,7 +69,10 @@ async fn create_then_update_every_field_and_the_psk() {
     assert_eq!(created.authentication_id, "chicago-1@branch.example");
     assert_eq!(created.location_id, LOCATION);
     assert!(psk_matches(&sim, &created.id, PSK).await);
-    assert_eq!(client.list_tunnels().await.unwrap(), vec![created.clone()]);
+    assert_eq!(
+        client.list::<Tunnel>().await.unwrap(),
+        vec![created.clone()]
+    );
 
     let update = TunnelUpdate {
         name: Some("Chicago IPSec1b".into()),
@@ -91,8 +94,8 @@ async fn create_then_update_every_field_and_the_psk() {
     assert!(psk_matches(&sim, &created.id, NEW_PSK).await);
     assert!(!psk_matches(&sim, &created.id, PSK).await);
 
-    client.delete_tunnel(&created.id).await.unwrap();
-    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    client.delete::<Tunnel>(&created.id).await.unwrap();
+    assert!(sim.with_store(|s| s.list::<Tunnel>()).is_empty());
 }
 
 #[tokio::test]
@@ -154,7 +157,7 @@ async fn objects_moving_between_pages_are_listed_once() {
     })
     .await;
     let client = client_at(&url, 3, Duration::from_secs(5), RetryPolicy::none());
-    let listed = client.list_tunnels().await.unwrap();
+    let listed = client.list::<Tunnel>().await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
     assert_eq!(listed[3], serde_json::from_value(tunnel_json("d")).unwrap());
@@ -187,7 +190,7 @@ async fn without_total_pages_the_next_page_link_drives_paging() {
     .await;
     let client = client_at(&url, 1, Duration::from_secs(5), RetryPolicy::none());
     let ids: Vec<String> = client
-        .list_tunnels()
+        .list::<Tunnel>()
         .await
         .unwrap()
         .into_iter()
@@ -213,14 +216,14 @@ async fn a_psk_of_seven_characters_is_a_400() {
         "create tunnel \"Short\": bad request (HTTP 400): authenticationPSK: value must be at least 8 characters"
     );
     assert_no_secrets(&format!("{err} {err:?} {s:?}"), &[short]);
-    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    assert!(sim.with_store(|s| s.list::<Tunnel>()).is_empty());
 
     // Eight is enough.
     s.psk = SecretString::from("8-chars!".to_owned());
     client.create_tunnel(&s).await.expect("8 characters");
 
     // An update with a short PSK is refused too, and the PSK is left as it was.
-    let id = sim.with_store(|s| s.tunnels())[0].id.clone();
+    let id = sim.with_store(|s| s.list::<Tunnel>())[0].id.clone();
     let update = TunnelUpdate {
         psk: Some(SecretString::from(short.to_owned())),
         ..Default::default()
@@ -253,7 +256,7 @@ async fn a_bad_authentication_id_is_a_400() {
     );
     assert!(!err.is_transient());
     assert_no_secrets(&format!("{err} {err:?}"), &[PSK]);
-    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    assert!(sim.with_store(|s| s.list::<Tunnel>()).is_empty());
     assert_eq!(sim.request_counts()["POST"], 1, "a 400 is not retried");
 }
 
@@ -284,7 +287,7 @@ async fn a_missing_location_id_is_a_400() {
         err.to_string(),
         "create tunnel \"NoLocation\": bad request (HTTP 400): locationID is mandatory"
     );
-    assert!(sim.with_store(|s| s.tunnels()).is_empty());
+    assert!(sim.with_store(|s| s.list::<Tunnel>()).is_empty());
 }
 
 // ---- 409 ----
@@ -318,7 +321,7 @@ async fn duplicate_names_and_authentication_ids_are_409s() {
         "create tunnel \"Chicago IPSec2\": conflict (HTTP 409) on tunnel \"Chicago IPSec2\" / authentication ID \"chicago-1@branch.example\": authenticationID \"chicago-1@branch.example\" is already in use"
     );
     assert_no_secrets(&format!("{err:?}"), &[PSK]);
-    assert_eq!(sim.with_store(|s| s.tunnels()), vec![first.clone()]);
+    assert_eq!(sim.with_store(|s| s.list::<Tunnel>()), vec![first.clone()]);
 
     // An update onto another tunnel's authentication ID is a 409 too (a rename onto another's
     // name is in `resources`).
@@ -386,7 +389,7 @@ async fn nobody_listening_is_connection_refused() {
     };
     let url = format!("http://127.0.0.1:{port}");
     let client = client_at(&url, 100, Duration::from_secs(2), RetryPolicy::none());
-    let err = client.list_tunnels().await.unwrap_err();
+    let err = client.list::<Tunnel>().await.unwrap_err();
     assert!(matches!(err, ApiError::ConnectionRefused { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -518,7 +521,7 @@ async fn an_invalid_body_never_quotes_the_token_in_its_detail() {
     })
     .await;
     let client = client_at(&url, 100, Duration::from_secs(5), RetryPolicy::none());
-    let err = client.list_tunnels().await.unwrap_err();
+    let err = client.list::<Tunnel>().await.unwrap_err();
     assert!(matches!(err, ApiError::InvalidBody { .. }), "{err:?}");
     assert_no_secrets(&format!("{err} {err:?}"), &[]);
 }

@@ -1,0 +1,159 @@
+use super::*;
+
+fn chicago() -> Site {
+    Site {
+        latitude: 41.88,
+        longitude: -87.63,
+    }
+}
+
+#[test]
+fn addresses_fill_the_benchmarking_range_in_order() {
+    assert_eq!(address(0), Ipv4Addr::new(198, 18, 0, 1));
+    assert_eq!(address(253), Ipv4Addr::new(198, 18, 0, 254));
+    assert_eq!(address(254), Ipv4Addr::new(198, 18, 1, 1));
+    assert_eq!(address(254 * 256), Ipv4Addr::new(198, 19, 0, 1));
+    let last = address(MAX_ADDRESSES - 1);
+    assert!(last < DNS_ONLY_FIRST && last < LAB_ADDRESS, "{last}");
+}
+
+#[test]
+fn slugs_are_dns_labels() {
+    assert_eq!(slug("Chicago, Illinois"), "chicago");
+    assert_eq!(slug("São Paulo, São Paulo"), "so-paulo");
+    assert_eq!(slug("Bogotá"), "bogot");
+    assert_eq!(slug("AWS-2"), "aws-2");
+}
+
+#[test]
+fn the_same_seed_makes_the_same_world() {
+    let a = World::generate(Spec::new(chicago(), 60));
+    assert_eq!(a, World::generate(Spec::new(chicago(), 60)));
+    let other = World::generate(Spec {
+        seed: 2,
+        ..Spec::new(chicago(), 60)
+    });
+    assert_ne!(a.pops, other.pops);
+}
+
+#[test]
+fn the_catalogue_parses_and_matches_the_world() {
+    let world = World::generate(Spec::new(chicago(), 100));
+    let catalog = Catalog::from_json(&world.catalog_json()).expect("parses");
+    assert!(catalog.skipped.is_empty(), "{:?}", catalog.skipped);
+    assert_eq!(catalog.pops.len(), 100);
+    for p in &catalog.pops {
+        assert!(world.pops.iter().any(|w| w.pop == *p), "{p:?}");
+    }
+    // Every (city, provider) pair and every address is distinct.
+    let mut pairs: Vec<_> = world
+        .pops
+        .iter()
+        .map(|p| (&p.pop.city, &p.pop.provider))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 100);
+    assert_eq!(world.targets(false).len(), 200);
+    assert_eq!(world.targets(true).len(), 201, "plus the DNS-only address");
+}
+
+#[test]
+fn delay_follows_distance() {
+    let world = World::generate(Spec {
+        anomalies: false,
+        ..Spec::new(chicago(), 48)
+    });
+    for (i, p) in world.pops.iter().enumerate() {
+        let first = world.listed(i)[0];
+        let want = BASE_MS + MS_PER_KM * p.distance_km;
+        let got = ms(world.links[&first].delay);
+        assert!(
+            (got - want).abs() < 0.001,
+            "{}: {got} vs {want}",
+            p.pop.city
+        );
+    }
+    let chicago = world.find("Chicago, Illinois", "AWS").expect("Chicago");
+    assert!(world.pops[chicago].distance_km < 1.0);
+    assert!((ms(world.links[&world.listed(chicago)[0]].delay) - 2.0).abs() < 0.01);
+    // Sydney is about 14,900 km from Chicago: about 225 ms.
+    let sydney = world
+        .find("Sydney, New South Wales", "AWS")
+        .expect("Sydney");
+    let d = ms(world.links[&world.listed(sydney)[0]].delay);
+    assert!((215.0..235.0).contains(&d), "{d}");
+}
+
+#[test]
+fn more_pops_than_cities_use_more_providers() {
+    let world = World::generate(Spec::new(chicago(), 1500));
+    assert_eq!(world.pops.len(), 1500);
+    assert_eq!(world.pops[1499].pop.provider, "Linode-4");
+    assert_eq!(
+        world.zone.len(),
+        3000 - 1,
+        "distinct names, less the NXDOMAIN one"
+    );
+    assert_eq!(world.targets(false).len(), 3000);
+}
+
+#[test]
+fn anomalies_and_expected_order() {
+    let world = World::generate(Spec::new(chicago(), 48));
+    let a = world.anomalies.clone().expect("anomalies");
+    let city = |i: usize| world.pops[i].pop.city.as_str();
+    assert_eq!(city(a.congested), "Chicago, Illinois");
+    assert_eq!(city(a.lossy), "Toronto, Ontario");
+    assert_eq!(city(a.silent), "Ashburn, Virginia");
+    // The silent PoP's addresses are absent from the responder table.
+    assert!(
+        world
+            .listed(a.silent)
+            .iter()
+            .all(|ip| !world.links.contains_key(ip))
+    );
+    // The DNS-only address answers and is only in the zone.
+    assert!(world.links.contains_key(&a.dns_only_address));
+    assert!(world.zone[&a.dns_extra_fqdn].contains(&a.dns_only_address));
+    assert!(!world.targets(false).contains(&a.dns_only_address));
+    assert!(world.targets(true).contains(&a.dns_only_address));
+    assert!(!world.zone.contains_key(&a.nxdomain_fqdn));
+
+    let order = world.expected_order(true);
+    let rank = |pop: usize| order.iter().position(|e| e.pop == pop).expect("ranked");
+    assert_ne!(
+        order[0].pop, a.congested,
+        "the congested nearest PoP is not first"
+    );
+    assert_eq!(order.last().map(|e| e.pop), Some(a.silent), "silent last");
+    assert!(order[..order.len() - 1].iter().all(|e| e.score.is_some()));
+    let lossy = world.expected_score(a.lossy, true).expect("lossy answers");
+    let base = lossy - 500.0 * LOSSY_LOSS;
+    for e in &order {
+        if e.pop != a.lossy && e.score.is_some_and(|s| s <= base + 50.0) {
+            assert!(rank(e.pop) < rank(a.lossy));
+        }
+    }
+    // Congested: +60 ms and 0.2 × 2/3 × 8 ms of jitter.
+    let congested = world.expected_score(a.congested, true).expect("answers");
+    assert!((congested - (2.0 + 60.0 + 0.2 * 16.0 / 3.0)).abs() < 0.01);
+}
+
+#[test]
+fn expected_scores_follow_the_documented_formula() {
+    let link = Link {
+        delay: Duration::from_millis(30),
+        jitter: Duration::from_millis(3),
+        loss: 0.2,
+    };
+    assert!((link.expected_score().unwrap() - (30.0 + 100.0 + 0.4)).abs() < 1e-9);
+    let huge = Link {
+        jitter: Duration::from_millis(300),
+        loss: 0.0,
+        ..link
+    };
+    assert!((huge.expected_score().unwrap() - (30.0 + 10.0)).abs() < 1e-9);
+    let dead = Link { loss: 1.0, ..link };
+    assert_eq!(dead.expected_score(), None);
+}
