@@ -9,6 +9,7 @@
 mod client;
 mod endpoints;
 pub mod error;
+pub mod origin;
 pub mod resource;
 pub mod retry;
 pub mod rules;
@@ -17,12 +18,13 @@ mod token;
 pub mod types;
 
 pub use client::{
-    ApiObserver, Client, ClientBuildError, ClientConfig, DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE,
-    DEFAULT_TIMEOUT, Observer,
+    ApiObserver, Client, ClientBuildError, ClientConfig, DEFAULT_BASE_URL,
+    DEFAULT_MAX_CATALOG_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT,
+    Observer,
 };
 pub use error::ApiError;
 pub use resource::{Resource, StateSet};
-pub use retry::{RetryPolicy, parse_retry_after};
+pub use retry::{Next, RetryPolicy, parse_retry_after};
 pub use settings::ApiSettings;
 pub use token::{TOKEN_ENV, TokenError, load_token};
 pub use types::*;

@@ -194,6 +194,9 @@ pub fn client_from_config(
     let mut cc = ClientConfig::new(base_url, token);
     cc.timeout = config.api.timeout;
     cc.page_size = config.api.page_size;
+    cc.max_response_bytes = config.api.max_response_bytes;
+    cc.max_catalog_bytes = config.api.max_catalog_bytes;
+    cc.allow_insecure_http = config.api.allow_insecure_http;
     cc.observer = observer;
     cc.retry = retry;
     Ok(Client::new(cc)?)

@@ -6,21 +6,34 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::origin::{check_base_url, origin_of, same_origin, shown_url};
 use super::resource::{API_ROOT, Resource, endpoint_template};
-use super::retry::{RetryPolicy, parse_retry_after};
+use super::retry::{Next, RetryPolicy, parse_retry_after};
+use super::rules::is_valid_object_id;
 
 pub const DEFAULT_BASE_URL: &str = "https://admin-api.axissecurity.com";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest answer read, but for the PoP catalogue's: a page of 1000 objects is well under
+/// 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// The largest PoP catalogue read: the sample's 52 PoPs are 12 KiB, so this leaves room for a
+/// catalogue a thousand times larger.
+pub const DEFAULT_MAX_CATALOG_BYTES: usize = 32 << 20;
 
 /// How much of an unexpected body an error quotes.
 const SNIPPET_BYTES: usize = 200;
+/// How much of an error answer is read: enough for any message worth quoting, and an error
+/// answer never needs more, whatever the caps of successful answers.
+const ERROR_BODY_BYTES: usize = 64 << 10;
+/// Redirects followed within the API's origin before giving up.
+const MAX_REDIRECTS: usize = 5;
 const REDACTED: &str = "(sensitive)";
 
 /// Told about every HTTP exchange with the API (for metrics).
@@ -45,15 +58,38 @@ impl std::fmt::Debug for Observer {
 }
 
 /// How to reach the API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     pub base_url: String,
     pub token: SecretString,
-    /// Per request, connection included.
+    /// Per request: connection, answer and its whole body.
     pub timeout: Duration,
     pub page_size: u32,
     pub retry: RetryPolicy,
     pub observer: Observer,
+    /// The largest answer read, but for the PoP catalogue's.
+    pub max_response_bytes: usize,
+    /// The largest PoP catalogue read.
+    pub max_catalog_bytes: usize,
+    /// Plain http to a host other than this machine is refused unless this is set.
+    pub allow_insecure_http: bool,
+}
+
+/// By hand, so that credentials someone wrote into the URL never show.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &shown_url(&self.base_url))
+            .field("token", &REDACTED)
+            .field("timeout", &self.timeout)
+            .field("page_size", &self.page_size)
+            .field("retry", &self.retry)
+            .field("observer", &self.observer)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_catalog_bytes", &self.max_catalog_bytes)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -65,6 +101,9 @@ impl ClientConfig {
             page_size: DEFAULT_PAGE_SIZE,
             retry: RetryPolicy::default(),
             observer: Observer::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_catalog_bytes: DEFAULT_MAX_CATALOG_BYTES,
+            allow_insecure_http: false,
         }
     }
 }
@@ -91,6 +130,8 @@ struct Inner {
     page_size: u32,
     retry: RetryPolicy,
     observer: Observer,
+    max_response_bytes: usize,
+    max_catalog_bytes: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -106,6 +147,8 @@ struct HttpAnswer {
     status: u16,
     body: Vec<u8>,
     retry_after: Option<Duration>,
+    /// The origin a redirect that was not followed points to.
+    redirect_to: Option<String>,
 }
 
 /// Where a call goes: a collection (`tunnels`, `pops/ipsec`), maybe one object of it, maybe
@@ -153,6 +196,8 @@ pub(super) struct Call<'a> {
     pub body: Option<Vec<u8>>,
     /// Secrets in the body (PSKs), redacted from anything the server echoes back.
     pub secrets: Vec<&'a SecretString>,
+    /// The answer is the PoP catalogue, read up to its own, larger cap.
+    pub catalog: bool,
 }
 
 impl<'a> Call<'a> {
@@ -165,6 +210,7 @@ impl<'a> Call<'a> {
             query: Vec::new(),
             body: None,
             secrets: Vec::new(),
+            catalog: false,
         }
     }
 
@@ -175,12 +221,28 @@ impl<'a> Call<'a> {
         id: &'a str,
         sub: Option<&'static str>,
     ) -> Self {
+        // An id that is no id is quoted, so that its white space and control characters show
+        // as escapes rather than reaching a terminal or a log line as they are.
+        let shown = if is_valid_object_id(id) {
+            id.to_owned()
+        } else {
+            format!("{id:?}")
+        };
         Self::new(
-            format!("{verb} {} {id}", R::NAME),
-            format!("{} {id}", R::NAME),
+            format!("{verb} {} {shown}", R::NAME),
+            format!("{} {shown}", R::NAME),
             method,
             Target::object(R::COLLECTION, id, sub),
         )
+    }
+
+    /// The largest answer this call reads, and the `[api]` key that sets it.
+    fn body_cap(&self, client: &Inner) -> (usize, &'static str) {
+        if self.catalog {
+            (client.max_catalog_bytes, "max_catalog_bytes")
+        } else {
+            (client.max_response_bytes, "max_response_bytes")
+        }
     }
 }
 
@@ -292,28 +354,21 @@ impl<R: Resource, M: Fn(&R) -> bool> Recovery for Create<'_, R, M> {
 }
 
 impl Client {
+    /// A client for `config.base_url`, which must be http or https, without credentials,
+    /// and https unless it is this machine or `allow_insecure_http` is set.
     pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
-        // Never echo credentials someone put in the URL.
-        let shown = match config.base_url.split_once('@') {
-            Some((before, after)) => match before.split_once("://") {
-                Some((scheme, _)) => format!("{scheme}://(credentials)@{after}"),
-                None => format!("(credentials)@{after}"),
-            },
-            None => config.base_url.clone(),
-        };
-        let bad_url = |detail: String| ClientBuildError::BadUrl {
-            url: shown.clone(),
-            detail,
-        };
-        let base = Url::parse(config.base_url.trim()).map_err(|e| bad_url(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(bad_url("the scheme must be http or https".into()));
-        }
+        let base = check_base_url(&config.base_url, config.allow_insecure_http).map_err(|e| {
+            ClientBuildError::BadUrl {
+                url: shown_url(&config.base_url),
+                detail: e.to_string(),
+            }
+        })?;
         crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("popsel/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
         Ok(Self {
@@ -325,6 +380,8 @@ impl Client {
                 page_size: config.page_size.max(1),
                 retry: config.retry,
                 observer: config.observer,
+                max_response_bytes: config.max_response_bytes.max(1),
+                max_catalog_bytes: config.max_catalog_bytes.max(1),
             }),
         })
     }
@@ -337,14 +394,14 @@ impl Client {
         self.inner.page_size
     }
 
-    /// The URL of a call. An id that is empty, `.` or `..` (also percent-encoded) is refused:
-    /// URL normalisation would drop it and address the collection instead (an update of
-    /// connector `.` would become a create).
+    /// The URL of a call. An id outside the allow-list of [`is_valid_object_id`] is refused:
+    /// URL handling could turn it into another path (`.` or `.\t` into the collection, so
+    /// that a delete would address the collection and an update of connector `.` become a
+    /// create; `a/b`, `?`, `#`, `%2e` into other paths still).
     fn url(&self, call: &Call<'_>) -> Result<Url, ApiError> {
         let target = call.target;
         if let Some(id) = target.id {
-            let plain = id.replace("%2e", ".").replace("%2E", ".");
-            if matches!(plain.as_str(), "" | "." | "..") {
+            if !is_valid_object_id(id) {
                 return Err(ApiError::BadId {
                     op: call.op.clone(),
                     id: id.to_owned(),
@@ -390,12 +447,29 @@ impl Client {
         let text = self.redact(&String::from_utf8_lossy(&answer.body), call);
         // Once more after decoding: a JSON message may have held an escaped secret.
         let message = self.redact(&server_message(&text), call);
-        Err(classify(call, answer.status, answer.retry_after, &message))
+        Err(self.classify(call, answer, &quote(&message)))
     }
 
-    /// One HTTP exchange: whatever the server answered, or a transport error.
+    /// One HTTP exchange: whatever the server answered, or a transport error. The whole of it,
+    /// body included, happens within the timeout, however slowly the body comes.
     async fn exchange(&self, call: &Call<'_>, url: Url) -> Result<HttpAnswer, ApiError> {
         let endpoint = format!("{} {}", call.method, url.path());
+        let deadline = self.inner.timeout;
+        match tokio::time::timeout(deadline, self.exchange_unbounded(call, url, &endpoint)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::Timeout {
+                op: call.op.clone(),
+                timeout: deadline,
+            }),
+        }
+    }
+
+    async fn exchange_unbounded(
+        &self,
+        call: &Call<'_>,
+        url: Url,
+        endpoint: &str,
+    ) -> Result<HttpAnswer, ApiError> {
         let mut req = self
             .inner
             .http
@@ -410,24 +484,45 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
-            .map_err(|e| self.transport_error(call, &endpoint, e))?;
+            .map_err(|e| self.transport_error(call, endpoint, e))?;
         let status = resp.status().as_u16();
+        let success = (200..300).contains(&status);
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
+            .filter(|_| !success)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(call, &endpoint, e))?;
+        // Our redirect policy hands back a redirect to another origin unfollowed.
+        let redirect_to = resp
+            .headers()
+            .get(LOCATION)
+            .filter(|_| (300..400).contains(&status))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| resp.url().join(v).ok())
+            .map(|u| origin_of(&u));
+        let body = if success {
+            let (cap, setting) = call.body_cap(&self.inner);
+            read_body(&mut resp, cap).await.map_err(|e| match e {
+                BodyError::TooLarge => ApiError::TooLarge {
+                    op: call.op.clone(),
+                    limit: cap,
+                    setting,
+                },
+                BodyError::Http(e) => self.transport_error(call, endpoint, e),
+            })?
+        } else {
+            // Only quoted: the start is all that is needed, and all that is read.
+            read_start(&mut resp, ERROR_BODY_BYTES).await
+        };
         Ok(HttpAnswer {
             status,
-            body: body.to_vec(),
+            body,
             retry_after,
+            redirect_to,
         })
     }
 
@@ -439,16 +534,26 @@ impl Client {
                 timeout: self.inner.timeout,
             };
         }
+        if e.is_redirect() {
+            return ApiError::Redirected {
+                op,
+                detail: format!(
+                    "the API redirected more than {MAX_REDIRECTS} times; check [api] base_url"
+                ),
+            };
+        }
         if is_connection_refused(&e) {
             return ApiError::ConnectionRefused {
                 op,
                 endpoint: self.inner.base.as_str().to_owned(),
             };
         }
+        // Without the URL: the base URL is in `endpoint` already, and a URL a redirect led to
+        // is the server's to choose.
         ApiError::Transport {
             op,
             endpoint: endpoint.to_owned(),
-            detail: self.redact(&error_chain(&e), call),
+            detail: printable(&self.redact(&error_chain(&e.without_url()), call)),
         }
     }
 
@@ -479,12 +584,13 @@ impl Client {
         body: &[u8],
     ) -> Result<T, ApiError> {
         serde_json::from_slice(body).map_err(|e| {
-            // Redact the whole body before cutting it, so that no part of a secret that
-            // straddles the cut survives; serde's message may quote the body too.
-            let text = self.redact(&String::from_utf8_lossy(body), call);
+            // Redact before cutting, so that no part of a secret that straddles the cut
+            // survives; serde's message may quote the body too (a whole string value).
+            let start = &body[..body.len().min(ERROR_BODY_BYTES)];
+            let text = self.redact(&String::from_utf8_lossy(start), call);
             ApiError::InvalidBody {
                 op: call.op.clone(),
-                detail: self.redact(&e.to_string(), call),
+                detail: quote(&self.redact(&e.to_string(), call)),
                 snippet: cut(&text, SNIPPET_BYTES).to_owned(),
             }
         })
@@ -537,27 +643,57 @@ impl Client {
         }
     }
 
-    /// Waits before the next attempt, or gives up with `err`.
+    /// Waits before the next attempt, or gives up with `err`. A `Retry-After` beyond what is
+    /// left of the time budget ends the call at once, saying so: the wait never passes the
+    /// budget, whatever the server asks.
     async fn backoff(&self, attempts: u32, start: Instant, err: ApiError) -> Result<(), ApiError> {
         let elapsed = start.elapsed();
-        let Some(wait) =
-            self.inner
-                .retry
-                .next_delay(attempts, elapsed, err.retry_after(), fastrand::f64())
-        else {
-            return Err(if attempts <= 1 {
-                err
-            } else {
-                ApiError::GaveUp {
+        let next = self
+            .inner
+            .retry
+            .next(attempts, elapsed, err.retry_after(), fastrand::f64());
+        let wait = match next {
+            Next::Wait(wait) => wait,
+            Next::RetryAfterBeyondBudget { left, .. } => {
+                return Err(ApiError::RetryAfterBeyondBudget {
+                    attempts,
+                    elapsed,
+                    left,
+                    last: Box::new(err),
+                });
+            }
+            Next::OutOfAttempts | Next::OutOfTime if attempts <= 1 => return Err(err),
+            Next::OutOfAttempts | Next::OutOfTime => {
+                return Err(ApiError::GaveUp {
                     attempts,
                     elapsed,
                     last: Box::new(err),
-                }
-            });
+                });
+            }
         };
         tracing::debug!(error = %err, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying API call");
         tokio::time::sleep(wait).await;
         Ok(())
+    }
+
+    /// Turns a non-2xx answer into an error. `message` is the server's, already redacted and
+    /// quoted.
+    fn classify(&self, call: &Call<'_>, answer: HttpAnswer, message: &str) -> ApiError {
+        match answer.redirect_to {
+            Some(to)
+                if (300..400).contains(&answer.status) && to != origin_of(&self.inner.base) =>
+            {
+                ApiError::Redirected {
+                    op: call.op.clone(),
+                    detail: format!(
+                        "the API redirected (HTTP {}) to another origin, {to}; not followed, so that the API token goes to {} only: if the API has moved, set [api] base_url (or --api-url, POPSEL_API_URL) to its new address",
+                        answer.status,
+                        origin_of(&self.inner.base)
+                    ),
+                }
+            }
+            _ => classify(call, answer.status, answer.retry_after, message),
+        }
     }
 }
 
@@ -597,12 +733,12 @@ fn classify(
 }
 
 /// The server's own words from an error body: a JSON `message` (or `error`, `detail`, `title`)
-/// when there is one, else the start of the text.
+/// when there is one, else the start of the text; at most [`SNIPPET_BYTES`] of either.
 pub(super) fn server_message(body: &str) -> String {
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
         for key in ["message", "Message", "error", "detail", "title"] {
             if let Some(serde_json::Value::String(s)) = map.get(key) {
-                return s.clone();
+                return cut(s, SNIPPET_BYTES).to_owned();
             }
         }
     }
@@ -611,6 +747,82 @@ pub(super) fn server_message(body: &str) -> String {
         return "(no message)".to_owned();
     }
     cut(text, SNIPPET_BYTES).to_owned()
+}
+
+/// Text from the server as an error may quote it: control characters (escape sequences,
+/// line breaks that would forge a log line) escaped, at most [`SNIPPET_BYTES`] bytes. Bytes
+/// that were not UTF-8 are U+FFFD already (the body is decoded lossily).
+fn quote(text: &str) -> String {
+    cut(&printable(text), SNIPPET_BYTES).to_owned()
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`).
+fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+enum BodyError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// The body of a successful answer, if it is at most `cap` bytes: a larger Content-Length is
+/// refused before reading, and reading stops as soon as more than `cap` came (an endless
+/// chunked body included).
+async fn read_body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > cap as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
+        if chunk.len() > cap - body.len() {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// At most the first `max` bytes of an error answer's body; whatever of it could be read.
+async fn read_start(resp: &mut reqwest::Response, max: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = max - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= max {
+            break;
+        }
+    }
+    body
+}
+
+/// Redirects are followed only within the origin of the request that led to them, at most
+/// [`MAX_REDIRECTS`]: one to another origin is handed back unfollowed (and becomes
+/// [`ApiError::Redirected`]), so the token never leaves the configured origin, not even
+/// stripped of its header as reqwest would do.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if first.is_some_and(|first| same_origin(&first, attempt.url())) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// At most `max` bytes of `text`, on a character boundary.

@@ -90,14 +90,14 @@ fn endpoint_labels_hide_ids() {
 #[test]
 fn urls_keep_the_base_path_and_make_the_id_one_segment() {
     let client = Client::new(ClientConfig::new(
-        "http://api.example/prefix",
+        "https://api.example/prefix",
         SecretString::from("t".to_owned()),
     ))
     .unwrap();
-    let call = Call::on_object::<Tunnel>("get status of", Method::GET, "a/b", Some("status"));
+    let call = Call::on_object::<Tunnel>("get status of", Method::GET, "a-1.b_c~d", Some("status"));
     assert_eq!(
         client.url(&call).unwrap().as_str(),
-        "http://api.example/prefix/api/v1/tunnels/a%2Fb/status"
+        "https://api.example/prefix/api/v1/tunnels/a-1.b_c~d/status"
     );
     let pops = Call::new(
         String::new(),
@@ -107,15 +107,52 @@ fn urls_keep_the_base_path_and_make_the_id_one_segment() {
     );
     assert_eq!(
         client.url(&pops).unwrap().as_str(),
-        "http://api.example/prefix/api/v1/pops/ipsec"
+        "https://api.example/prefix/api/v1/pops/ipsec"
     );
-    for id in ["", ".", "..", "%2e", "%2E%2e"] {
+    for id in [
+        "", ".", "..", "%2e", "%2E%2e", ".\t", "a/b", "a?b", "a#b", "a b", "%", "..\\", "\u{0}",
+    ] {
         let call = Call::on_object::<Connector>("update", Method::POST, id, None);
         assert!(
             matches!(client.url(&call), Err(ApiError::BadId { .. })),
             "{id:?}"
         );
     }
+}
+
+#[test]
+fn an_id_that_is_no_id_is_quoted_in_errors() {
+    let call = Call::on_object::<Tunnel>("delete", Method::DELETE, ".\t\u{1b}[2J", None);
+    assert_eq!(call.op, r#"delete tunnel ".\t\u{1b}[2J""#);
+    let call = Call::on_object::<Tunnel>("delete", Method::DELETE, "t1", None);
+    assert_eq!(call.op, "delete tunnel t1");
+}
+
+#[test]
+fn quoted_server_text_is_short_and_printable() {
+    let text = format!("a\u{1b}[31mb\r\nc\u{7}{}", "é".repeat(300));
+    let q = quote(&text);
+    assert!(q.len() <= SNIPPET_BYTES, "{}", q.len());
+    assert!(q.starts_with(r"a\u{1b}[31mb\r\nc\u{7}é"), "{q}");
+    assert!(!q.chars().any(char::is_control));
+    let json = format!(r#"{{"message":"{}"}}"#, "x".repeat(10_000));
+    assert_eq!(server_message(&json).len(), SNIPPET_BYTES);
+}
+
+#[test]
+fn a_client_config_never_shows_credentials_or_the_token() {
+    let config = ClientConfig::new(
+        "https://user:url-secret@api.example",
+        SecretString::from("token-secret".to_owned()),
+    );
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("url-secret") && !shown.contains("token-secret"),
+        "{shown}"
+    );
+    let err = Client::new(config).unwrap_err().to_string();
+    assert!(!err.contains("url-secret"), "{err}");
+    assert!(err.contains("https://api.example/"), "{err}");
 }
 
 #[test]

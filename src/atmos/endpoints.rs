@@ -14,8 +14,9 @@ use super::types::{
     Tunnel, TunnelSpec, TunnelUpdate,
 };
 
-/// Paging stops here even if the server keeps announcing more pages.
-const MAX_PAGES: u32 = 10_000;
+/// A list longer than this is refused rather than held in memory: ten times the largest
+/// account popsel was built for, and at most this many pages are asked for.
+const MAX_LISTED_OBJECTS: usize = 100_000;
 
 fn json(value: &impl serde::Serialize) -> Vec<u8> {
     // Serializing our own plain structs to a Vec cannot fail.
@@ -37,6 +38,11 @@ impl Client {
 
     /// Every object of the account, all pages, each once: an object that moves from one page
     /// to the next while we read (the list changed between requests) is not returned twice.
+    ///
+    /// A server whose paging never ends cannot keep it going: a page before the last must
+    /// bring at least one object not seen yet, the page count may not pass what
+    /// `totalRecords` and the page size allow, and the list may not pass
+    /// [`MAX_LISTED_OBJECTS`]; each ends the listing with [`ApiError::BadPaging`].
     pub async fn list<R: Resource>(&self) -> Result<Vec<R>, ApiError> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -44,20 +50,33 @@ impl Client {
         loop {
             let page = self.list_page::<R>(page_number).await?;
             let received = page.data.len();
+            let before = out.len();
             for item in page.data {
                 if seen.insert(item.list_key().to_owned()) {
                     out.push(item);
                 }
             }
-            let more = if page.total_pages > 0 {
-                page_number < page.total_pages
-            } else {
-                page.next_page.as_deref().is_some_and(|u| !u.is_empty())
+            let paging = Paging {
+                page_number,
+                total_pages: page.total_pages,
+                total_records: page.total_records,
+                page_size: page.page_size,
+                asked_page_size: self.page_size(),
+                next_link: page.next_page.as_deref().is_some_and(|u| !u.is_empty()),
+                received,
+                new: out.len() - before,
+                listed: out.len(),
             };
-            if !more || received == 0 || page_number >= MAX_PAGES {
-                return Ok(out);
+            match paging.next() {
+                Ok(None) => return Ok(out),
+                Ok(Some(next)) => page_number = next,
+                Err(detail) => {
+                    return Err(ApiError::BadPaging {
+                        op: format!("list {}", R::COLLECTION),
+                        detail,
+                    });
+                }
             }
-            page_number += 1;
         }
     }
 
@@ -204,6 +223,94 @@ impl Client {
             Method::GET,
             Target::collection(IPSEC_POPS),
         );
+        let call = Call {
+            catalog: true,
+            ..call
+        };
         self.fetch(&call).await
+    }
+}
+
+/// What one page of a list said, and what it brought.
+struct Paging {
+    page_number: u32,
+    total_pages: u32,
+    total_records: u64,
+    /// As the server reports it (0: not reported).
+    page_size: u32,
+    asked_page_size: u32,
+    next_link: bool,
+    received: usize,
+    /// Objects not seen on an earlier page.
+    new: usize,
+    /// Objects listed so far.
+    listed: usize,
+}
+
+impl Paging {
+    /// The page to ask for next, `None` when this was the last, or why the paging cannot be
+    /// followed.
+    fn next(&self) -> Result<Option<u32>, String> {
+        let more = if self.total_pages > 0 {
+            self.page_number < self.total_pages
+        } else {
+            self.next_link
+        };
+        if !more {
+            return Ok(None);
+        }
+        let n = self.page_number;
+        if self.received == 0 {
+            return Err(format!(
+                "page {n} is empty, yet {} announced",
+                self.announced()
+            ));
+        }
+        if self.new == 0 {
+            return Err(format!(
+                "page {n} brings nothing new (only objects of earlier pages), yet {} announced",
+                self.announced()
+            ));
+        }
+        if let Some(pages) = self.pages_allowed() {
+            if u64::from(n) >= pages {
+                return Err(format!(
+                    "{} announced after page {n}, but {} records at {} a page make {pages}",
+                    self.announced(),
+                    self.total_records,
+                    self.effective_page_size()
+                ));
+            }
+        }
+        if self.listed >= MAX_LISTED_OBJECTS {
+            return Err(format!(
+                "more than {MAX_LISTED_OBJECTS} objects, which popsel does not hold in memory"
+            ));
+        }
+        Ok(n.checked_add(1))
+    }
+
+    fn announced(&self) -> String {
+        if self.total_pages > 0 {
+            format!("{} pages are", self.total_pages)
+        } else {
+            "a next page is".to_owned()
+        }
+    }
+
+    /// The page size the server uses: the smaller of what we asked and what it reports, so
+    /// that a server capping the page size is followed.
+    fn effective_page_size(&self) -> u64 {
+        let reported = if self.page_size > 0 {
+            self.page_size
+        } else {
+            self.asked_page_size
+        };
+        u64::from(reported.min(self.asked_page_size).max(1))
+    }
+
+    /// The pages `totalRecords` allows, when the server reports it.
+    fn pages_allowed(&self) -> Option<u64> {
+        (self.total_records > 0).then(|| self.total_records.div_ceil(self.effective_page_size()))
     }
 }

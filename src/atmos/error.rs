@@ -66,8 +66,40 @@ pub enum ApiError {
         snippet: String,
     },
 
-    #[error("{op}: {id:?} is not an object id")]
+    #[error(
+        "{op}: {id:?} is not an object id (an id is 1 to {max} letters, digits, '-', '_', '.' or '~', not only dots, e.g. 6ee0bd21-4f50-454a-9f75-82f6933d54b0); nothing was sent",
+        max = super::rules::MAX_OBJECT_ID_CHARS
+    )]
     BadId { op: String, id: String },
+
+    #[error(
+        "{op}: the answer is larger than {limit} bytes; stopped reading it (if the API's answers are legitimately this large, raise [api] {setting})"
+    )]
+    TooLarge {
+        op: String,
+        limit: usize,
+        setting: &'static str,
+    },
+
+    /// A redirect that was not followed: to another origin, or one too many.
+    #[error("{op}: {detail}")]
+    Redirected { op: String, detail: String },
+
+    #[error("{op}: the API's paging is broken: {detail}; stopped listing")]
+    BadPaging { op: String, detail: String },
+
+    #[error(
+        "{last}, beyond the retry budget ({:.1}s left of it): not waited for (gave up after {attempts} attempt{} in {:.1}s)",
+        .left.as_secs_f64(),
+        if *.attempts == 1 { "" } else { "s" },
+        .elapsed.as_secs_f64()
+    )]
+    RetryAfterBeyondBudget {
+        attempts: u32,
+        elapsed: Duration,
+        left: Duration,
+        last: Box<ApiError>,
+    },
 
     #[error("{last} (gave up after {attempts} attempts in {:.1}s)", .elapsed.as_secs_f64())]
     GaveUp {
@@ -83,10 +115,12 @@ fn fmt_retry_after(d: Option<Duration>) -> String {
 }
 
 impl ApiError {
-    /// The error itself, looking through `GaveUp`.
+    /// The error itself, looking through `GaveUp` and `RetryAfterBeyondBudget`.
     pub fn root(&self) -> &ApiError {
         match self {
-            ApiError::GaveUp { last, .. } => last.root(),
+            ApiError::GaveUp { last, .. } | ApiError::RetryAfterBeyondBudget { last, .. } => {
+                last.root()
+            }
             e => e,
         }
     }
@@ -162,7 +196,10 @@ impl ApiError {
             ApiError::Transport { .. } => "transport",
             ApiError::InvalidBody { .. } => "invalid_body",
             ApiError::BadId { .. } => "bad_id",
-            ApiError::GaveUp { .. } => "gave_up",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Redirected { .. } => "redirected",
+            ApiError::BadPaging { .. } => "bad_paging",
+            ApiError::GaveUp { .. } | ApiError::RetryAfterBeyondBudget { .. } => "gave_up",
         }
     }
 }

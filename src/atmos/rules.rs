@@ -42,6 +42,24 @@ pub fn is_valid_psk(psk: &str) -> bool {
     psk.chars().count() >= MIN_PSK_CHARS
 }
 
+/// The longest object id popsel puts in a URL.
+pub const MAX_OBJECT_ID_CHARS: usize = 128;
+
+/// Whether `id` can name an object in a URL path as it is. The documents show UUIDs
+/// (`6ee0bd21-4f50-454a-9f75-82f6933d54b0`); the allow-list is RFC 3986's unreserved
+/// characters (letters, digits, `-`, `_`, `.`, `~`), which also covers numbers, slugs, ULIDs
+/// and base64url, and which no URL handling encodes, decodes, strips or normalises, except
+/// a segment of only dots (`.`, `..`), which is refused too. Anything else (white space,
+/// control characters, `/`, `?`, `#`, `%`, `\`, non-ASCII look-alikes) could make the
+/// request address another path than the object's, so it is refused before any request.
+pub fn is_valid_object_id(id: &str) -> bool {
+    (1..=MAX_OBJECT_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        && !id.bytes().all(|b| b == b'.')
+}
+
 #[cfg(test)]
 #[path = "rules_tests.rs"]
 mod tests;

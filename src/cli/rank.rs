@@ -16,6 +16,7 @@ use crate::catalog::{Catalog, Filter};
 use crate::location::Site;
 use crate::pipeline::{RankRequest, catalog_file, rank_once};
 use crate::probe::ProbeSettings;
+use crate::probe::icmp::MAX_CONCURRENCY;
 use crate::resolve::dns::DnsSettings;
 
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -61,8 +62,8 @@ pub struct RankArgs {
     /// Echo requests per second, all addresses together
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pps: u32,
-    /// Addresses probed at once
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Addresses probed at once (1 to 10000)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY as u64))]
     pub concurrency: u64,
     /// Only PoPs in this country (repeatable)
     #[arg(long = "country", value_name = "CC")]

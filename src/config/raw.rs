@@ -40,6 +40,9 @@ pub struct RawApi {
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
     pub page_size: Option<u32>,
+    pub max_response_bytes: Option<u64>,
+    pub max_catalog_bytes: Option<u64>,
+    pub allow_insecure_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

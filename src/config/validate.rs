@@ -12,10 +12,12 @@ use super::raw::{
 };
 use super::{Config, DEFAULT_STATE_DIR};
 use crate::atmos::ApiSettings;
+use crate::atmos::origin::{check_base_url, shown_url};
 use crate::catalog::Filter;
 use crate::edge::EdgeSettings;
 use crate::metrics::MetricsSettings;
 use crate::probe::ProbeSettings;
+use crate::probe::icmp::MAX_CONCURRENCY;
 use crate::resolve::dns::DnsSettings;
 use crate::schedule::Schedule;
 use crate::select::SelectionSettings;
@@ -126,12 +128,56 @@ fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
     if raw.timeout == Some(Duration::ZERO) {
         p.add("api.timeout", "must be more than 0s");
     }
+    let allow_insecure_http = raw.allow_insecure_http.unwrap_or(false);
+    if let Some(url) = &raw.base_url {
+        if let Err(problem) = check_base_url(url, allow_insecure_http) {
+            p.add(
+                "api.base_url",
+                format!("{:?} is not usable: {problem}", shown_url(url)),
+            );
+        }
+    }
     ApiSettings {
         base_url: raw.base_url,
         token_file: raw.token_file.map(|f| resolve_path(base, &f)),
         timeout: raw.timeout.unwrap_or(defaults.timeout),
         page_size: raw.page_size.unwrap_or(defaults.page_size),
+        max_response_bytes: byte_cap(
+            p,
+            "api.max_response_bytes",
+            raw.max_response_bytes,
+            defaults.max_response_bytes,
+        ),
+        max_catalog_bytes: byte_cap(
+            p,
+            "api.max_catalog_bytes",
+            raw.max_catalog_bytes,
+            defaults.max_catalog_bytes,
+        ),
+        allow_insecure_http,
     }
+}
+
+/// The smallest and largest body caps: below 64 KiB not even one page of objects fits; above
+/// 1 GiB one answer could take a router's memory.
+const BYTE_CAP_RANGE: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 30);
+
+fn byte_cap(p: &mut Problems, key: &str, value: Option<u64>, default: usize) -> usize {
+    let Some(value) = value else {
+        return default;
+    };
+    if !BYTE_CAP_RANGE.contains(&value) {
+        p.add(
+            key,
+            format!(
+                "{value} is out of range; use {} (64 KiB) to {} (1 GiB) bytes",
+                BYTE_CAP_RANGE.start(),
+                BYTE_CAP_RANGE.end()
+            ),
+        );
+        return default;
+    }
+    usize::try_from(value).unwrap_or(default)
 }
 
 fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
@@ -150,6 +196,11 @@ fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
     let concurrency = raw.concurrency.unwrap_or(defaults.concurrency);
     if concurrency == 0 {
         p.add("probe.concurrency", "must be at least 1");
+    } else if concurrency > MAX_CONCURRENCY {
+        p.add(
+            "probe.concurrency",
+            format!("{concurrency} is out of range; use 1 to {MAX_CONCURRENCY}"),
+        );
     }
     let interval = positive(p, "probe.interval", raw.interval, defaults.interval);
     let interval = at_most(p, "probe.interval", interval, Duration::from_secs(60));

@@ -28,6 +28,17 @@ use super::{Probe, ProbeError, ProbeSettings};
 /// Bytes of echo data, as `ping` and `fping` send by default.
 const PAYLOAD: [u8; 56] = [0; 56];
 
+/// The most addresses probed at once (`probe.concurrency`, `popsel rank --concurrency`). Each
+/// is a task holding a slot of the packet pacer, and at the default 2,000 packets per second
+/// a round of 5 echoes already keeps fewer than 10,000 addresses busy; more buys nothing.
+pub const MAX_CONCURRENCY: usize = 10_000;
+
+/// The permits of the concurrency semaphore: `concurrency` within 1 and [`MAX_CONCURRENCY`],
+/// whatever the caller passes (`Semaphore::new` panics above `usize::MAX >> 3`).
+fn permits(concurrency: usize) -> usize {
+    concurrency.clamp(1, MAX_CONCURRENCY)
+}
+
 /// Which kind of ICMP socket a family uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,7 +160,7 @@ impl Prober {
         }
         let total = distinct.len();
         let pacer = Arc::new(Pacer::new(settings.max_pps));
-        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let permits = Arc::new(Semaphore::new(permits(settings.concurrency)));
         let mut tasks = tokio::task::JoinSet::new();
         for ip in distinct {
             let family = match self.family(ip) {

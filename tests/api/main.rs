@@ -8,5 +8,6 @@ mod support;
 mod cli;
 mod connectors;
 mod faults;
+mod hostile;
 mod resources;
 mod tunnels;
