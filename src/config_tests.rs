@@ -220,6 +220,41 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "page_size = 20\n[probe]\ninterval = \"2h\"",
             "probe.interval: 2h is more than 1m",
         ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\nconcurrency = 0",
+            "probe.concurrency: must be at least 1",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\nconcurrency = 10001",
+            "probe.concurrency: 10001 is out of range; use 1 to 10000",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\nconcurrency = 18446744073709551615",
+            "probe.concurrency: 18446744073709551615 is out of range; use 1 to 10000",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\nmax_response_bytes = 1000",
+            "api.max_response_bytes: 1000 is out of range; use 65536 (64 KiB) to 1073741824 (1 GiB) bytes",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\nmax_catalog_bytes = 9999999999999",
+            "api.max_catalog_bytes: 9999999999999 is out of range",
+        ),
+        (
+            "base_url = \"http://127.0.0.1:9\"",
+            "base_url = \"http://api.example\"",
+            "api.base_url: \"http://api.example/\" is not usable: plain http to api.example, which is not this machine, would send the API token unencrypted; use https://, or set [api] allow_insecure_http = true if the path to it is trusted",
+        ),
+        (
+            "base_url = \"http://127.0.0.1:9\"",
+            "base_url = \"ftp://127.0.0.1:9\"",
+            "api.base_url: \"ftp://127.0.0.1:9/\" is not usable: the scheme must be http or https",
+        ),
     ];
     let good = good();
     for (from, to, message) in cases {
@@ -317,4 +352,47 @@ fn the_example_config_documents_a_valid_configuration() {
     })
     .unwrap();
     assert!(!c.locations.is_empty());
+}
+
+#[test]
+fn api_limits_and_plain_http_are_settings() {
+    let dir = dir_with_psk(0o600);
+    let c = parse(&good(), dir.path()).unwrap();
+    assert_eq!(c.api.max_response_bytes, 4 << 20);
+    assert_eq!(c.api.max_catalog_bytes, 32 << 20);
+    assert!(!c.api.allow_insecure_http);
+    let text = good().replace(
+        "base_url = \"http://127.0.0.1:9\"",
+        "base_url = \"http://api.example\"\nallow_insecure_http = true\nmax_response_bytes = 65536\nmax_catalog_bytes = 1073741824",
+    );
+    let c = parse(&text, dir.path()).unwrap();
+    assert!(c.api.allow_insecure_http);
+    assert_eq!(c.api.max_response_bytes, 65536);
+    assert_eq!(c.api.max_catalog_bytes, 1 << 30);
+    assert_eq!(c.api.base_url.as_deref(), Some("http://api.example"));
+}
+
+#[test]
+fn credentials_in_the_api_url_are_refused_and_never_shown() {
+    for url in [
+        "https://user:url-s3cret@api.example",
+        "http://url-s3cret@127.0.0.1:9",
+        "http://u:url-s3cret@",
+    ] {
+        let text = good().replace(
+            "base_url = \"http://127.0.0.1:9\"",
+            &format!("base_url = \"{url}\""),
+        );
+        let got = problems(&text);
+        assert!(
+            got.iter().any(|p| p.starts_with("api.base_url: ")),
+            "{url}: {got:#?}"
+        );
+        assert!(!format!("{got:?}").contains("url-s3cret"), "{got:#?}");
+    }
+    let settings = ApiSettings {
+        base_url: Some("https://user:url-s3cret@api.example".into()),
+        ..ApiSettings::default()
+    };
+    assert!(!format!("{settings:?}").contains("url-s3cret"));
 }

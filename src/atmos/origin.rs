@@ -98,9 +98,15 @@ pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.origin() == b.origin()
 }
 
-/// `scheme://host:port` of `url`, never its credentials, path or query.
+/// `scheme://host:port` of `url`, never its credentials, path or query; for a URL with no
+/// such origin (`file:`, `data:`), its scheme.
 pub fn origin_of(url: &Url) -> String {
-    url.origin().ascii_serialization()
+    let origin = url.origin();
+    if origin.is_tuple() {
+        origin.ascii_serialization()
+    } else {
+        format!("a {}: URL", url.scheme())
+    }
 }
 
 #[cfg(test)]

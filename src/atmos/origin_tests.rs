@@ -78,4 +78,5 @@ fn origins_are_scheme_host_and_port() {
         &url("http://localhost:1/")
     ));
     assert_eq!(origin_of(&url("https://u:p@h:8443/x?y")), "https://h:8443");
+    assert_eq!(origin_of(&url("file:///etc/passwd")), "a file: URL");
 }

@@ -419,6 +419,21 @@ async fn a_redirect_to_another_origin_is_not_followed() {
 }
 
 #[tokio::test]
+async fn a_redirect_to_another_scheme_is_not_followed() {
+    for target in [
+        "file:///etc/passwd",
+        "data:text/plain,x",
+        "ftp://127.0.0.1/x",
+        "https://127.0.0.1/x",
+    ] {
+        let server = Hostile::always(Reply::redirect(302, target)).await;
+        let err = client(&server).get::<Tunnel>("t1").await.unwrap_err();
+        assert_eq!(err.kind(), "redirected", "{target}: {err:?}");
+        assert_eq!(server.request_count(), 1);
+    }
+}
+
+#[tokio::test]
 async fn a_redirect_within_the_origin_is_followed_with_the_token() {
     let server = Hostile::start(|req, _| {
         if req.target == "/api/v1/tunnels/t1" {
@@ -638,4 +653,31 @@ async fn popsel_tunnels_delete_refuses_a_tab_id_without_a_request() {
         assert_contains(&line, "is not an object id");
     }
     assert_eq!(server.request_count(), 0, "{:?}", server.targets());
+}
+
+// ---- probe concurrency ----
+
+#[tokio::test]
+async fn popsel_rank_bounds_its_concurrency() {
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/config/catalog.sample.json");
+    let rank = |concurrency: &str| {
+        let mut cmd = support::popsel();
+        cmd.args(["rank", "--site", "41.88,-87.63", "--no-dns", "--no-probe"])
+            .args([
+                "--catalog",
+                catalog,
+                "--top",
+                "1",
+                "--concurrency",
+                concurrency,
+            ]);
+        support::run(cmd)
+    };
+    for too_many in ["10001", "2305843009213693952", "18446744073709551615", "0"] {
+        let out = rank(too_many).await;
+        assert_exit(&out, 2);
+        assert_contains(&support::stderr(&out), "--concurrency");
+        assert_contains(&support::stderr(&out), "1..=10000");
+    }
+    assert_exit(&rank("10000").await, 0);
 }

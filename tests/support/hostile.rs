@@ -102,6 +102,9 @@ impl Reply {
 /// The requests a hostile server has received, oldest first.
 pub type Log = Arc<Mutex<Vec<Request>>>;
 
+/// What a hostile server answers request number `n` (from 0).
+type Answer = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
 /// A running hostile server; it stops with the test's runtime.
 pub struct Hostile {
     pub url: String,
@@ -150,11 +153,7 @@ impl Hostile {
     }
 }
 
-async fn serve(
-    mut sock: TcpStream,
-    answer: Arc<dyn Fn(&Request, usize) -> Reply + Send + Sync>,
-    log: Log,
-) {
+async fn serve(mut sock: TcpStream, answer: Arc<Answer>, log: Log) {
     let Some(request) = read_request(&mut sock).await else {
         return;
     };
