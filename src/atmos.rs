@@ -5,6 +5,12 @@
 //! are retried with jittered backoff under a bounded [`RetryPolicy`]; a create is never blindly
 //! repeated, so a flaky API never yields duplicates; lists come back whole, each object once;
 //! the token and PSKs never show up in `Debug`, errors or logs.
+//!
+//! And against a hostile or broken API: every answer is bounded in size and in time, whatever
+//! its headers say; a `Retry-After` of any value never waits past the retry budget; a list
+//! whose pages never end is stopped; the token goes to the configured origin only (no
+//! redirect elsewhere is followed, no plain http to another host unless configured); an id
+//! that URL handling could turn into another path is refused before any request.
 
 mod client;
 mod endpoints;

@@ -292,6 +292,24 @@ async fn a_server_that_never_answers_times_out_within_the_budget() {
 }
 
 #[tokio::test]
+async fn a_server_that_hangs_up_is_retried_within_the_budget() {
+    let server = Hostile::always(Reply::Hangup).await;
+    let client = client_at(
+        &server.url,
+        100,
+        Duration::from_secs(5),
+        quick(3, Duration::from_secs(10)),
+    );
+    let err = client.get::<Tunnel>("t1").await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::GaveUp { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transport(), "{err:?}");
+    assert_eq!(server.request_count(), 3);
+}
+
+#[tokio::test]
 async fn error_bodies_are_quoted_short_and_safe() {
     let long_message = "A".repeat(1 << 20);
     let hostile_bytes: Vec<u8> = [

@@ -64,6 +64,8 @@ pub enum Reply {
     },
     /// Read the request, then say nothing and keep the connection open.
     Silence,
+    /// Read the request, then close the connection without a word.
+    Hangup,
 }
 
 impl Reply {
@@ -173,6 +175,7 @@ async fn serve(mut sock: TcpStream, answer: Arc<Answer>, log: Log) {
                 }
             }
         }
+        Reply::Hangup => {}
         Reply::Answer {
             status,
             headers,
