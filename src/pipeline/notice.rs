@@ -20,7 +20,8 @@ pub enum Recovery {
     SelectionAfresh,
     /// `tunnels.json`: the configured tunnels found on the API with both their name and
     /// authentication ID are managed again (this many), their PSKs pushed once more.
-    TunnelsRelearned { relearned: usize },
+    /// Read-only (`popsel plan`), only for this plan.
+    TunnelsRelearned { relearned: usize, saved: bool },
     /// `fingerprint.key`: a new key; the PSKs of this many managed tunnels pushed once more.
     /// Read-only (`popsel plan`), a key of the moment stands in and nothing is saved.
     KeyReplaced { tunnels: usize, saved: bool },
@@ -34,10 +35,21 @@ impl std::fmt::Display for Recovery {
             Recovery::SelectionAfresh => f.write_str(
                 "the anti-flap memory starts afresh: each location's PoPs are chosen as on a first run",
             ),
-            Recovery::TunnelsRelearned { relearned } => write!(
+            Recovery::TunnelsRelearned {
+                relearned,
+                saved: true,
+            } => write!(
                 f,
                 "managed tunnels are re-learned from the API by name and authentication ID \
                  ({relearned} found) and their PSKs pushed once more"
+            ),
+            Recovery::TunnelsRelearned {
+                relearned,
+                saved: false,
+            } => write!(
+                f,
+                "this plan re-learns the managed tunnels from the API by name and \
+                 authentication ID ({relearned} found); apply pushes their PSKs once more"
             ),
             Recovery::KeyReplaced { tunnels, saved: true } => write!(
                 f,

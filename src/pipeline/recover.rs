@@ -50,27 +50,34 @@ fn bound_wins(selection: &mut Selection) {
 }
 
 impl Pipeline {
-    /// The managed tunnels, for a plan made from `actual` (a complete listing of the API).
-    /// When `tunnels.json` is damaged, those of the config found in `actual` with both their
-    /// name and authentication ID.
+    /// The managed tunnels, for a plan made from `actual` (a complete listing of the API), and
+    /// whether they were rebuilt: when `tunnels.json` is damaged, those of the config found in
+    /// `actual` with both their name and authentication ID.
     pub(super) fn managed_tunnels(
         &self,
         generation: &Generation,
         actual: &[Tunnel],
-    ) -> ManagedTunnels {
+    ) -> (ManagedTunnels, bool) {
         let state = &generation.state;
         match load_managed(state) {
-            Loaded::Found(managed) => managed,
-            Loaded::Absent => ManagedTunnels::default(),
+            Loaded::Found(managed) => (managed, false),
+            Loaded::Absent => (ManagedTunnels::default(), false),
             Loaded::Damaged(problem) => {
                 let damaged = state.set_aside(MANAGED_FILE, problem);
                 let mut managed = ManagedTunnels::default();
                 let relearned = managed.relearn(&generation.config.locations, actual).len();
+                // Saved at once (the writer), so that what was re-learned, and why each PSK is
+                // pushed, outlives an apply that is not confirmed. Should this fail, the
+                // reconcile run saves it again before any write, and fails if it cannot.
+                let saved = !state.is_read_only();
+                if saved {
+                    let _ = save_managed(state, &managed);
+                }
                 self.report.notice(Notice::StateDamaged {
                     damaged,
-                    recovery: Recovery::TunnelsRelearned { relearned },
+                    recovery: Recovery::TunnelsRelearned { relearned, saved },
                 });
-                managed
+                (managed, true)
             }
         }
     }

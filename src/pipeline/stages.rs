@@ -154,7 +154,7 @@ impl Pipeline {
         prune: bool,
     ) -> Result<TunnelPlan, StageError> {
         let actual = generation.client.list::<Tunnel>().await?;
-        let mut managed = self.managed_tunnels(generation, &actual);
+        let (mut managed, rebuilt) = self.managed_tunnels(generation, &actual);
         let loaded = managed.clone();
         let seen = managed.note_listing(&actual);
         for m in seen.missing {
@@ -173,7 +173,7 @@ impl Pipeline {
         );
         Ok(TunnelPlan {
             plan,
-            save_first: managed != loaded,
+            save_first: rebuilt || managed != loaded,
             managed,
             fingerprints,
         })

@@ -62,6 +62,7 @@ pub enum Outcome {
     },
     /// A create met a 409 and the tunnel there is one popsel manages, as configured (the
     /// listing the plan was made from missed it): nothing was written.
+    #[serde(rename = "already_there")]
     AlreadyThere {
         id: String,
     },

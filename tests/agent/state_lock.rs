@@ -55,3 +55,66 @@ async fn the_state_dir_has_one_writer_named_when_taken_and_freed_when_it_dies() 
     assert_exit(&out, 0);
     assert!(!support::stderr(&out).contains("in use"), "{}", show(&out));
 }
+
+/// Whether another process could take the lock of `dir` now (`flock -n`).
+fn lock_free(dir: &std::path::Path) -> bool {
+    std::process::Command::new("flock")
+        .arg("-n")
+        .arg(dir.join("popsel.lock"))
+        .arg("true")
+        .status()
+        .expect("run flock")
+        .success()
+}
+
+/// A reload to another state dir takes that one's lock (refused, the old config kept, while
+/// another process holds it) and lets the old one go once no stage uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_another_state_dir_moves_the_lock() {
+    let sim = support::start_sim(support::no_faults()).await;
+    let mut site = StateSite::new(&sim.url());
+    let (old, new) = (site.state_dir(), site.files.path("state2"));
+    let agent = AgentProc::spawn(site.command("run", &[]));
+    agent.metrics_base().await;
+    assert!(!lock_free(&old));
+
+    // Someone else has the new dir: the reload is refused, naming them; the old lock stays.
+    std::fs::create_dir(&new).unwrap();
+    std::fs::set_permissions(&new, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(new.join("popsel.lock"), "4242\n").unwrap();
+    let mut holder = std::process::Command::new("sh")
+        .args(["-c", "exec 9<>\"$0\" && flock 9 && exec sleep 30"])
+        .arg(new.join("popsel.lock"))
+        .spawn()
+        .unwrap();
+    crate::http::until(Duration::from_secs(5), "the other process locks", || {
+        !lock_free(&new)
+    })
+    .await;
+    site.edit_config(|c| c.with("[state]\ndir = \"state2\"\n"));
+    agent.signal("HUP");
+    let line = agent
+        .wait_line(Stream::Stderr, "not reloaded", Duration::from_secs(5))
+        .await;
+    assert_contains(&line, "PID 4242");
+    assert!(!lock_free(&old));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    // Free: the reload goes through; the agent holds the new dir and lets the old one go.
+    agent.signal("HUP");
+    // (Probing the new dir's lock before the reload took it could make the reload fail.)
+    agent
+        .wait_line(Stream::Stderr, "config reloaded", Duration::from_secs(5))
+        .await;
+    crate::http::until(
+        Duration::from_secs(10),
+        "the lock moved to the new dir",
+        || !lock_free(&new) && lock_free(&old),
+    )
+    .await;
+    assert_contains(
+        &std::fs::read_to_string(new.join("popsel.lock")).unwrap(),
+        &agent.pid().to_string(),
+    );
+}
