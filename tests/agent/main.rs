@@ -24,6 +24,7 @@ mod damaged_state;
 mod deploy;
 mod first_cycle;
 mod forgetting;
+mod full_disk;
 mod outage;
 mod promtool;
 mod provision;
