@@ -22,6 +22,7 @@ mod fetch;
 mod generation;
 mod measure;
 mod notice;
+mod recover;
 mod stages;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -41,7 +42,7 @@ pub use error::{StageError, TunnelFailure};
 pub use fetch::{CatalogFileError, CatalogInUse, catalog_file};
 pub use generation::Generation;
 pub use measure::{NothingToRank, RankRequest, prober, rank_once};
-pub use notice::{Notice, Report};
+pub use notice::{Notice, Recovery, Report};
 
 /// The agent's jobs: the stages run together, in this order, each job on the interval of its
 /// first stage. Flattened, they are one full cycle (`Stage::ALL`).
@@ -76,10 +77,11 @@ pub struct Decision {
 /// What reconcile would do, before any write.
 pub struct TunnelPlan {
     pub plan: Plan,
-    /// The managed tunnels, less those gone from the API.
+    /// The managed tunnels after this listing: missing counts, those forgotten, those
+    /// re-learned from a damaged `tunnels.json`.
     managed: ManagedTunnels,
-    /// Whether `managed` is saved before the plan is carried out: when some were forgotten,
-    /// and always for `apply`.
+    /// Whether `managed` is saved before the plan is carried out: when this listing changed
+    /// it, and always for `apply`.
     save_first: bool,
     fingerprints: Fingerprinter,
 }
@@ -120,17 +122,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pipeline {
-    /// A pipeline over `generation`, starting from the selection its state dir remembers.
+    /// A pipeline over `generation`, starting from the selection its state dir remembers (a
+    /// fresh one, said in a notice, when that is damaged).
     pub fn new(
         generation: Generation,
         prober: Option<Prober>,
         mode: Mode,
         report: Box<dyn Report>,
     ) -> Result<Pipeline, StateError> {
-        let selection = generation
-            .state
-            .read_json(SELECTION_FILE)?
-            .unwrap_or_default();
+        let selection = recover::load_selection(&generation.state, &*report);
         Ok(Pipeline {
             generation: RwLock::new(Arc::new(generation)),
             prober,

@@ -17,9 +17,18 @@ impl Report for LogReport {
                 fetched = %rfc3339(*fetched),
                 "the API is unreachable; using the cached catalogue"
             ),
+            Notice::StateDamaged { damaged, .. } => tracing::warn!(
+                file = %damaged.file.display(),
+                moved_to = %damaged.moved_to.as_ref().map_or("(left in place)".into(), |p| p.display().to_string()),
+                "{notice}"
+            ),
+            Notice::ManagedTunnelMissing(m) => tracing::warn!(
+                tunnel = %m.name, id = %m.id, listings = m.missing_listings,
+                "{notice}"
+            ),
             Notice::ManagedTunnelGone(m) => tracing::warn!(
                 tunnel = %m.name, id = %m.id,
-                "a managed tunnel is gone from the API; it will be created anew"
+                "{notice}"
             ),
             Notice::SelectionChanged(c) => tracing::info!(
                 location = %c.location, role = %c.role,
@@ -28,9 +37,13 @@ impl Report for LogReport {
                 reason = %c.reason,
                 "selection changed"
             ),
-            Notice::TunnelReconciled { action, done } => {
-                tracing::info!(?action, ?done, "tunnel reconciled")
-            }
+            Notice::TunnelReconciled { action, done } => match action.psk_reason() {
+                Some(reason) => tracing::info!(
+                    ?action, ?done, psk_pushed_because = %reason.describe(),
+                    "tunnel reconciled"
+                ),
+                None => tracing::info!(?action, ?done, "tunnel reconciled"),
+            },
             Notice::NoIcmp(e) => tracing::warn!("{e}; ranking by distance"),
             Notice::StageFailed { stage, error } => {
                 tracing::warn!(stage = stage.as_str(), "stage failed: {error}")

@@ -41,8 +41,23 @@ pub struct ApplyArgs {
     pub yes: bool,
 }
 
+/// How a command uses the state dir.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateUse {
+    /// `popsel plan`: reads it beside a running agent, takes no lock, writes nothing (but a
+    /// missing fingerprint key, made without ever replacing one).
+    Read,
+    /// `popsel apply`: its one writer; refused, naming the holder, while an agent (or another
+    /// apply) has it.
+    Write,
+}
+
 /// The pipeline of the config named on the command line, for one pass.
-fn pipeline(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<(Config, Pipeline)> {
+fn pipeline(
+    api: &ApiArgs,
+    args: &PlanArgs,
+    state_use: StateUse,
+) -> anyhow::Result<(Config, Pipeline)> {
     let path = api
         .config
         .as_deref()
@@ -51,7 +66,10 @@ fn pipeline(api: &ApiArgs, args: &PlanArgs) -> anyhow::Result<(Config, Pipeline)
     let client = client_from_config(api, &config, Default::default(), Default::default())?;
     let report = Box::new(StderrReport::new(false));
     let prober = pipeline::prober(&config.locations, args.no_probe, &*report);
-    let generation = Generation::new(config.clone(), client, !args.no_dns, &*report)?;
+    let generation = match state_use {
+        StateUse::Read => Generation::read_only(config.clone(), client, !args.no_dns, &*report)?,
+        StateUse::Write => Generation::new(config.clone(), client, !args.no_dns, &*report)?,
+    };
     let pipeline = Pipeline::new(generation, prober, Mode::OneShot, report)?;
     Ok((config, pipeline))
 }
@@ -106,7 +124,7 @@ fn changes_text(changes: &[Change]) -> String {
 }
 
 pub async fn plan(api: &ApiArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (config, pipeline) = pipeline(api, &args)?;
+    let (config, pipeline) = pipeline(api, &args, StateUse::Read)?;
     let Planned { decision, tunnels } = pipeline.plan(args.prune).await?;
     match args.output {
         Output::Json => print_json(&serde_json::json!({
@@ -145,7 +163,7 @@ fn confirm(writes: usize) -> anyhow::Result<bool> {
 }
 
 pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let (config, pipeline) = pipeline(api, &args.plan)?;
+    let (config, pipeline) = pipeline(api, &args.plan, StateUse::Write)?;
     let planned = pipeline.plan(args.plan.prune).await?;
     let plan = planned.tunnels.plan.clone();
     let (selection, changes) = (

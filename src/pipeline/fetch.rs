@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atmos::types::PopDocument;
 use crate::catalog::Catalog;
-use crate::state::{StateDir, StateError};
+use crate::state::{Loaded, StateDir, StateError};
 use crate::timestamp::unix_seconds_f64;
 
 /// The last good catalogue, in the state dir.
@@ -40,16 +40,28 @@ pub(super) fn write_cache(
     state.write_json(CATALOG_FILE, &cached)
 }
 
-/// The cached catalogue, if there is a readable one.
-pub(super) fn read_cache(state: &StateDir) -> Option<CatalogInUse> {
-    let cached = state.read_json::<CachedCatalog>(CATALOG_FILE).ok()??;
-    Some(CatalogInUse {
-        catalog: Catalog::from_document(&cached.document),
-        fetched: Duration::try_from_secs_f64(cached.fetched_unix)
-            .ok()
-            .and_then(|since| SystemTime::UNIX_EPOCH.checked_add(since))
-            .unwrap_or(SystemTime::UNIX_EPOCH),
-    })
+/// The cached catalogue.
+pub(super) fn read_cache(state: &StateDir, now: SystemTime) -> Loaded<CatalogInUse> {
+    match state.load_json::<CachedCatalog>(CATALOG_FILE) {
+        Loaded::Found(cached) => Loaded::Found(CatalogInUse {
+            catalog: Catalog::from_document(&cached.document),
+            fetched: fetched_at(cached.fetched_unix, now),
+        }),
+        Loaded::Absent => Loaded::Absent,
+        Loaded::Damaged(problem) => Loaded::Damaged(problem),
+    }
+}
+
+/// When the cached catalogue was fetched, from its seconds since the epoch. A time that is
+/// no time (negative, beyond what `SystemTime` holds) or still to come (a clock set back, a
+/// hand edit) is unknown and taken as the epoch: as stale as can be, so that the staleness
+/// alert fires rather than never.
+fn fetched_at(unix: f64, now: SystemTime) -> SystemTime {
+    Duration::try_from_secs_f64(unix)
+        .ok()
+        .and_then(|since| SystemTime::UNIX_EPOCH.checked_add(since))
+        .filter(|fetched| *fetched <= now)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// A catalogue file that cannot be used.
@@ -81,3 +93,7 @@ pub fn catalog_file(path: &Path) -> Result<Catalog, CatalogFileError> {
         error,
     })
 }
+
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

@@ -21,7 +21,11 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Opens the config's state dir and sets up its resolver (`dns: false`: none).
+    /// Opens the config's state dir as its one writer (the agent, `popsel apply`; fails,
+    /// naming the holder, when another process has it) and sets up its resolver (`dns:
+    /// false`: none). A reload opens the same dir again and shares this process's lock; a
+    /// reload to another dir takes that one's lock (or fails, and the old generation stays)
+    /// and the old one is released when the last stage using it ends.
     pub fn new(
         config: Config,
         client: Client,
@@ -29,12 +33,34 @@ impl Generation {
         report: &dyn Report,
     ) -> Result<Generation, StateError> {
         let state = StateDir::open(&config.state_dir)?;
+        Ok(Self::with_state(config, client, dns, report, state))
+    }
+
+    /// As [`new`](Self::new), reading the state dir beside its writer without a lock and
+    /// writing nothing to it but a missing fingerprint key (`popsel plan`).
+    pub fn read_only(
+        config: Config,
+        client: Client,
+        dns: bool,
+        report: &dyn Report,
+    ) -> Result<Generation, StateError> {
+        let state = StateDir::open_read_only(&config.state_dir)?;
+        Ok(Self::with_state(config, client, dns, report, state))
+    }
+
+    fn with_state(
+        config: Config,
+        client: Client,
+        dns: bool,
+        report: &dyn Report,
+        state: StateDir,
+    ) -> Generation {
         let dns = dns.then(|| resolver(config.dns.clone(), report)).flatten();
-        Ok(Generation {
+        Generation {
             config,
             client,
             state,
             dns,
-        })
+        }
     }
 }

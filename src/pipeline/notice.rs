@@ -6,11 +6,66 @@ use std::time::SystemTime;
 use super::StageError;
 use crate::catalog::Skipped;
 use crate::probe::icmp::IcmpUnavailable;
+use crate::reconcile::managed::FORGET_AFTER_LISTINGS;
 use crate::reconcile::{Action, ManagedTunnel, Written};
 use crate::resolve::dns::DnsSetupError;
 use crate::schedule::Stage;
 use crate::select::Change;
-use crate::state::StateError;
+use crate::state::{Damaged, StateError};
+
+/// What popsel does instead of what a damaged state file held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// `selection.json`: the anti-flap memory starts afresh.
+    SelectionAfresh,
+    /// `tunnels.json`: the configured tunnels found on the API with both their name and
+    /// authentication ID are managed again (this many), their PSKs pushed once more.
+    /// Read-only (`popsel plan`), only for this plan.
+    TunnelsRelearned { relearned: usize, saved: bool },
+    /// `fingerprint.key`: a new key; the PSKs of this many managed tunnels pushed once more.
+    /// Read-only (`popsel plan`), a key of the moment stands in and nothing is saved.
+    KeyReplaced { tunnels: usize, saved: bool },
+    /// `catalog.json`: no cached catalogue until the API answers again.
+    NoCachedCatalog,
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recovery::SelectionAfresh => f.write_str(
+                "the anti-flap memory starts afresh: each location's PoPs are chosen as on a first run",
+            ),
+            Recovery::TunnelsRelearned {
+                relearned,
+                saved: true,
+            } => write!(
+                f,
+                "managed tunnels are re-learned from the API by name and authentication ID \
+                 ({relearned} found) and their PSKs pushed once more"
+            ),
+            Recovery::TunnelsRelearned {
+                relearned,
+                saved: false,
+            } => write!(
+                f,
+                "this plan re-learns the managed tunnels from the API by name and \
+                 authentication ID ({relearned} found); apply pushes their PSKs once more"
+            ),
+            Recovery::KeyReplaced { tunnels, saved: true } => write!(
+                f,
+                "a new key is made; the PSKs of the {tunnels} managed tunnel(s) are pushed once more"
+            ),
+            Recovery::KeyReplaced { tunnels, saved: false } => write!(
+                f,
+                "a new key of the moment stands in; the PSKs of the {tunnels} managed tunnel(s) \
+                 show as to be pushed once more"
+            ),
+            Recovery::NoCachedCatalog => {
+                f.write_str("no cached catalogue to fall back on until the API answers")
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum Notice {
@@ -26,7 +81,16 @@ pub enum Notice {
     CachedCatalog { fetched: SystemTime },
     /// The catalogue could not be cached.
     CacheNotWritten(StateError),
-    /// A managed tunnel is gone from the API.
+    /// A state file could not be used: set aside (or, read-only, left), and what replaces it.
+    StateDamaged {
+        damaged: Damaged,
+        recovery: Recovery,
+    },
+    /// A managed tunnel is missing from the API's listing (`missing_listings` in a row); it
+    /// is remembered until [`FORGET_AFTER_LISTINGS`].
+    ManagedTunnelMissing(ManagedTunnel),
+    /// A managed tunnel was missing from [`FORGET_AFTER_LISTINGS`] listings in a row and is
+    /// forgotten.
     ManagedTunnelGone(ManagedTunnel),
     /// A location's choice changed and was handed off.
     SelectionChanged(Box<Change>),
@@ -65,9 +129,19 @@ impl std::fmt::Display for Notice {
                 f.write_str("the API is unreachable; using the cached catalogue")
             }
             Notice::CacheNotWritten(e) => write!(f, "{e}"),
+            Notice::StateDamaged { damaged, recovery } => write!(f, "{damaged}; {recovery}"),
+            Notice::ManagedTunnelMissing(m) => write!(
+                f,
+                "managed tunnel {:?} ({}) is missing from the API's tunnel list ({} listing(s) \
+                 in a row); popsel remembers it until {FORGET_AFTER_LISTINGS} (a flaky API \
+                 sends an empty or partial page now and then), and creates it anew meanwhile \
+                 if it is in the config",
+                m.name, m.id, m.missing_listings
+            ),
             Notice::ManagedTunnelGone(m) => write!(
                 f,
-                "managed tunnel {:?} ({}) is gone from the API; it will be created anew",
+                "managed tunnel {:?} ({}) was missing from {FORGET_AFTER_LISTINGS} listings of \
+                 the API in a row and is forgotten; a tunnel of the config is created anew",
                 m.name, m.id
             ),
             Notice::SelectionChanged(c) => write!(

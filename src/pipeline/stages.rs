@@ -6,15 +6,17 @@ use std::time::SystemTime;
 
 use super::fetch::{self, CatalogInUse};
 use super::{
-    Decision, Generation, Notice, Pipeline, SELECTION_FILE, StageError, TunnelPlan, lock, measure,
+    Decision, Generation, Notice, Pipeline, Recovery, SELECTION_FILE, StageError, TunnelPlan, lock,
+    measure,
 };
 use crate::atmos::Tunnel;
 use crate::catalog::Catalog;
 use crate::edge::{self, HandOff};
 use crate::rank::rank_locations;
-use crate::reconcile::ApplyReport;
-use crate::reconcile::apply::{self, fingerprinter, load_managed, save_managed};
+use crate::reconcile::apply::{self, load_managed, save_managed};
+use crate::reconcile::{ApplyReport, ManagedTunnels};
 use crate::select::select_all;
+use crate::state::Loaded;
 use crate::status;
 
 impl Pipeline {
@@ -46,12 +48,20 @@ impl Pipeline {
         if lock(&self.board).catalog.is_some() {
             return;
         }
-        if let Some(cached) = fetch::read_cache(&generation.state) {
-            self.report.notice(Notice::CachedCatalog {
-                fetched: cached.fetched,
-            });
-            self.export(|m| m.observe_catalog(&cached.catalog, cached.fetched));
-            lock(&self.board).catalog.get_or_insert(cached);
+        let state = &generation.state;
+        match fetch::read_cache(state, SystemTime::now()) {
+            Loaded::Found(cached) => {
+                self.report.notice(Notice::CachedCatalog {
+                    fetched: cached.fetched,
+                });
+                self.export(|m| m.observe_catalog(&cached.catalog, cached.fetched));
+                lock(&self.board).catalog.get_or_insert(cached);
+            }
+            Loaded::Absent => {}
+            Loaded::Damaged(problem) => self.report.notice(Notice::StateDamaged {
+                damaged: state.set_aside(fetch::CATALOG_FILE, problem),
+                recovery: Recovery::NoCachedCatalog,
+            }),
         }
     }
 
@@ -144,13 +154,16 @@ impl Pipeline {
         prune: bool,
     ) -> Result<TunnelPlan, StageError> {
         let actual = generation.client.list::<Tunnel>().await?;
-        let mut managed = load_managed(&generation.state)?;
-        let gone = managed.forget_gone(&actual);
-        let forgotten = !gone.is_empty();
-        for m in gone {
+        let (mut managed, rebuilt) = self.managed_tunnels(generation, &actual);
+        let loaded = managed.clone();
+        let seen = managed.note_listing(&actual);
+        for m in seen.missing {
+            self.report.notice(Notice::ManagedTunnelMissing(m));
+        }
+        for m in seen.forgotten {
             self.report.notice(Notice::ManagedTunnelGone(m));
         }
-        let fingerprints = fingerprinter(&generation.state)?;
+        let fingerprints = self.fingerprints(generation, &mut managed)?;
         let plan = crate::reconcile::plan::plan(
             &generation.config.locations,
             &actual,
@@ -160,8 +173,8 @@ impl Pipeline {
         );
         Ok(TunnelPlan {
             plan,
+            save_first: rebuilt || managed != loaded,
             managed,
-            save_first: forgotten,
             fingerprints,
         })
     }
@@ -196,7 +209,12 @@ impl Pipeline {
 
     /// Status: what Atmos says of the tunnels and connectors, exported.
     pub(super) async fn status(&self, generation: &Generation) -> Result<(), StageError> {
-        let managed = load_managed(&generation.state)?;
+        // Read only: a damaged file is the reconcile stage's to set aside and re-learn (it
+        // has the API's listing); meanwhile the tunnels' states are unknown.
+        let managed = match load_managed(&generation.state) {
+            Loaded::Found(managed) => managed,
+            Loaded::Absent | Loaded::Damaged(_) => ManagedTunnels::default(),
+        };
         let statuses = status::poll(
             &generation.client,
             &generation.config.locations,

@@ -5,27 +5,30 @@
 use serde::Serialize;
 
 use super::managed::{
-    AUDIT_FILE, AuditEntry, FINGERPRINT_KEY_FILE, Fingerprinter, MANAGED_FILE, ManagedTunnel,
-    ManagedTunnels,
+    AUDIT_FILE, AuditEntry, Fingerprinter, MANAGED_FILE, ManagedTunnel, ManagedTunnels,
 };
-use super::plan::{Action, Plan};
+use super::plan::{Action, Plan, PskReason};
 use crate::atmos::{ApiError, Client, Tunnel, TunnelSpec, TunnelUpdate};
 use crate::location::{Location, TunnelConfig, tunnels};
-use crate::state::{StateDir, StateError};
+use crate::state::{Loaded, Rotation, StateDir, StateError};
 use crate::timestamp::rfc3339;
 
-/// The managed tunnels the state dir remembers (none yet: empty).
-pub fn load_managed(state: &StateDir) -> Result<ManagedTunnels, StateError> {
-    Ok(state.read_json(MANAGED_FILE)?.unwrap_or_default())
+/// `audit.log` is rotated at 1 MiB and four old ones are kept: at most 5 MiB on a router's
+/// flash. An entry is about 250 bytes, so one file holds some 4,000 writes: years of a
+/// steady site (popsel writes only when the config or the account changes), and still
+/// weeks of a config that flaps every reconcile run.
+pub const AUDIT_ROTATION: Rotation = Rotation {
+    max_bytes: 1 << 20,
+    keep: 4,
+};
+
+/// The managed tunnels the state dir remembers.
+pub fn load_managed(state: &StateDir) -> Loaded<ManagedTunnels> {
+    state.load_json(MANAGED_FILE)
 }
 
 pub fn save_managed(state: &StateDir, managed: &ManagedTunnels) -> Result<(), StateError> {
     state.write_json(MANAGED_FILE, managed)
-}
-
-/// The state dir's PSK fingerprinter (its key is made on first use).
-pub fn fingerprinter(state: &StateDir) -> Result<Fingerprinter, StateError> {
-    Ok(Fingerprinter::new(&state.secret_key(FINGERPRINT_KEY_FILE)?))
 }
 
 /// Why one action of a plan was not carried out.
@@ -57,6 +60,12 @@ pub enum Outcome {
     Created {
         id: String,
     },
+    /// A create met a 409 and the tunnel there is one popsel manages, as configured (the
+    /// listing the plan was made from missed it): nothing was written.
+    #[serde(rename = "already_there")]
+    AlreadyThere {
+        id: String,
+    },
     /// A create met a 409 and the tunnel there was recognisably ours (same name and
     /// authentication ID): it was taken over and its PSK and location set.
     Adopted {
@@ -77,7 +86,7 @@ impl Outcome {
             Outcome::Adopted { id } => Some(Written::Adopted { id: id.clone() }),
             Outcome::Updated => Some(Written::Updated),
             Outcome::Deleted => Some(Written::Deleted),
-            Outcome::Failed(_) | Outcome::Nothing => None,
+            Outcome::AlreadyThere { .. } | Outcome::Failed(_) | Outcome::Nothing => None,
         }
     }
 }
@@ -134,6 +143,19 @@ impl Applier<'_> {
         fields: Vec<String>,
         error: Option<&ApiError>,
     ) {
+        self.audit_why(action, tunnel, id, fields, error, None);
+    }
+
+    /// [`audit`](Self::audit), saying why.
+    fn audit_why(
+        &self,
+        action: &str,
+        tunnel: &str,
+        id: Option<&str>,
+        fields: Vec<String>,
+        error: Option<&ApiError>,
+        why: Option<String>,
+    ) {
         let entry = AuditEntry {
             time: rfc3339(std::time::SystemTime::now()),
             action: action.to_owned(),
@@ -141,9 +163,26 @@ impl Applier<'_> {
             id: id.map(str::to_owned),
             fields,
             result: error.map_or_else(|| "ok".to_owned(), ToString::to_string),
+            why,
         };
-        if let Err(e) = self.state.append_json_line(AUDIT_FILE, &entry) {
+        if let Err(e) = self
+            .state
+            .append_json_line(AUDIT_FILE, &entry, AUDIT_ROTATION)
+        {
             tracing::error!("{e}");
+        }
+    }
+
+    /// The managed tunnels as they are on disk now. A file damaged since the plan read it is
+    /// an error here: the next reconcile run sets it aside and re-learns the tunnels.
+    fn managed(&self) -> Result<ManagedTunnels, StateError> {
+        match load_managed(self.state) {
+            Loaded::Absent => Ok(ManagedTunnels::default()),
+            Loaded::Found(managed) => Ok(managed),
+            Loaded::Damaged(problem) => Err(StateError {
+                path: self.state.path().join(MANAGED_FILE),
+                detail: format!("{problem}; the next reconcile run sets it aside"),
+            }),
         }
     }
 
@@ -154,17 +193,17 @@ impl Applier<'_> {
         want: &TunnelConfig,
         psk_pushed: bool,
     ) -> Result<(), StateError> {
-        let mut managed = load_managed(self.state)?;
-        let old = managed.tunnels.get(id).map(|m| m.psk_fingerprint.clone());
+        let mut managed = self.managed()?;
+        let old = managed.tunnels.get(id);
+        let (psk_fingerprint, psk_record_lost) = match old {
+            _ if psk_pushed => (self.fingerprints.fingerprint(&want.psk), None),
+            Some(old) => (old.psk_fingerprint.clone(), old.psk_record_lost),
+            None => (String::new(), None),
+        };
         // One entry per tunnel name: an older id under this name is gone or replaced.
         managed
             .tunnels
             .retain(|other, m| other == id || m.name != want.name);
-        let psk_fingerprint = if psk_pushed {
-            self.fingerprints.fingerprint(&want.psk)
-        } else {
-            old.unwrap_or_default()
-        };
         managed.tunnels.insert(
             id.to_owned(),
             ManagedTunnel {
@@ -172,6 +211,9 @@ impl Applier<'_> {
                 name: want.name.clone(),
                 location: loc.name.clone(),
                 psk_fingerprint,
+                psk_record_lost,
+                // It was just written or found: it is there.
+                missing_listings: 0,
             },
         );
         managed.version = 1;
@@ -179,7 +221,7 @@ impl Applier<'_> {
     }
 
     fn forget(&self, id: &str) -> Result<(), StateError> {
-        let mut managed = load_managed(self.state)?;
+        let mut managed = self.managed()?;
         managed.tunnels.remove(id);
         save_managed(self.state, &managed)
     }
@@ -248,21 +290,45 @@ impl Applier<'_> {
             self.audit("create", &want.name, None, vec![], Some(&conflict));
             return Outcome::Failed(ApplyError::NotOurs(conflict));
         };
-        let result = self.put(&found.id, loc, want, true).await;
-        let fields = vec!["location_id".into(), "psk".into()];
-        self.audit(
-            "adopt",
-            &want.name,
-            Some(&found.id),
-            fields,
-            result.as_ref().err(),
-        );
+        // One popsel manages already: the listing the plan was made from missed it (an empty
+        // or partial page). Only what differs is written, its PSK only if the config's is not
+        // the one last pushed.
+        let record = self
+            .managed()
+            .ok()
+            .and_then(|m| m.tunnels.get(&found.id).cloned());
+        let psk_known = record.as_ref().is_some_and(|m| {
+            m.psk_record_lost.is_none()
+                && !m.psk_fingerprint.is_empty()
+                && m.psk_fingerprint == self.fingerprints.fingerprint(&want.psk)
+        });
+        let missed = record.is_some().then(|| {
+            "the tunnel was there already and popsel manages it: the listing the plan was made \
+             from missed it"
+                .to_owned()
+        });
+        if psk_known && found.location_id == loc.location_id {
+            let why = missed.map(|m| format!("{m}; it is as configured, nothing written"));
+            let (id, fields) = (Some(found.id.as_str()), vec![]);
+            self.audit_why("create", &want.name, id, fields, Some(&conflict), why);
+            let there = Outcome::AlreadyThere {
+                id: found.id.clone(),
+            };
+            return self.settle(&found.id, loc, want, false, there);
+        }
+        let mut fields = vec!["location_id".to_owned()];
+        if !psk_known {
+            fields.push("psk".into());
+        }
+        let result = self.put(&found.id, loc, want, !psk_known).await;
+        let (id, error) = (Some(found.id.as_str()), result.as_ref().err());
+        self.audit_why("adopt", &want.name, id, fields, error, missed);
         match result {
             Ok(()) => {
                 let adopted = Outcome::Adopted {
                     id: found.id.clone(),
                 };
-                self.settle(&found.id, loc, want, true, adopted)
+                self.settle(&found.id, loc, want, !psk_known, adopted)
             }
             Err(e) => Outcome::Failed(e.into()),
         }
@@ -287,19 +353,16 @@ impl Applier<'_> {
         (loc, want): (&Location, &TunnelConfig),
         id: &str,
         mut fields: Vec<String>,
-        push_psk: bool,
+        psk: Option<PskReason>,
     ) -> Outcome {
+        let push_psk = psk.is_some();
         if push_psk {
             fields.push("psk".into());
         }
         let result = self.put(id, loc, want, push_psk).await;
-        self.audit(
-            "update",
-            &want.name,
-            Some(id),
-            fields,
-            result.as_ref().err(),
-        );
+        let why = psk.map(PskReason::describe);
+        let error = result.as_ref().err();
+        self.audit_why("update", &want.name, Some(id), fields, error, why);
         match result {
             Ok(()) => self.settle(id, loc, want, push_psk, Outcome::Updated),
             Err(e) => Outcome::Failed(e.into()),
@@ -333,7 +396,7 @@ impl Applier<'_> {
             } => match find(locations, location, tunnel) {
                 Some(wanted) => {
                     let fields = changes.iter().map(|c| c.field.to_owned()).collect();
-                    self.update(wanted, id, fields, psk.is_some()).await
+                    self.update(wanted, id, fields, *psk).await
                 }
                 None => Outcome::Failed(ApplyError::NotInConfig),
             },

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::atmos::types::Tunnel;
+use crate::location::{Location, tunnels};
 
 /// `tunnels.json` in the state dir.
 pub const MANAGED_FILE: &str = "tunnels.json";
@@ -16,6 +17,23 @@ pub const MANAGED_FILE: &str = "tunnels.json";
 pub const FINGERPRINT_KEY_FILE: &str = "fingerprint.key";
 /// One JSON line per write to the API.
 pub const AUDIT_FILE: &str = "audit.log";
+
+/// A managed tunnel missing from this many consecutive listings of the API is forgotten.
+/// One listing is never enough: a flaky API answers an empty or partial page now and then,
+/// and forgetting a tunnel costs its PSK fingerprint (the PSK is pushed again) and its
+/// management marker (`--prune` no longer deletes it).
+pub const FORGET_AFTER_LISTINGS: u32 = 3;
+
+/// Why popsel no longer knows which PSK it last pushed to a managed tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PskRecordLost {
+    /// `tunnels.json` was damaged; the tunnel was re-learned by name and authentication ID.
+    ManagedFileDamaged,
+    /// `fingerprint.key` was damaged or missing, and a new key made: the fingerprints kept
+    /// under the old one mean nothing any more.
+    KeyReplaced,
+}
 
 /// A tunnel popsel created or adopted, as it last left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +43,26 @@ pub struct ManagedTunnel {
     pub location: String,
     /// Keyed fingerprint (HMAC-SHA256, hex) of the PSK last pushed.
     pub psk_fingerprint: String,
+    /// Set when the record of the PSK pushed was lost; cleared by the next push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_record_lost: Option<PskRecordLost>,
+    /// How many consecutive listings of the API it was missing from (0: in the last one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing_listings: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What one listing of the API's tunnels changed in the managed tunnels.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ListingSeen {
+    /// Missing from this listing (and maybe the ones before), still remembered; each with
+    /// its count of consecutive listings without it.
+    pub missing: Vec<ManagedTunnel>,
+    /// Missing from [`FORGET_AFTER_LISTINGS`] listings in a row: forgotten.
+    pub forgotten: Vec<ManagedTunnel>,
 }
 
 /// `tunnels.json`: managed tunnels by id.
@@ -35,27 +73,79 @@ pub struct ManagedTunnels {
 }
 
 impl ManagedTunnels {
-    /// The id of the managed tunnel named `name`.
+    /// The id of the managed tunnel named `name`, if it was in the last listing.
     pub fn id_of(&self, name: &str) -> Option<&str> {
         self.tunnels
             .values()
-            .find(|m| m.name == name)
+            .find(|m| m.name == name && m.missing_listings == 0)
             .map(|m| m.id.as_str())
     }
 
-    /// Forgets the managed tunnels whose id is no longer on the API (deleted by someone, or an
-    /// account reset), so that nothing keeps pointing at an id that is gone; the config's
-    /// tunnels are then created anew. Returns what was forgotten.
-    pub fn forget_gone(&mut self, actual: &[Tunnel]) -> Vec<ManagedTunnel> {
-        let gone: Vec<String> = self
-            .tunnels
-            .keys()
-            .filter(|id| !actual.iter().any(|t| &t.id == *id))
-            .cloned()
-            .collect();
-        gone.iter()
-            .filter_map(|id| self.tunnels.remove(id))
-            .collect()
+    /// Counts one complete listing of the API: a managed tunnel in it is there again; one
+    /// missing from it is remembered until [`FORGET_AFTER_LISTINGS`] listings in a row have
+    /// missed it (someone deleted it, or the account was reset), then forgotten, so that
+    /// nothing keeps pointing at an id that is gone. A configured tunnel is created anew
+    /// whether or not it is forgotten: the plan looks for it by name.
+    pub fn note_listing(&mut self, actual: &[Tunnel]) -> ListingSeen {
+        let mut seen = ListingSeen::default();
+        for m in self.tunnels.values_mut() {
+            if actual.iter().any(|t| t.id == m.id) {
+                m.missing_listings = 0;
+            } else {
+                m.missing_listings = m.missing_listings.saturating_add(1);
+                seen.missing.push(m.clone());
+            }
+        }
+        let (forgotten, missing) = seen
+            .missing
+            .into_iter()
+            .partition(|m| m.missing_listings >= FORGET_AFTER_LISTINGS);
+        seen.missing = missing;
+        seen.forgotten = forgotten;
+        // By the count, not by key: a hand-edited file may key an entry by another id.
+        self.tunnels
+            .retain(|_, m| m.missing_listings < FORGET_AFTER_LISTINGS);
+        seen
+    }
+
+    /// After `tunnels.json` was lost: the configured tunnels found on the API with both
+    /// their name and their authentication ID are popsel's again (the same test as a 409's
+    /// adoption), their PSK to be pushed once more since which one was pushed is unknown.
+    /// Returns the tunnels re-learned.
+    pub fn relearn(&mut self, locations: &[Location], actual: &[Tunnel]) -> Vec<ManagedTunnel> {
+        let mut learned = Vec::new();
+        for (loc, want) in tunnels(locations) {
+            let found = actual
+                .iter()
+                .find(|t| t.name == want.name && t.authentication_id == want.authentication_id);
+            let Some(found) = found.filter(|t| !self.tunnels.contains_key(&t.id)) else {
+                continue;
+            };
+            let m = ManagedTunnel {
+                id: found.id.clone(),
+                name: want.name.clone(),
+                location: loc.name.clone(),
+                psk_fingerprint: String::new(),
+                psk_record_lost: Some(PskRecordLost::ManagedFileDamaged),
+                missing_listings: 0,
+            };
+            self.tunnels.insert(m.id.clone(), m.clone());
+            learned.push(m);
+        }
+        self.version = 1;
+        learned
+    }
+
+    /// After the fingerprint key was replaced: no fingerprint kept means anything, so every
+    /// PSK is pushed once more. Returns how many tunnels this concerns.
+    pub fn key_replaced(&mut self) -> usize {
+        let mut marked = 0;
+        for m in self.tunnels.values_mut() {
+            m.psk_fingerprint.clear();
+            m.psk_record_lost.get_or_insert(PskRecordLost::KeyReplaced);
+            marked += 1;
+        }
+        marked
     }
 }
 
@@ -72,6 +162,10 @@ pub struct AuditEntry {
     pub fields: Vec<String>,
     /// ok, or the error.
     pub result: String,
+    /// Why, when it is not plain from the config: why a PSK was pushed, why a create that
+    /// met a 409 wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Keyed PSK fingerprints: tell whether a PSK changed without keeping it, and without letting

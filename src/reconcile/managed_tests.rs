@@ -27,6 +27,7 @@ fn audit_entries_round_trip_as_json_lines() {
         id: None,
         fields: vec!["psk".into()],
         result: "ok".into(),
+        why: None,
     };
     let line = serde_json::to_string(&entry).unwrap();
     assert!(!line.contains('\n'));
@@ -35,25 +36,118 @@ fn audit_entries_round_trip_as_json_lines() {
     assert_eq!(back.time, "1970-01-01T00:00:00Z");
 }
 
-#[test]
-fn managed_tunnels_gone_from_the_api_are_forgotten() {
-    let entry = |id: &str| ManagedTunnel {
+fn entry(id: &str) -> ManagedTunnel {
+    ManagedTunnel {
         id: id.into(),
         name: format!("n-{id}"),
         location: "l".into(),
-        psk_fingerprint: String::new(),
-    };
+        psk_fingerprint: format!("fp-{id}"),
+        psk_record_lost: None,
+        missing_listings: 0,
+    }
+}
+
+fn listed(ids: &[&str]) -> Vec<Tunnel> {
+    ids.iter()
+        .map(|id| Tunnel {
+            id: (*id).into(),
+            ..Tunnel::default()
+        })
+        .collect()
+}
+
+#[test]
+fn a_managed_tunnel_is_forgotten_only_after_three_listings_in_a_row_without_it() {
     let mut managed = ManagedTunnels {
         version: 1,
         tunnels: [("a".into(), entry("a")), ("b".into(), entry("b"))].into(),
     };
-    let actual = [Tunnel {
-        id: "a".into(),
-        ..Tunnel::default()
-    }];
-    let gone = managed.forget_gone(&actual);
-    assert_eq!(gone, [entry("b")]);
+    // An empty page, then a partial one, then one with both: nothing is forgotten.
+    let seen = managed.note_listing(&[]);
+    assert_eq!(seen.missing.len(), 2);
+    assert!(seen.forgotten.is_empty());
+    assert_eq!(managed.id_of("n-a"), None, "not polled while missing");
+    let seen = managed.note_listing(&listed(&["a"]));
+    assert_eq!(
+        seen.missing
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(seen.missing[0].missing_listings, 2);
+    assert_eq!(managed.tunnels["a"].missing_listings, 0);
+    assert_eq!(
+        managed.note_listing(&listed(&["a", "b"])),
+        ListingSeen::default()
+    );
+    assert_eq!(managed.tunnels.len(), 2);
+    assert_eq!(
+        managed.tunnels["b"].psk_fingerprint, "fp-b",
+        "the record stays whole"
+    );
+    assert_eq!(managed.id_of("n-b"), Some("b"));
+
+    // Really gone: forgotten on the third listing without it, not before.
+    for n in 1..FORGET_AFTER_LISTINGS {
+        let seen = managed.note_listing(&listed(&["a"]));
+        assert!(seen.forgotten.is_empty(), "after {n}");
+        assert_eq!(seen.missing[0].missing_listings, n);
+    }
+    let seen = managed.note_listing(&listed(&["a"]));
+    assert_eq!(seen.forgotten.len(), 1);
+    assert_eq!(seen.forgotten[0].id, "b");
+    assert!(seen.missing.is_empty());
     assert_eq!(managed.tunnels.keys().collect::<Vec<_>>(), ["a"]);
-    assert_eq!(managed.id_of("n-a"), Some("a"));
-    assert_eq!(managed.id_of("n-b"), None);
+    const { assert!(FORGET_AFTER_LISTINGS >= 3) };
+}
+
+#[test]
+fn an_entry_keyed_by_another_id_is_still_forgotten() {
+    let mut managed = ManagedTunnels::default();
+    managed.tunnels.insert("key".into(), entry("id"));
+    for _ in 0..FORGET_AFTER_LISTINGS {
+        managed.note_listing(&[]);
+    }
+    assert!(managed.tunnels.is_empty());
+}
+
+#[test]
+fn a_missing_count_on_disk_cannot_overflow() {
+    let mut managed = ManagedTunnels::default();
+    let mut m = entry("a");
+    m.missing_listings = u32::MAX;
+    managed.tunnels.insert("a".into(), m);
+    let seen = managed.note_listing(&[]);
+    assert_eq!(seen.forgotten.len(), 1);
+}
+
+#[test]
+fn tunnels_json_of_before_still_reads_and_new_fields_are_left_out_when_unset() {
+    let old = r#"{"version":1,"tunnels":{"a":{"id":"a","name":"n","location":"l","psk_fingerprint":"f"}}}"#;
+    let managed: ManagedTunnels = serde_json::from_str(old).unwrap();
+    assert_eq!(managed.tunnels["a"].missing_listings, 0);
+    assert_eq!(managed.tunnels["a"].psk_record_lost, None);
+    let back = serde_json::to_string(&managed).unwrap();
+    assert_eq!(back, old);
+}
+
+#[test]
+fn a_replaced_key_marks_every_tunnel_for_a_psk_push() {
+    let mut managed = ManagedTunnels::default();
+    for id in ["a", "b"] {
+        managed.tunnels.insert(id.into(), entry(id));
+    }
+    managed.tunnels.get_mut("b").unwrap().psk_record_lost = Some(PskRecordLost::ManagedFileDamaged);
+    assert_eq!(managed.key_replaced(), 2);
+    assert_eq!(managed.tunnels["a"].psk_fingerprint, "");
+    assert_eq!(
+        managed.tunnels["a"].psk_record_lost,
+        Some(PskRecordLost::KeyReplaced)
+    );
+    assert_eq!(
+        managed.tunnels["b"].psk_record_lost,
+        Some(PskRecordLost::ManagedFileDamaged),
+        "the first reason stands"
+    );
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::managed::{Fingerprinter, ManagedTunnels};
+use super::managed::{
+    FINGERPRINT_KEY_FILE, Fingerprinter, MANAGED_FILE, ManagedTunnels, PskRecordLost,
+};
 use crate::atmos::types::Tunnel;
 use crate::location::{Location, TunnelConfig, tunnels};
 
@@ -57,6 +59,39 @@ pub enum PskReason {
     Rotated,
     /// popsel has no record of pushing a PSK to this tunnel, so it cannot tell.
     Unknown,
+    /// `tunnels.json` was damaged: the tunnel was re-learned by name and authentication ID,
+    /// and which PSK popsel pushed is unknown.
+    Relearned,
+    /// `fingerprint.key` was damaged or missing and replaced: the PSK fingerprints kept under
+    /// the old key tell nothing.
+    KeyReplaced,
+}
+
+impl PskReason {
+    /// Why the PSK is pushed, in operator words (the plan, the audit log).
+    pub fn describe(self) -> String {
+        match self {
+            PskReason::Rotated => "changed in the config".into(),
+            PskReason::Unknown => "popsel has not pushed it to this tunnel yet".into(),
+            PskReason::Relearned => format!(
+                "{MANAGED_FILE} was damaged: popsel re-learned this tunnel by its name and \
+                 authentication ID and pushes its PSK once more"
+            ),
+            PskReason::KeyReplaced => format!(
+                "{FINGERPRINT_KEY_FILE} was damaged or missing and replaced: popsel can no \
+                 longer tell whether the PSK changed and pushes it once more"
+            ),
+        }
+    }
+}
+
+impl From<PskRecordLost> for PskReason {
+    fn from(lost: PskRecordLost) -> Self {
+        match lost {
+            PskRecordLost::ManagedFileDamaged => PskReason::Relearned,
+            PskRecordLost::KeyReplaced => PskReason::KeyReplaced,
+        }
+    }
 }
 
 impl Action {
@@ -69,6 +104,14 @@ impl Action {
             | Action::Conflict { tunnel, .. }
             | Action::Delete { tunnel, .. }
             | Action::Orphan { tunnel, .. } => tunnel,
+        }
+    }
+
+    /// Why the PSK is pushed, when the action pushes it.
+    pub fn psk_reason(&self) -> Option<PskReason> {
+        match self {
+            Action::Update { psk, .. } => *psk,
+            _ => None,
         }
     }
 
@@ -283,9 +326,13 @@ fn difference(
         .map(|((field, old), (_, new))| FieldChange { field, old, new })
         .collect();
     let psk = match managed.tunnels.get(&have.id) {
-        Some(m) if m.psk_fingerprint == fingerprints.fingerprint(&want.psk) => None,
-        Some(m) if !m.psk_fingerprint.is_empty() => Some(PskReason::Rotated),
-        _ => Some(PskReason::Unknown),
+        None => Some(PskReason::Unknown),
+        Some(m) => match (m.psk_record_lost, m.psk_fingerprint.as_str()) {
+            (Some(lost), _) => Some(lost.into()),
+            (None, "") => Some(PskReason::Unknown),
+            (None, kept) if kept == fingerprints.fingerprint(&want.psk) => None,
+            (None, _) => Some(PskReason::Rotated),
+        },
     };
     let (location, tunnel, id) = (loc.name.clone(), want.name.clone(), have.id.clone());
     if changes.is_empty() && psk.is_none() {

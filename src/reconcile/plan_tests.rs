@@ -85,6 +85,8 @@ fn managed(entries: &[(&str, &str, &str)]) -> ManagedTunnels {
                         name: (*name).to_owned(),
                         location: CHICAGO.into(),
                         psk_fingerprint: (*fingerprint).to_owned(),
+                        psk_record_lost: None,
+                        missing_listings: 0,
                     },
                 )
             })
@@ -271,6 +273,61 @@ fn a_psk_popsel_has_no_record_of_pushing_is_unknown() {
         );
     }
     assert_eq!(plan.conflicts(), 0);
+}
+
+#[test]
+fn tunnels_are_relearned_by_name_and_authentication_id_both() {
+    let actual = vec![
+        tunnel("t1", NAME_1, AUTH_1, OTHER_LOC_ID),
+        // The secondary's name with someone else's authentication ID: not ours.
+        tunnel("x2", NAME_2, "someone@else.example", LOC_ID),
+        tunnel("x3", "Somebody's", AUTH_2, LOC_ID),
+    ];
+    let mut managed = ManagedTunnels::default();
+    let learned = managed.relearn(&both().locations, &actual);
+    assert_eq!(learned.len(), 1);
+    assert_eq!(managed.tunnels.keys().collect::<Vec<_>>(), ["t1"]);
+    let m = &managed.tunnels["t1"];
+    assert_eq!((m.name.as_str(), m.location.as_str()), (NAME_1, CHICAGO));
+    assert_eq!(m.psk_fingerprint, "");
+    assert_eq!(m.psk_record_lost, Some(PskRecordLost::ManagedFileDamaged));
+    // The plan then pushes its PSK, saying why, and leaves the others to a human.
+    let plan = run(&both(), &actual, &managed, false);
+    assert_eq!(
+        action_for(&plan, NAME_1).psk_reason(),
+        Some(PskReason::Relearned)
+    );
+    assert_eq!(plan.conflicts(), 1, "{plan:#?}");
+}
+
+#[test]
+fn a_lost_psk_record_pushes_the_psk_and_says_why() {
+    let (actual, mut managed) = in_sync();
+    // Re-learned after a damaged tunnels.json; a new fingerprint key for the other.
+    let t1 = managed.tunnels.get_mut("t1").unwrap();
+    t1.psk_fingerprint.clear();
+    t1.psk_record_lost = Some(PskRecordLost::ManagedFileDamaged);
+    let t2 = managed.tunnels.get_mut("t2").unwrap();
+    t2.psk_record_lost = Some(PskRecordLost::KeyReplaced);
+    let plan = run(&both(), &actual, &managed, false);
+    for (name, reason, file) in [
+        (NAME_1, PskReason::Relearned, "tunnels.json"),
+        (NAME_2, PskReason::KeyReplaced, "fingerprint.key"),
+    ] {
+        let action = action_for(&plan, name);
+        assert_eq!(
+            action.psk_reason(),
+            Some(reason),
+            "{name}: even with a fingerprint that matches"
+        );
+        assert!(reason.describe().contains(file));
+    }
+    let text = plan_text(&plan, None);
+    assert!(text.contains("tunnels.json was damaged"), "{text}");
+    assert!(
+        text.contains("fingerprint.key was damaged or missing"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -496,7 +553,7 @@ fn plan_text_shows_every_kind_of_action_and_never_a_psk() {
     let outcomes = [
         Outcome::Updated,
         Outcome::Failed(ApplyError::NotInConfig),
-        Outcome::Nothing,
+        Outcome::AlreadyThere { id: "t1".into() },
     ];
     let report = ApplyReport {
         results: plan.actions.iter().cloned().zip(outcomes).collect(),

@@ -1,14 +1,7 @@
 //! Plans and their results as people read them (in the manner of `terraform plan`) and as JSON.
 
 use super::apply::{ApplyReport, Outcome};
-use super::plan::{Action, Plan, PskReason};
-
-fn psk_note(reason: PskReason) -> &'static str {
-    match reason {
-        PskReason::Rotated => "changed in the config",
-        PskReason::Unknown => "popsel has not pushed it to this tunnel yet",
-    }
-}
+use super::plan::{Action, Plan};
 
 /// One block per action; `outcome` is given after an apply.
 fn action_text(a: &Action, outcome: Option<&Outcome>) -> String {
@@ -18,6 +11,9 @@ fn action_text(a: &Action, outcome: Option<&Outcome>) -> String {
         Some(Outcome::Adopted { id }) => {
             format!("  → adopted {id} (it existed with this name and authentication ID)")
         }
+        Some(Outcome::AlreadyThere { id }) => format!(
+            "  → already there as {id}, as configured (the listing missed it); nothing written"
+        ),
         Some(Outcome::Updated) => "  → updated".into(),
         Some(Outcome::Deleted) => "  → deleted".into(),
         Some(Outcome::Failed(e)) => format!("  → FAILED: {e}"),
@@ -40,7 +36,7 @@ fn action_text(a: &Action, outcome: Option<&Outcome>) -> String {
             if let Some(reason) = psk {
                 s.push_str(&format!(
                     "        psk: (sensitive) ({})\n",
-                    psk_note(*reason)
+                    reason.describe()
                 ));
             }
             s

@@ -20,10 +20,14 @@ mod process;
 mod site;
 
 mod commands;
+mod damaged_state;
 mod deploy;
 mod first_cycle;
+mod forgetting;
+mod full_disk;
 mod outage;
 mod promtool;
 mod provision;
 mod secrets;
 mod signals;
+mod state_lock;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod hostile;
 pub mod raw_http;
 pub mod site;
+pub mod state_faults;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
