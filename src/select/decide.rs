@@ -182,7 +182,7 @@ impl Round<'_> {
         }
         let key = challenger.pop.id();
         let wins = if evidence.challenger.as_ref() == Some(&key) {
-            evidence.wins + 1
+            evidence.wins.saturating_add(1)
         } else {
             1
         };
