@@ -23,6 +23,7 @@ mod commands;
 mod deploy;
 mod first_cycle;
 mod outage;
+mod panics;
 mod promtool;
 mod provision;
 mod secrets;
