@@ -1,5 +1,5 @@
-//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the process answers) and `/readyz`
-//! (a catalogue and one probe round exist).
+//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the stages complete their runs) and
+//! `/readyz` (a catalogue and one probe round exist).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +23,16 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 while every scheduled stage completes its runs (failed ones too: an API outage is for
+/// the alerts, not for a restart); 503 naming the stages that have completed none for 3 of
+/// their intervals, for a supervisor to restart a stuck agent.
+async fn healthz(State(agent): State<Arc<Agent>>) -> (StatusCode, String) {
+    let overdue = agent.overdue();
+    if overdue.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let lines: String = overdue.iter().map(|o| format!("{o}\n")).collect();
+    (StatusCode::SERVICE_UNAVAILABLE, lines)
 }
 
 async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, &'static str) {
