@@ -12,6 +12,7 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 
 use super::Agent;
+use crate::http_server::{self, Limits};
 
 async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     (
@@ -47,6 +48,8 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, &'static str) {
 }
 
 /// Binds `listen` and serves until the returned task is aborted. Returns the bound address.
+/// The server is bounded ([`Limits::METRICS`]): a flood of connections cannot take the
+/// descriptors the stages need, nor keep a scrape out.
 pub async fn serve_metrics(
     agent: Arc<Agent>,
     listen: SocketAddr,
@@ -60,10 +63,11 @@ pub async fn serve_metrics(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(agent);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("metrics server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(http_server::serve(
+        listener,
+        app,
+        Limits::METRICS,
+        std::future::pending(),
+    ));
     Ok((addr, task))
 }

@@ -22,6 +22,7 @@ mod site;
 mod commands;
 mod deploy;
 mod first_cycle;
+mod flood;
 mod health;
 mod outage;
 mod panics;
