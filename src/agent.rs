@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Generation, JOBS, Mode, Pipeline};
 use crate::rank::Rankings;
-use crate::schedule::{Schedule, Stage};
+use crate::schedule::Stage;
 use crate::select::Selection;
 
 pub use http::serve_metrics;
@@ -130,15 +130,20 @@ impl Agent {
     /// The scheduled stages that have completed no run for 3 of their intervals (`/healthz`).
     /// None before [`run`] schedules them (`--once`, the demo).
     pub fn overdue(&self) -> Vec<Overdue> {
-        self.liveness
-            .overdue(&self.generation().config.schedule, Instant::now())
+        self.liveness.overdue(Instant::now())
+    }
+
+    /// The interval the loop of `stage` waits, in the generation in use.
+    fn interval(&self, stage: Stage) -> Duration {
+        self.generation().config.schedule.interval(stage)
     }
 
     /// Runs `stages` in order, each a job of its own, noting each completed run.
     async fn run_stages(&self, stages: &[Stage]) {
         for &stage in stages {
             self.pipeline.run_job(&[stage]).await;
-            self.liveness.completed(stage, Instant::now());
+            self.liveness
+                .completed(stage, Instant::now(), self.interval(stage));
         }
     }
 }
@@ -158,7 +163,15 @@ pub const OVERDUE_INTERVALS: u32 = 3;
 /// the hook by `on_change_timeout`), so a live stage completes a run well within the two
 /// intervals the rule leaves it after its wait.
 #[derive(Default)]
-pub struct Liveness(Mutex<HashMap<Stage, Instant>>);
+pub struct Liveness(Mutex<HashMap<Stage, Life>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    since: Instant,
+    /// The interval the stage's loop waits after `since`, as it was then: a reload that
+    /// changes it applies from the loop's next run, and so to the rule.
+    interval: Duration,
+}
 
 /// A stage that has completed no run for [`OVERDUE_INTERVALS`] of its intervals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,34 +195,43 @@ impl std::fmt::Display for Overdue {
 }
 
 impl Liveness {
-    fn stages(&self) -> std::sync::MutexGuard<'_, HashMap<Stage, Instant>> {
+    fn stages(&self) -> std::sync::MutexGuard<'_, HashMap<Stage, Life>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// From now on `stage` is expected to complete a run every interval, the first one due
+    /// From now on `stage` is expected to complete a run every `interval`, the first one due
     /// at `due`. A stage that has completed a run already keeps that.
-    pub fn expect(&self, stage: Stage, due: Instant) {
-        self.stages().entry(stage).or_insert(due);
+    pub fn expect(&self, stage: Stage, due: Instant, interval: Duration) {
+        self.stages().entry(stage).or_insert(Life {
+            since: due,
+            interval,
+        });
     }
 
-    pub fn completed(&self, stage: Stage, at: Instant) {
-        self.stages().insert(stage, at);
+    /// `stage` completed a run at `at`; its loop now waits `interval`.
+    pub fn completed(&self, stage: Stage, at: Instant, interval: Duration) {
+        self.stages().insert(
+            stage,
+            Life {
+                since: at,
+                interval,
+            },
+        );
     }
 
     /// The expected stages silent for more than [`OVERDUE_INTERVALS`] of their intervals as
     /// of `now`, in the order of a cycle.
-    pub fn overdue(&self, schedule: &Schedule, now: Instant) -> Vec<Overdue> {
+    pub fn overdue(&self, now: Instant) -> Vec<Overdue> {
         let stages = self.stages();
         Stage::ALL
             .into_iter()
             .filter_map(|stage| {
-                let since = *stages.get(&stage)?;
-                let interval = schedule.interval(stage);
-                let silent = now.saturating_duration_since(since);
-                (silent > interval.saturating_mul(OVERDUE_INTERVALS)).then_some(Overdue {
+                let life = *stages.get(&stage)?;
+                let silent = now.saturating_duration_since(life.since);
+                (silent > life.interval.saturating_mul(OVERDUE_INTERVALS)).then_some(Overdue {
                     stage,
                     silent,
-                    interval,
+                    interval: life.interval,
                 })
             })
             .collect()
@@ -225,7 +247,10 @@ async fn every(
     mut shutdown: watch::Receiver<bool>,
 ) {
     for &stage in job {
-        agent.liveness.expect(stage, Instant::now() + first);
+        let interval = agent.interval(stage);
+        agent
+            .liveness
+            .expect(stage, Instant::now() + first, interval);
     }
     tokio::select! {
         _ = tokio::time::sleep(first) => {}
@@ -233,7 +258,7 @@ async fn every(
     }
     loop {
         agent.run_stages(job).await;
-        let interval = agent.generation().config.schedule.interval(job[0]);
+        let interval = agent.interval(job[0]);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
@@ -260,7 +285,10 @@ pub async fn run<S>(
     let reload = reload_on_hangup(agent.clone(), options.config_path.clone(), hangups);
     tokio::pin!(reload);
     // The catalogue comes first: the other stages need it. A SIGHUP meanwhile reloads.
-    agent.liveness.expect(Stage::Catalog, Instant::now());
+    let interval = agent.interval(Stage::Catalog);
+    agent
+        .liveness
+        .expect(Stage::Catalog, Instant::now(), interval);
     tokio::select! {
         _ = agent.run_stages(&[Stage::Catalog]) => {}
         stop = &mut shutdown => return Ok(Ended::Stopped(stop)),
@@ -339,10 +367,15 @@ async fn reload_on_hangup(
             tracing::warn!("SIGHUP: no config file to reload");
             continue;
         };
-        match Config::load(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|c| agent.reload(c))
-        {
+        // A panic while reading or applying the new config (a bug, or a file nobody foresaw)
+        // is a failed reload, like an invalid config, not the end of the agent.
+        let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Config::load(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| agent.reload(c))
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the reload panicked")));
+        match reloaded {
             Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
             Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
         }

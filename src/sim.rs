@@ -169,6 +169,8 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Binds and serves, within [`Limits::SIM`]: a flood of connections cannot take the
+    /// emulator's descriptors nor keep its clients out.
     pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
         options.faults.validate()?;
         let listener = tokio::net::TcpListener::bind(options.listen)
