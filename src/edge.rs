@@ -94,7 +94,8 @@ pub async fn hand_off(
     changes: &[Change],
 ) -> HandOff {
     let mut failures = Vec::new();
-    let mut failed: Vec<&str> = Vec::new();
+    // Locations whose files could not be written: no hook runs for them.
+    let mut unwritten: Vec<&str> = Vec::new();
     if let Some(dir) = &settings.swanctl_dir {
         for loc in locations {
             if let Some(sel) = next.locations.get(&loc.name) {
@@ -104,14 +105,16 @@ pub async fn hand_off(
                         location: loc.name.clone(),
                         error,
                     });
-                    failed.push(&loc.name);
+                    unwritten.push(&loc.name);
                 }
             }
         }
     }
+    // Locations that keep their previous selection: those not written, those with a failed hook.
+    let mut failed = unwritten.clone();
     if let Some(cmd) = &settings.on_change {
         for change in changes {
-            if failed.contains(&change.location.as_str()) {
+            if unwritten.contains(&change.location.as_str()) {
                 continue;
             }
             if let Err(e) = run_on_change(cmd, change, settings.on_change_timeout).await {

@@ -94,3 +94,57 @@ async fn a_location_whose_swanctl_files_were_written_runs_its_hook_and_is_handed
     assert_eq!(handed.persisted, next);
     assert!(handed.failures.is_empty(), "{:?}", handed.failures);
 }
+
+#[tokio::test]
+async fn only_the_location_whose_files_failed_skips_its_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("conf.d");
+    let marker_dir = dir.path().join("ran");
+    std::fs::create_dir_all(&marker_dir).unwrap();
+    let failing = location();
+    let mut written = location();
+    written.name = "toronto".into();
+    // A directory where the failing location's configuration file goes: its write fails.
+    std::fs::create_dir_all(swanctl_paths(&conf_dir, &failing).0).unwrap();
+    let mut previous = Selection::default();
+    let mut next = Selection::default();
+    let mut changes = Vec::new();
+    for loc in [&failing, &written] {
+        previous.locations.insert(loc.name.clone(), selection());
+        let mut moved = selection();
+        moved.primary.choice = Some(choice("Dallas", "ipsec-dal-1.pops.popsel.test"));
+        next.locations.insert(loc.name.clone(), moved);
+        let mut c = change();
+        c.location = loc.name.clone();
+        changes.push(c);
+    }
+    let settings = EdgeSettings {
+        swanctl_dir: Some(conf_dir),
+        on_change: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("touch \"{}/$POPSEL_LOCATION\"", marker_dir.display()),
+        ]),
+        on_change_timeout: Duration::from_secs(10),
+    };
+    let handed = hand_off(
+        &settings,
+        &[failing.clone(), written.clone()],
+        &previous,
+        &next,
+        &changes,
+    )
+    .await;
+    assert!(!marker_dir.join(&failing.name).exists());
+    assert!(marker_dir.join(&written.name).exists());
+    assert_eq!(
+        handed.persisted.locations[&failing.name],
+        previous.locations[&failing.name]
+    );
+    assert_eq!(
+        handed.persisted.locations[&written.name],
+        next.locations[&written.name]
+    );
+    assert_eq!(handed.handed_off.len(), 1);
+    assert_eq!(handed.handed_off[0].location, written.name);
+}

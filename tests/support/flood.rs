@@ -105,3 +105,32 @@ pub async fn half_open_connections(addr: SocketAddr, count: usize) -> Vec<TcpStr
     );
     held
 }
+
+/// How many TCP connections process `pid` holds on its local `port` (the listening socket not
+/// counted), from its descriptors and the kernel's socket tables.
+pub fn connections_on_port(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_string_lossy().into_owned();
+                    Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let port_hex = format!(":{port:04X}");
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local address, state (0A: listening), inode
+            fields.len() > 9
+                && fields[1].ends_with(&port_hex)
+                && fields[3] != "0A"
+                && inodes.contains(fields[9])
+        })
+        .count()
+}
