@@ -3,20 +3,23 @@
 //! polling), the first run of each jittered so that a fleet of routers does not hit the API in
 //! the same second.
 //!
-//! A failed stage is counted and logged and never stops the others; the process never exits
-//! on an API or DNS error. The last good catalogue is cached in the state dir and used when the
-//! API is down. SIGTERM/SIGINT: stages under way get 5 s to finish, then are abandoned; state
-//! is written as each stage ends, so nothing is lost. SIGHUP: the config is reloaded as a new
-//! generation, swapped in whole; an invalid one is reported and the old one kept.
+//! A failed stage (a panic included) is counted and logged and never stops the others; the
+//! process never exits on an API or DNS error. The last good catalogue is cached in the state
+//! dir and used when the API is down. `/healthz` turns unhealthy when a stage stops completing
+//! runs ([`Liveness`]). SIGTERM/SIGINT: stages under way get 5 s to finish, then are abandoned;
+//! state is written as each stage ends, so nothing is lost. SIGHUP: the config is reloaded as a
+//! new generation, swapped in whole; an invalid one is reported and the old one kept.
 
 mod http;
 mod log;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::atmos::{Client, RetryPolicy};
 use crate::config::Config;
@@ -47,6 +50,20 @@ pub struct RunOptions {
     pub once: bool,
     /// Where to reload the config from on SIGHUP.
     pub config_path: Option<PathBuf>,
+    /// SIGHUP, installed by the caller before it read the config, so that one that comes
+    /// during start-up is not fatal: it stays pending and reloads the config once the agent
+    /// runs. `None`: no reload.
+    #[cfg(unix)]
+    pub hangups: Option<tokio::signal::unix::Signal>,
+}
+
+/// How [`run`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended<S> {
+    /// `once`: the cycle ran to its end; whether every stage succeeded.
+    Cycle(bool),
+    /// `shutdown` resolved (with what it resolved to: which signal).
+    Stopped(S),
 }
 
 /// The pipeline, scheduled.
@@ -54,6 +71,7 @@ pub struct Agent {
     pub metrics: Arc<Metrics>,
     pipeline: Pipeline,
     make_client: ClientFactory,
+    liveness: Liveness,
 }
 
 impl Agent {
@@ -74,6 +92,7 @@ impl Agent {
             metrics,
             pipeline,
             make_client,
+            liveness: Liveness::default(),
         }))
     }
 
@@ -107,6 +126,116 @@ impl Agent {
     pub async fn cycle(&self) -> bool {
         self.pipeline.cycle().await
     }
+
+    /// The scheduled stages that have completed no run for 3 of their intervals (`/healthz`).
+    /// None before [`run`] schedules them (`--once`, the demo).
+    pub fn overdue(&self) -> Vec<Overdue> {
+        self.liveness.overdue(Instant::now())
+    }
+
+    /// The interval the loop of `stage` waits, in the generation in use.
+    fn interval(&self, stage: Stage) -> Duration {
+        self.generation().config.schedule.interval(stage)
+    }
+
+    /// Runs `stages` in order, each a job of its own, noting each completed run.
+    async fn run_stages(&self, stages: &[Stage]) {
+        for &stage in stages {
+            self.pipeline.run_job(&[stage]).await;
+            self.liveness
+                .completed(stage, Instant::now(), self.interval(stage));
+        }
+    }
+}
+
+/// How many of its intervals a stage may go without completing a run before `/healthz` says
+/// the agent is stuck.
+pub const OVERDUE_INTERVALS: u32 = 3;
+
+/// When each scheduled stage last showed life: its last completed run, or when its first run
+/// was due.
+///
+/// A run counts when it completes, failed or not: a stage whose API is down fails every run,
+/// and that is for the alerts (`popsel_stage_failures_total`), not for a restart, which would
+/// not bring the API back. What a restart does cure is a stage that stopped completing runs
+/// (a hang nothing times out, a loop gone), so that is what `/healthz` reports. Every I/O of a
+/// stage is bounded (API calls by the agent's retry budget, DNS and ICMP by their timeouts,
+/// the hook by `on_change_timeout`), so a live stage completes a run well within the two
+/// intervals the rule leaves it after its wait.
+#[derive(Default)]
+pub struct Liveness(Mutex<HashMap<Stage, Life>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    since: Instant,
+    /// The interval the stage's loop waits after `since`, as it was then: a reload that
+    /// changes it applies from the loop's next run, and so to the rule.
+    interval: Duration,
+}
+
+/// A stage that has completed no run for [`OVERDUE_INTERVALS`] of its intervals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overdue {
+    pub stage: Stage,
+    /// Since its last completed run (or since its first run was due).
+    pub silent: Duration,
+    pub interval: Duration,
+}
+
+impl std::fmt::Display for Overdue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stage {} has completed no run for {:.1}s, over {OVERDUE_INTERVALS} of its {} intervals",
+            self.stage.as_str(),
+            self.silent.as_secs_f64(),
+            humantime::format_duration(self.interval)
+        )
+    }
+}
+
+impl Liveness {
+    fn stages(&self) -> std::sync::MutexGuard<'_, HashMap<Stage, Life>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// From now on `stage` is expected to complete a run every `interval`, the first one due
+    /// at `due`. A stage that has completed a run already keeps that.
+    pub fn expect(&self, stage: Stage, due: Instant, interval: Duration) {
+        self.stages().entry(stage).or_insert(Life {
+            since: due,
+            interval,
+        });
+    }
+
+    /// `stage` completed a run at `at`; its loop now waits `interval`.
+    pub fn completed(&self, stage: Stage, at: Instant, interval: Duration) {
+        self.stages().insert(
+            stage,
+            Life {
+                since: at,
+                interval,
+            },
+        );
+    }
+
+    /// The expected stages silent for more than [`OVERDUE_INTERVALS`] of their intervals as
+    /// of `now`, in the order of a cycle.
+    pub fn overdue(&self, now: Instant) -> Vec<Overdue> {
+        let stages = self.stages();
+        Stage::ALL
+            .into_iter()
+            .filter_map(|stage| {
+                let life = *stages.get(&stage)?;
+                let silent = now.saturating_duration_since(life.since);
+                (silent > life.interval.saturating_mul(OVERDUE_INTERVALS)).then_some(Overdue {
+                    stage,
+                    silent,
+                    interval: life.interval,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A job's loop: the first run after `first`, then every interval of its first stage (read
@@ -117,13 +246,19 @@ async fn every(
     first: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    for &stage in job {
+        let interval = agent.interval(stage);
+        agent
+            .liveness
+            .expect(stage, Instant::now() + first, interval);
+    }
     tokio::select! {
         _ = tokio::time::sleep(first) => {}
         _ = shutdown.changed() => return,
     }
     loop {
-        agent.pipeline.run_job(job).await;
-        let interval = agent.generation().config.schedule.interval(job[0]);
+        agent.run_stages(job).await;
+        let interval = agent.interval(job[0]);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
@@ -131,24 +266,33 @@ async fn every(
     }
 }
 
-/// Runs the agent until `shutdown` resolves (or, with `once`, for one cycle).
-pub async fn run(
+/// Runs the agent until `shutdown` resolves (or, with `once`, for one cycle, which `shutdown`
+/// cuts short too). A SIGHUP reloads the config; with `once` it is logged and ignored.
+pub async fn run<S>(
     agent: Arc<Agent>,
     options: RunOptions,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<bool> {
+    shutdown: impl std::future::Future<Output = S>,
+) -> anyhow::Result<Ended<S>> {
+    tokio::pin!(shutdown);
+    #[cfg(unix)]
+    let hangups = options.hangups;
+    #[cfg(not(unix))]
+    let hangups = None;
     if options.once {
-        return Ok(agent.cycle().await);
+        return Ok(once(&agent, shutdown, hangups).await);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::pin!(shutdown);
-    // Installed now, so that a SIGHUP during the first catalogue fetch is caught, not fatal.
-    let reload = reload_signals(agent.clone(), options.config_path.clone());
+    let reload = reload_on_hangup(agent.clone(), options.config_path.clone(), hangups);
     tokio::pin!(reload);
-    // The catalogue comes first: the other stages need it.
+    // The catalogue comes first: the other stages need it. A SIGHUP meanwhile reloads.
+    let interval = agent.interval(Stage::Catalog);
+    agent
+        .liveness
+        .expect(Stage::Catalog, Instant::now(), interval);
     tokio::select! {
-        _ = agent.pipeline.run_job(&[Stage::Catalog]) => {}
-        _ = &mut shutdown => return Ok(true),
+        _ = agent.run_stages(&[Stage::Catalog]) => {}
+        stop = &mut shutdown => return Ok(Ended::Stopped(stop)),
+        never = &mut reload => match never {},
     }
     let mut tasks = tokio::task::JoinSet::new();
     let schedule = agent.generation().config.schedule;
@@ -156,10 +300,10 @@ pub async fn run(
         let first = schedule.first_delay(job[0], fastrand::f64());
         tasks.spawn(every(agent.clone(), job, first, stop_rx.clone()));
     }
-    tokio::select! {
-        _ = &mut shutdown => {}
-        _ = &mut reload => {}
-    }
+    let stop = tokio::select! {
+        stop = &mut shutdown => stop,
+        never = &mut reload => match never {},
+    };
     tracing::info!("shutting down: stages under way get 5 s");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
@@ -170,34 +314,74 @@ pub async fn run(
         tracing::warn!("abandoning stages still running after 5 s");
         tasks.abort_all();
     }
-    Ok(true)
+    Ok(Ended::Stopped(stop))
 }
 
-/// Reloads the config on every SIGHUP; never returns. The handler is installed when this is
-/// called, before the returned future is first polled.
-fn reload_signals(
-    agent: Arc<Agent>,
-    path: Option<PathBuf>,
-) -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    async move {
-        #[cfg(unix)]
-        if let Ok(mut hup) = hup {
-            while hup.recv().await.is_some() {
-                let Some(path) = &path else {
-                    tracing::warn!("SIGHUP: no config file to reload");
-                    continue;
-                };
-                match Config::load(path)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|c| agent.reload(c))
-                {
-                    Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
-                    Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
-                }
-            }
+/// `--once`: one cycle, unless `shutdown` comes first (the stage under way is abandoned; what
+/// it wrote is atomic). A SIGHUP is not a reason to stop, nor to reload mid-cycle.
+async fn once<S>(
+    agent: &Agent,
+    mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = S>>,
+    mut hangups: Option<Hangups>,
+) -> Ended<S> {
+    let cycle = agent.cycle();
+    tokio::pin!(cycle);
+    loop {
+        tokio::select! {
+            ok = &mut cycle => return Ended::Cycle(ok),
+            stop = &mut shutdown => return Ended::Stopped(stop),
+            _ = next_hangup(&mut hangups) => tracing::warn!(
+                "SIGHUP ignored: --once runs one cycle on the config it started with"
+            ),
         }
-        std::future::pending::<()>().await
     }
 }
+
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = std::convert::Infallible;
+
+/// The next SIGHUP; never, when there is no handler.
+async fn next_hangup(hangups: &mut Option<Hangups>) {
+    #[cfg(unix)]
+    if let Some(hup) = hangups {
+        if hup.recv().await.is_some() {
+            return;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = hangups;
+    std::future::pending::<()>().await
+}
+
+/// Reloads the config on every SIGHUP (one that came during start-up, once); never returns.
+async fn reload_on_hangup(
+    agent: Arc<Agent>,
+    path: Option<PathBuf>,
+    mut hangups: Option<Hangups>,
+) -> std::convert::Infallible {
+    loop {
+        next_hangup(&mut hangups).await;
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP: no config file to reload");
+            continue;
+        };
+        // A panic while reading or applying the new config (a bug, or a file nobody foresaw)
+        // is a failed reload, like an invalid config, not the end of the agent.
+        let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Config::load(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| agent.reload(c))
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the reload panicked")));
+        match reloaded {
+            Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
+            Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

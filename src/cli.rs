@@ -203,6 +203,8 @@ pub fn client_from_config(
 }
 
 async fn serve_sim(args: SimArgs) -> anyhow::Result<()> {
+    // Before anything else: a Ctrl-C or SIGTERM during start-up stops the emulator cleanly.
+    let shutdown = shutdown_signal();
     let token = args
         .token
         .filter(|t| !t.trim().is_empty())
@@ -229,14 +231,45 @@ async fn serve_sim(args: SimArgs) -> anyhow::Result<()> {
     println!("popsel sim listening on {}", sim.url());
     tokio::select! {
         r = sim.wait() => r?,
-        _ = shutdown_signal() => {}
+        _ = shutdown => {}
     }
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
-/// first polled, so that a signal arriving during start-up is caught rather than fatal.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+/// The signal that asked popsel to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Stop {
+    /// The exit code of a command this signal cut short: 128 + the signal's number, as a shell
+    /// reports a process the signal ended (130 for SIGINT, 143 for SIGTERM), so that a script
+    /// tells it from a failure (1).
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Stop::Interrupt => 130,
+            Stop::Terminate => 143,
+        })
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::Interrupt => "SIGINT",
+            Stop::Terminate => "SIGTERM",
+        })
+    }
+}
+
+/// Ctrl-C or SIGTERM, whichever comes first. The handlers are installed when this is called,
+/// not when the future is first polled, so that a signal arriving during start-up is caught
+/// (and acted on once the command gets to it) rather than fatal.
+pub fn shutdown_signal() -> impl std::future::Future<Output = Stop> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -246,12 +279,13 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             match streams {
                 Ok((mut term, mut int)) => {
                     tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
+                        _ = term.recv() => Stop::Terminate,
+                        _ = int.recv() => Stop::Interrupt,
                     }
                 }
                 Err(_) => {
                     let _ = tokio::signal::ctrl_c().await;
+                    Stop::Interrupt
                 }
             }
         }
@@ -259,7 +293,16 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+        Stop::Interrupt
     }
+}
+
+/// SIGHUP, its handler installed now: from here on a SIGHUP is caught, never fatal, and waits
+/// in the returned stream until it is read.
+#[cfg(unix)]
+pub fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")
 }
 
 /// Prints a value as pretty JSON on stdout.

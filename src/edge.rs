@@ -5,8 +5,9 @@
 //!   is needed only when something did change.
 //! - [`hook`] runs the configured `on_change` program for each change.
 //! - [`hand_off`] does both for a new selection and says, in a [`HandOff`], what may be
-//!   persisted: a location whose hook failed keeps its previous selection on disk, so that the
-//!   next cycle sees the change again and runs the hook again.
+//!   persisted: a location whose files could not be written (its hook is then not run) or
+//!   whose hook failed keeps its previous selection on disk, so that the next cycle sees the
+//!   change again and hands it off again.
 
 pub mod hook;
 pub mod swanctl;
@@ -71,18 +72,20 @@ pub enum HandOffFailure {
 /// The result of the hand-off stage.
 #[derive(Debug, Default)]
 pub struct HandOff {
-    /// The selection to persist: the new one, but for the locations whose hook failed, which
-    /// keep their previous one.
+    /// The selection to persist: the new one, but for the locations whose files or hook failed,
+    /// which keep their previous one.
     pub persisted: Selection,
     /// The changes that were handed off and stand.
     pub handed_off: Vec<Change>,
     pub failures: Vec<HandOffFailure>,
 }
 
-/// Writes the swanctl files of `next` and runs `on_change` for `changes`. A location with a
-/// failed hook keeps its `previous` selection, both roles (one role alone could leave the
-/// two in one city after a swap), so that the next run sees its changes again and reruns the
-/// hooks, which must therefore be idempotent.
+/// Writes the swanctl files of `next` and runs `on_change` for `changes`. A location whose
+/// files could not be written runs no hook (the router has nothing new to load) and, like a
+/// location with a failed hook, keeps its `previous` selection, both roles (one role alone
+/// could leave the two in one city after a swap), so that the next run sees its changes again,
+/// rewrites its files and reruns the hooks, which must therefore be idempotent. Only what
+/// reached the router counts as handed off.
 pub async fn hand_off(
     settings: &EdgeSettings,
     locations: &[Location],
@@ -91,6 +94,8 @@ pub async fn hand_off(
     changes: &[Change],
 ) -> HandOff {
     let mut failures = Vec::new();
+    // Locations whose files could not be written: no hook runs for them.
+    let mut unwritten: Vec<&str> = Vec::new();
     if let Some(dir) = &settings.swanctl_dir {
         for loc in locations {
             if let Some(sel) = next.locations.get(&loc.name) {
@@ -100,13 +105,18 @@ pub async fn hand_off(
                         location: loc.name.clone(),
                         error,
                     });
+                    unwritten.push(&loc.name);
                 }
             }
         }
     }
-    let mut failed: Vec<&str> = Vec::new();
+    // Locations that keep their previous selection: those not written, those with a failed hook.
+    let mut failed = unwritten.clone();
     if let Some(cmd) = &settings.on_change {
         for change in changes {
+            if unwritten.contains(&change.location.as_str()) {
+                continue;
+            }
             if let Err(e) = run_on_change(cmd, change, settings.on_change_timeout).await {
                 failures.push(e.into());
                 failed.push(&change.location);

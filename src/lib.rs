@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod http_server;
 pub mod location;
 pub mod metrics;
 pub mod pipeline;

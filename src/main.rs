@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         popsel::cli::LogFormat::Json => logs.json().init(),
         popsel::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
+    log_panics();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(workers) = cli.worker_threads() {
@@ -33,4 +34,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A panic is reported through the log like everything else (one event, JSON with
+/// `--log-format json`), with where it happened. The agent catches a panic in a stage run and
+/// goes on; this is the line that says where to look.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(%location, "panic: {message}");
+    }));
 }

@@ -188,10 +188,27 @@ impl Pipeline {
 
     /// One of the agent's jobs: its stages in order, each counted and any failure reported.
     /// Returns whether all succeeded.
+    ///
+    /// A panic in a stage ends that stage's run as a failure, like any other: counted,
+    /// reported, and the stage runs again on its interval while the others go on. The agent is
+    /// not ended: a restart would only run into the same panic, and what the stages share
+    /// stays usable (the board's and the generation's locks shrug off poisoning; a stage
+    /// commits its result at its end, so a run cut short leaves the last good one).
     pub async fn run_job(&self, job: &[Stage]) -> bool {
+        use futures_util::FutureExt;
         let mut ok = true;
         for &stage in job {
-            let result = self.run_stage(stage).await;
+            let result = std::panic::AssertUnwindSafe(self.run_stage(stage))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".to_owned());
+                    Err(StageError::Panicked(message))
+                });
             let succeeded = result.is_ok();
             self.export(|m| m.stage_ran(stage, succeeded, SystemTime::now()));
             if let Err(error) = result {

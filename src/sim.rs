@@ -21,6 +21,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::http_server::{self, Limits};
+
 pub use store::{Collection, Emulated, MAX_PAGE_SIZE, PageRequest, Rejection, Store};
 
 /// The sample catalogue shipped in `config/`, built in so that the emulator and the demo run
@@ -163,10 +165,12 @@ pub struct Sim {
     addr: SocketAddr,
     state: Arc<SimState>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Sim {
+    /// Binds and serves, within [`Limits::SIM`]: a flood of connections cannot take the
+    /// emulator's descriptors nor keep its clients out.
     pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
         options.faults.validate()?;
         let listener = tokio::net::TcpListener::bind(options.listen)
@@ -181,13 +185,9 @@ impl Sim {
         });
         let (tx, rx) = oneshot::channel::<()>();
         let app = routes::router(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(http_server::serve(listener, app, Limits::SIM, async {
+            let _ = rx.await;
+        }));
         Ok(Sim {
             addr,
             state,
@@ -221,10 +221,10 @@ impl Sim {
         self.state.request_counts()
     }
 
-    /// Serves until `stop` or until the server fails.
+    /// Serves until `stop` (the server itself does not fail; a panic in it is an error here).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         if let Some(task) = self.task.take() {
-            task.await??;
+            task.await?;
         }
         Ok(())
     }

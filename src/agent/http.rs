@@ -1,5 +1,5 @@
-//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the process answers) and `/readyz`
-//! (a catalogue and one probe round exist).
+//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the stages complete their runs) and
+//! `/readyz` (a catalogue and one probe round exist).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 
 use super::Agent;
+use crate::http_server::{self, Limits};
 
 async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     (
@@ -23,8 +24,16 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 while every scheduled stage completes its runs (failed ones too: an API outage is for
+/// the alerts, not for a restart); 503 naming the stages that have completed none for 3 of
+/// their intervals, for a supervisor to restart a stuck agent.
+async fn healthz(State(agent): State<Arc<Agent>>) -> (StatusCode, String) {
+    let overdue = agent.overdue();
+    if overdue.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let lines: String = overdue.iter().map(|o| format!("{o}\n")).collect();
+    (StatusCode::SERVICE_UNAVAILABLE, lines)
 }
 
 async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, &'static str) {
@@ -39,6 +48,8 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, &'static str) {
 }
 
 /// Binds `listen` and serves until the returned task is aborted. Returns the bound address.
+/// The server is bounded ([`Limits::METRICS`]): a flood of connections cannot take the
+/// descriptors the stages need, nor keep a scrape out.
 pub async fn serve_metrics(
     agent: Arc<Agent>,
     listen: SocketAddr,
@@ -52,10 +63,11 @@ pub async fn serve_metrics(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(agent);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("metrics server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(http_server::serve(
+        listener,
+        app,
+        Limits::METRICS,
+        std::future::pending(),
+    ));
     Ok((addr, task))
 }

@@ -83,7 +83,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(Client::new(cc)?)
     });
     let agent = Agent::new(config.clone(), factory, true)?;
-    let ok = agent.cycle().await;
+    tokio::pin!(shutdown);
+    let ok = tokio::select! {
+        ok = agent.cycle() => ok,
+        stop = &mut shutdown => {
+            sim.stop().await;
+            let _ = std::fs::remove_dir_all(&state_dir);
+            return Ok(stop.exit_code());
+        }
+    };
 
     for (location, ranking) in agent.rankings().iter() {
         let counts = Counts::of(ranking);

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+#[cfg(unix)]
+use super::hangup_signal;
 use super::{ApiArgs, client_from_config, shutdown_signal};
-use crate::agent::{self, Agent, ClientFactory, RunOptions};
+use crate::agent::{self, Agent, ClientFactory, Ended, RunOptions};
 use crate::atmos::Observer;
 use crate::config::Config;
 
@@ -45,13 +47,20 @@ pub fn client_factory(api: &ApiArgs) -> ClientFactory {
     })
 }
 
+/// Exit codes: 0 when stopped by SIGTERM/SIGINT (the agent's normal end); with `--once`, 0 when
+/// every stage succeeded, 1 when one failed, 130/143 when SIGINT/SIGTERM cut the cycle short.
 pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The handlers before anything else, the config included: no signal may be fatal during
+    // start-up. SIGTERM/SIGINT then stop the agent as soon as it gets to them; a SIGHUP stays
+    // pending and reloads the config once the agent runs (the config read at start-up may
+    // predate the change it announces).
+    let shutdown = shutdown_signal();
+    #[cfg(unix)]
+    let hangups = Some(hangup_signal()?);
     let path = api
         .config
         .clone()
         .context("popsel run needs --config FILE (see config/popsel.example.toml)")?;
-    // Signals first: one that comes while the first catalogue is fetched must not be fatal.
-    let shutdown = shutdown_signal();
     let config = Config::load(&path)?;
     let listen = args.metrics_listen.unwrap_or(config.metrics.listen);
     let agent = Agent::new(config, client_factory(api), args.no_probe)?;
@@ -60,12 +69,18 @@ pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         once: args.once,
         config_path: Some(path),
+        #[cfg(unix)]
+        hangups,
     };
-    let ok = agent::run(Arc::clone(&agent), options, shutdown).await?;
+    let ended = agent::run(Arc::clone(&agent), options, shutdown).await?;
     server.abort();
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(match ended {
+        Ended::Cycle(true) => ExitCode::SUCCESS,
+        Ended::Cycle(false) => ExitCode::FAILURE,
+        Ended::Stopped(_) if !args.once => ExitCode::SUCCESS,
+        Ended::Stopped(stop) => {
+            tracing::warn!("{stop}: the cycle was cut short");
+            stop.exit_code()
+        }
     })
 }

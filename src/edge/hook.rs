@@ -37,6 +37,12 @@ pub enum HookError {
 }
 
 /// Runs `command` (program and arguments) for `change`, killing it after `timeout`.
+///
+/// The hook runs in a process group of its own, and a timeout kills the whole group: a hook is
+/// often a shell script whose real work (`swanctl --load-all`, `ipsec reload`) is a grandchild,
+/// which killing the shell alone would leave running. The group is also killed when the run is
+/// abandoned (its future dropped: the agent shutting down). A hook that exits on its own keeps
+/// whatever it left behind on purpose.
 pub async fn run_on_change(
     command: &[String],
     change: &Change,
@@ -46,8 +52,8 @@ pub async fn run_on_change(
         return Ok(());
     };
     // A clean environment: popsel's own holds the API token and the PSK variables.
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
+    let mut hook = tokio::process::Command::new(program);
+    hook.args(args)
         .env_clear()
         .env(
             "PATH",
@@ -56,31 +62,88 @@ pub async fn run_on_change(
         .envs(std::env::var_os("LANG").map(|v| ("LANG", v)))
         .envs(change_env(change))
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| HookError::Start {
-            program: program.clone(),
-            detail: e.to_string(),
-        })?;
-    match tokio::time::timeout(timeout, child.wait()).await {
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    hook.process_group(0);
+    let child = hook.spawn().map_err(|e| HookError::Start {
+        program: program.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut run = Running::new(child);
+    match tokio::time::timeout(timeout, run.child.wait()).await {
         Err(_) => {
-            let _ = child.kill().await;
+            run.kill_group();
+            let _ = run.child.wait().await;
             Err(HookError::Timeout {
                 program: program.clone(),
                 timeout,
             })
         }
-        Ok(Err(e)) => Err(HookError::Failed {
-            program: program.clone(),
-            status: e.to_string(),
-        }),
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(HookError::Failed {
-            program: program.clone(),
-            status: status.to_string(),
-        }),
+        Ok(result) => {
+            run.exited();
+            match result {
+                Err(e) => Err(HookError::Failed {
+                    program: program.clone(),
+                    status: e.to_string(),
+                }),
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(HookError::Failed {
+                    program: program.clone(),
+                    status: status.to_string(),
+                }),
+            }
+        }
     }
 }
+
+/// A running hook and its process group (the hook's pid: it leads a group of its own). Until
+/// the hook has exited, dropping this kills the whole group.
+struct Running {
+    child: tokio::process::Child,
+    /// The group to kill on drop; none once the hook has exited on its own (the id may then
+    /// be reused by another group) or after the group was killed.
+    group: Option<u32>,
+}
+
+impl Running {
+    fn new(child: tokio::process::Child) -> Self {
+        let group = child.id();
+        Self { child, group }
+    }
+
+    /// SIGKILL to every process of the group. Sent while the leader is not yet reaped, so that
+    /// the group id still names this group and nothing else.
+    fn kill_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            kill_group(group);
+        }
+    }
+
+    fn exited(&mut self) {
+        self.group = None;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+#[cfg(unix)]
+fn kill_group(group: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    // 0 would be popsel's own group; a hook's pid is never 0 or 1.
+    let Some(id) = i32::try_from(group).ok().filter(|id| *id > 1) else {
+        return;
+    };
+    // ESRCH: every process of the group is gone already.
+    let _ = killpg(Pid::from_raw(id), Signal::SIGKILL);
+}
+
+#[cfg(not(unix))]
+fn kill_group(_group: u32) {}
 
 #[cfg(test)]
 #[path = "hook_tests.rs"]

@@ -24,6 +24,9 @@ pub enum StageError {
     Tunnels(Vec<TunnelFailure>),
     #[error("{}", join(.0))]
     Status(Vec<ApiError>),
+    /// The stage run panicked (a bug, or input nobody foresaw); the message is the panic's.
+    #[error("the stage panicked: {0}")]
+    Panicked(String),
 }
 
 /// A configured tunnel that reconcile could not bring in line.

@@ -151,6 +151,7 @@ fn the_systemd_unit_is_hardened_and_verifies_where_systemd_analyze_exists() {
         "ProtectSystem=strict",
         "Restart=on-failure",
         "NoNewPrivileges=yes",
+        "LimitNOFILE=1024",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }

@@ -148,3 +148,138 @@ async fn sighup_during_the_first_catalogue_fetch_does_not_kill_the_agent() {
     );
     assert_eq!(get_status(&format!("{base}/healthz")).await, Some(200));
 }
+
+/// Makes the site's config file a named pipe: `popsel run` blocks reading it (start-up held
+/// where the config is read) until the test sends on the returned channel, which lets one
+/// reader through with the config's text.
+fn config_behind_a_pipe(site: &Site) -> std::sync::mpsc::Sender<()> {
+    let path = site.config_path();
+    let text = site.config(false).render();
+    std::fs::remove_file(&path).expect("remove the config file");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        while released.recv().is_ok() {
+            // Blocks until popsel opens the pipe to read the config.
+            std::fs::write(&path, &text).expect("write the config into the pipe");
+        }
+    });
+    release
+}
+
+/// SIGHUP before popsel has read its config (logrotate, a `systemctl reload` racing the start)
+/// is not fatal: it is kept, and reloads the config once the agent runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_while_the_config_is_read_is_not_fatal_and_reloads_once_started() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    let config = config_behind_a_pipe(&site);
+    let mut agent = AgentProc::spawn(site.run_command(&[]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        agent.running(),
+        "popsel died before reading its config: {:?}\nstderr:\n{}",
+        agent.child.try_wait(),
+        agent.stderr_tail()
+    );
+    agent.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        agent.running(),
+        "a SIGHUP while the config was read killed popsel: {:?}\nstderr:\n{}",
+        agent.child.try_wait(),
+        agent.stderr_tail()
+    );
+    // Start-up reads the config, then the reload the SIGHUP asked for reads it again.
+    config.send(()).expect("release the config");
+    let base = agent.metrics_base().await;
+    config.send(()).expect("release the config again");
+    agent
+        .wait_line(Stream::Stderr, "config reloaded", Duration::from_secs(10))
+        .await;
+    agent.first_cycle(&base).await;
+    agent.signal("TERM");
+    let status = agent.wait_exit(Duration::from_secs(8)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
+/// SIGTERM before popsel has read its config: a clean stop once it gets to it, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_config_is_read_stops_cleanly() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    let config = config_behind_a_pipe(&site);
+    let mut agent = AgentProc::spawn(site.run_command(&[]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agent.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        agent.running(),
+        "a SIGTERM while the config was read ended popsel at once: {:?}",
+        agent.child.try_wait()
+    );
+    config.send(()).expect("release the config");
+    let status = agent.wait_exit(Duration::from_secs(8)).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "stderr:\n{}",
+        agent.stderr_tail()
+    );
+    assert!(
+        !site.state_dir().join("selection.json").exists(),
+        "the agent ran its stages although it was told to stop"
+    );
+}
+
+/// An API that accepts connections and never answers: every call waits for the client's
+/// timeout, so a cycle takes many seconds. Keep the listener alive for the test's length.
+fn silent_api() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+/// `popsel run --once` stops on Ctrl-C and on SIGTERM mid-cycle instead of finishing it:
+/// exit 130 (SIGINT) and 143 (SIGTERM), as a shell reports them, not 0 (the cycle did not
+/// complete) nor 1 (a stage failed). A SIGHUP is logged and ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_stops_on_sigint_and_sigterm_mid_cycle() {
+    let (_api, url) = silent_api();
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let site = Site::new(&url);
+        let mut agent = AgentProc::spawn(site.run_command(&["--once"]));
+        agent.metrics_base().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if signal == "INT" {
+            agent.signal("HUP");
+            agent
+                .wait_line(Stream::Stderr, "SIGHUP ignored", Duration::from_secs(3))
+                .await;
+            assert!(agent.running(), "stderr:\n{}", agent.stderr_tail());
+        }
+        let sent = Instant::now();
+        agent.signal(signal);
+        let status = agent.wait_exit(Duration::from_secs(3)).await;
+        let status = status.unwrap_or_else(|| {
+            panic!(
+                "--once still running 3 s after SIG{signal}\nstderr:\n{}",
+                agent.stderr_tail()
+            )
+        });
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "SIG{signal}\nstderr:\n{}",
+            agent.stderr_tail()
+        );
+        eprintln!(
+            "--once exited {code} {:?} after SIG{signal}",
+            sent.elapsed()
+        );
+    }
+}

@@ -118,6 +118,16 @@ impl Site {
         self.files.write_config(&self.config(extra_tunnel));
     }
 
+    /// The config with more TOML merged in (`[edge]`, other intervals).
+    pub fn write_config_with(&self, toml: &str) {
+        self.files.write_config(&self.config(false).with(toml));
+    }
+
+    /// A file next to the config.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.files.path(name)
+    }
+
     /// `popsel run --config … --no-probe <args>`, with the token and the PSKs in its
     /// environment.
     pub fn run_command(&self, args: &[&str]) -> Command {
