@@ -114,7 +114,12 @@ fn syntax_problem(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end().replace('\n', " ");
     match e.span() {
         Some(span) => {
-            let before = &text[..span.start.min(text.len())];
+            // The span is the parser's; cut at a character boundary whatever it says.
+            let mut end = span.start.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let before = &text[..end];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             format!("line {line}, column {column}: {message}")

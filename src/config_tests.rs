@@ -251,6 +251,26 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "api.base_url: \"http://api.example/\" is not usable: plain http to api.example, which is not this machine, would send the API token unencrypted; use https://, or set [api] allow_insecure_http = true if the path to it is trusted",
         ),
         (
+            "timeout = \"3s\"",
+            "timeout = \"584542046090y\"",
+            "api.timeout: 584542046090years ",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[dns]\ntimeout = \"1h\"",
+            "dns.timeout: 1h is more than 1m",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[edge]\non_change_timeout = \"2h\"",
+            "edge.on_change_timeout: 2h is more than 1h",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[agent]\nprobe_interval = \"100000000y\"",
+            "agent.probe_interval: 100000000years is more than 7days",
+        ),
+        (
             "base_url = \"http://127.0.0.1:9\"",
             "base_url = \"ftp://127.0.0.1:9\"",
             "api.base_url: \"ftp://127.0.0.1:9/\" is not usable: the scheme must be http or https",

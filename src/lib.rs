@@ -8,6 +8,12 @@
 //! out" has the data flow.
 
 #![forbid(unsafe_code)]
+// Nothing from the network or the disk may panic popsel: no unwrap, expect or panic outside
+// tests. The few exceptions are allowed where they stand, each with the reason it cannot fail.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod agent;
 pub mod atmos;

@@ -1,3 +1,5 @@
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

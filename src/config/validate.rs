@@ -44,6 +44,23 @@ fn positive(p: &mut Problems, key: &str, d: Option<Duration>, default: Duration)
     }
 }
 
+/// A duration from more than 0 to `max`: a larger one is a typo or a hostile file, and would
+/// overflow the clock arithmetic done with it.
+fn between(
+    p: &mut Problems,
+    key: &str,
+    d: Option<Duration>,
+    default: Duration,
+    max: Duration,
+) -> Duration {
+    let d = positive(p, key, d, default);
+    at_most(p, key, d, max)
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
 fn at_most(p: &mut Problems, key: &str, d: Duration, max: Duration) -> Duration {
     if d > max {
         p.add(
@@ -125,9 +142,7 @@ fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
             );
         }
     }
-    if raw.timeout == Some(Duration::ZERO) {
-        p.add("api.timeout", "must be more than 0s");
-    }
+    let timeout = between(p, "api.timeout", raw.timeout, defaults.timeout, 10 * MINUTE);
     let allow_insecure_http = raw.allow_insecure_http.unwrap_or(false);
     if let Some(url) = &raw.base_url {
         if let Err(problem) = check_base_url(url, allow_insecure_http) {
@@ -140,7 +155,7 @@ fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
     ApiSettings {
         base_url: raw.base_url,
         token_file: raw.token_file.map(|f| resolve_path(base, &f)),
-        timeout: raw.timeout.unwrap_or(defaults.timeout),
+        timeout,
         page_size: raw.page_size.unwrap_or(defaults.page_size),
         max_response_bytes: byte_cap(
             p,
@@ -229,7 +244,7 @@ fn dns(p: &mut Problems, raw: RawDns) -> DnsSettings {
     }
     DnsSettings {
         nameservers,
-        timeout: positive(p, "dns.timeout", raw.timeout, defaults.timeout),
+        timeout: between(p, "dns.timeout", raw.timeout, defaults.timeout, MINUTE),
         ..defaults
     }
 }
@@ -287,11 +302,12 @@ fn edge(p: &mut Problems, raw: RawEdge, base: &Path) -> EdgeSettings {
     EdgeSettings {
         swanctl_dir: raw.swanctl_dir.map(|d| resolve_path(base, &d)),
         on_change: raw.on_change,
-        on_change_timeout: positive(
+        on_change_timeout: between(
             p,
             "edge.on_change_timeout",
             raw.on_change_timeout,
             defaults.on_change_timeout,
+            HOUR,
         ),
     }
 }
@@ -299,7 +315,7 @@ fn edge(p: &mut Problems, raw: RawEdge, base: &Path) -> EdgeSettings {
 fn schedule(p: &mut Problems, raw: RawAgent) -> Schedule {
     let defaults = Schedule::default();
     let mut interval = |key: &str, value: Option<Duration>, default: Duration| {
-        positive(p, &format!("agent.{key}"), value, default)
+        between(p, &format!("agent.{key}"), value, default, WEEK)
     };
     Schedule {
         catalog_interval: interval(
