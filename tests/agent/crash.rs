@@ -88,6 +88,14 @@ impl Victim {
     }
 }
 
+/// When a run is killed (see [`Chaos::until_the_kill`]).
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    Any,
+    InAWrite,
+    AfterAnAnswer,
+}
+
 /// Where the kills landed.
 #[derive(Debug, Default)]
 struct Tally {
@@ -229,12 +237,11 @@ impl Chaos {
             .hold(Duration::from_millis(self.rng.u64(0..=MAX_HOLD_MS)));
         let horizon = u64::try_from(self.horizon.as_millis()).expect("ms");
         let kill_after = Duration::from_millis(self.rng.u64(0..=horizon));
-        let after_an_answer = self.rng.bool();
+        let moment = [Moment::Any, Moment::InAWrite, Moment::AfterAnAnswer][self.rng.usize(0..3)];
         let temporary_before = self.temporaries().len();
         let started = Instant::now();
         let mut proc = AgentProc::spawn(self.victim.command(&self.site));
-        self.until_the_kill(started, kill_after, after_an_answer)
-            .await;
+        self.until_the_kill(started, kill_after, moment).await;
         if !proc.running() {
             self.tally.ended_first += 1;
             self.horizon = self.horizon.mul_f64(0.9).max(MIN_HORIZON);
@@ -258,16 +265,26 @@ impl Chaos {
         self.look_after_kill(&proc).await;
     }
 
-    /// Half the kills are due `kill_after` the start; the other half come 0 to
+    /// A third of the kills are due `kill_after` the start; a third come within the time a
+    /// write can take ([`MAX_DELAY_MS`] + [`MAX_HOLD_MS`]) after the run's first write
+    /// started: in the request, in its held answer, or just after; a third come 0 to
     /// [`MAX_AFTER_ANSWER_MS`] after the answer to the run's first write went back, when
-    /// popsel records it (audit log, `tunnels.json`): where a kill can tear a state file.
-    async fn until_the_kill(&mut self, started: Instant, kill_after: Duration, after_answer: bool) {
+    /// popsel records it (audit log, `tunnels.json`): where a kill can tear a state file. A
+    /// run that writes nothing before `kill_after` is killed then.
+    async fn until_the_kill(&mut self, started: Instant, kill_after: Duration, moment: Moment) {
         let due = started + kill_after;
-        if after_answer {
-            if let Some(answered) = self.proxy.answer_delivered(started, due).await {
-                self.tally.right_after_an_answer += 1;
-                let ms = self.rng.u64(0..=MAX_AFTER_ANSWER_MS);
-                tokio::time::sleep_until((answered + Duration::from_millis(ms)).into()).await;
+        let (answered, within) = match moment {
+            Moment::Any => (false, None),
+            Moment::InAWrite => (false, Some(MAX_DELAY_MS + MAX_HOLD_MS)),
+            Moment::AfterAnAnswer => (true, Some(MAX_AFTER_ANSWER_MS)),
+        };
+        if let Some(within) = within {
+            if let Some(at) = self.proxy.first_write(started, answered, due).await {
+                let ms = self.rng.u64(0..=within);
+                if answered {
+                    self.tally.right_after_an_answer += 1;
+                }
+                tokio::time::sleep_until((at + Duration::from_millis(ms)).into()).await;
                 return;
             }
         }

@@ -103,16 +103,28 @@ impl WriteProxy {
         self.shared.replace_status.store(status, Ordering::SeqCst);
     }
 
-    /// Waits for the answer to a write that started after `since` to go back to popsel, at
-    /// most until `deadline`; when it went, if it did.
-    pub async fn answer_delivered(&self, since: Instant, deadline: Instant) -> Option<Instant> {
+    /// Waits for the first write that started after `since` to start (`answered` false) or
+    /// for its answer to go back to popsel (`answered` true), at most until `deadline`; when
+    /// it did, if it did.
+    pub async fn first_write(
+        &self,
+        since: Instant,
+        answered: bool,
+        deadline: Instant,
+    ) -> Option<Instant> {
         loop {
-            let delivered = lock(&self.shared.writes)
+            let seen = lock(&self.shared.writes)
                 .iter()
                 .filter(|w| w.started >= since)
-                .find_map(|w| w.delivered);
-            if delivered.is_some() || Instant::now() >= deadline {
-                return delivered;
+                .find_map(|w| {
+                    if answered {
+                        w.delivered
+                    } else {
+                        Some(w.started)
+                    }
+                });
+            if seen.is_some() || Instant::now() >= deadline {
+                return seen;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
