@@ -20,6 +20,7 @@ mod process;
 mod site;
 
 mod commands;
+mod crash;
 mod damaged_state;
 mod deploy;
 mod first_cycle;

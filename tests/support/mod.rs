@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod chaos;
 pub mod flood;
 pub mod hostile;
 pub mod raw_http;
