@@ -51,6 +51,8 @@ pub fn write_swanctl(
     let files = render_swanctl(location, selection);
     let (conf, secrets) = swanctl_paths(dir, location);
     std::fs::create_dir_all(dir)?;
+    // A write killed half-way leaves a temporary file holding the PSKs of that moment.
+    crate::state::remove_stale_temporaries(dir, "popsel-");
     let a = write_if_changed(&secrets, files.secrets.as_bytes(), 0o600)?;
     let b = write_if_changed(&conf, files.connections.as_bytes(), 0o644)?;
     Ok(a || b)

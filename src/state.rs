@@ -106,6 +106,7 @@ impl StateDir {
     pub fn open(path: &Path) -> Result<StateDir, StateError> {
         let path = prepare(path)?;
         let lock = DirLock::acquire(&path)?;
+        remove_stale_temporaries(&path, "");
         Ok(StateDir {
             path,
             lock: Some(lock),
@@ -527,6 +528,56 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
     } else {
         "something else"
     }
+}
+
+/// Removes the temporary files of atomic writes in `dir` whose writer is gone: a process
+/// killed between creating one and renaming it into place leaves it behind, and nothing else
+/// ever would remove it. Files of a live process (this one, a `popsel plan` making the key)
+/// are left alone; so is everything not named as [`TempFile`] names them.
+/// Only names starting with `.<prefix>` are looked at (a swanctl dir is shared with other
+/// programs).
+pub fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.get(1..).is_some_and(|n| n.starts_with(prefix)))
+            .and_then(temporary_writer)
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, left by an interrupted write (PID {pid})",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// The writer's PID in a temporary file's name, `.<target>.<pid>.<16 hex digits>.tmp`.
+fn temporary_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let random = parts.next()?;
+    let pid = parts.next()?;
+    parts.next().filter(|target| !target.is_empty())?;
+    if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether a process with this PID runs; where that cannot be told (no /proc), it is taken
+/// to run, so that nothing is removed.
+fn process_alive(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// A temporary file next to its target, removed when dropped unless it was renamed into

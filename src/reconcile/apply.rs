@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::managed::{
     AUDIT_FILE, AuditEntry, Fingerprinter, MANAGED_FILE, ManagedTunnel, ManagedTunnels,
+    PskRecordLost,
 };
 use super::plan::{Action, Plan, PskReason};
 use crate::atmos::{ApiError, Client, Tunnel, TunnelSpec, TunnelUpdate};
@@ -38,6 +39,9 @@ pub enum ApplyError {
     Api(#[from] ApiError),
     #[error("the API write succeeded but the state was not saved: {0}")]
     NotSaved(StateError),
+    /// A PSK push is only started once the state says it is under way.
+    #[error("the PSK was not pushed: the state could not be saved first: {0}")]
+    PushNotRecorded(StateError),
     /// The tunnel was deleted, but the state still lists it.
     #[error(transparent)]
     NotForgotten(StateError),
@@ -220,6 +224,23 @@ impl Applier<'_> {
         save_managed(self.state, &managed)
     }
 
+    /// Before a PSK push to a managed tunnel: its record says the push is unconfirmed until
+    /// [`remember`](Self::remember) records the new PSK, so that a crash or a failed answer in
+    /// between makes the next run push again rather than trust a record the API may no longer
+    /// match (a config rolled back to that PSK would otherwise never reach the API).
+    fn push_under_way(&self, id: &str) -> Result<(), StateError> {
+        let mut managed = self.managed()?;
+        let Some(m) = managed.tunnels.get_mut(id) else {
+            // Not managed yet: the next run finds no record and pushes anyway.
+            return Ok(());
+        };
+        if m.psk_record_lost == Some(PskRecordLost::PushUnconfirmed) {
+            return Ok(());
+        }
+        m.psk_record_lost = Some(PskRecordLost::PushUnconfirmed);
+        save_managed(self.state, &managed)
+    }
+
     fn forget(&self, id: &str) -> Result<(), StateError> {
         let mut managed = self.managed()?;
         managed.tunnels.remove(id);
@@ -320,6 +341,11 @@ impl Applier<'_> {
         if !psk_known {
             fields.push("psk".into());
         }
+        if !psk_known {
+            if let Err(e) = self.push_under_way(&found.id) {
+                return Outcome::Failed(ApplyError::PushNotRecorded(e));
+            }
+        }
         let result = self.put(&found.id, loc, want, !psk_known).await;
         let (id, error) = (Some(found.id.as_str()), result.as_ref().err());
         self.audit_why("adopt", &want.name, id, fields, error, missed);
@@ -358,6 +384,11 @@ impl Applier<'_> {
         let push_psk = psk.is_some();
         if push_psk {
             fields.push("psk".into());
+        }
+        if push_psk {
+            if let Err(e) = self.push_under_way(id) {
+                return Outcome::Failed(ApplyError::PushNotRecorded(e));
+            }
         }
         let result = self.put(id, loc, want, push_psk).await;
         let why = psk.map(PskReason::describe);

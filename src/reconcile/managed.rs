@@ -33,6 +33,10 @@ pub enum PskRecordLost {
     /// `fingerprint.key` was damaged or missing, and a new key made: the fingerprints kept
     /// under the old one mean nothing any more.
     KeyReplaced,
+    /// A PSK push was started and never confirmed (popsel stopped mid-write, or the API's
+    /// answer was an error after which the write may still have happened): the API may hold
+    /// the PSK of that push rather than the one last recorded.
+    PushUnconfirmed,
 }
 
 /// A tunnel popsel created or adopted, as it last left it.

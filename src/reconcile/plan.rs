@@ -65,6 +65,9 @@ pub enum PskReason {
     /// `fingerprint.key` was damaged or missing and replaced: the PSK fingerprints kept under
     /// the old key tell nothing.
     KeyReplaced,
+    /// An earlier push was never confirmed: the API may hold its PSK, whatever popsel last
+    /// recorded.
+    PushUnconfirmed,
 }
 
 impl PskReason {
@@ -81,6 +84,10 @@ impl PskReason {
                 "{FINGERPRINT_KEY_FILE} was damaged or missing and replaced: popsel can no \
                  longer tell whether the PSK changed and pushes it once more"
             ),
+            PskReason::PushUnconfirmed => "an earlier push of a PSK to this tunnel was never \
+                 confirmed (popsel stopped or the API failed mid-write), so the API may hold \
+                 that one: pushed once more"
+                .into(),
         }
     }
 }
@@ -90,6 +97,7 @@ impl From<PskRecordLost> for PskReason {
         match lost {
             PskRecordLost::ManagedFileDamaged => PskReason::Relearned,
             PskRecordLost::KeyReplaced => PskReason::KeyReplaced,
+            PskRecordLost::PushUnconfirmed => PskReason::PushUnconfirmed,
         }
     }
 }
