@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod fuzz;
 pub mod location;
 pub mod metrics;
 pub mod pipeline;
