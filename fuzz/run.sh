@@ -3,7 +3,8 @@
 # (default 2), on the stable toolchain (libFuzzer through cargo-fuzz, no sanitizer, debug
 # assertions and overflow checks on). Each grows fuzz/corpus/<target>/ from it and the seeds;
 # crashes land in fuzz/artifacts/<target>/, logs in fuzz/logs/<target>.log. Targets with a
-# known crash in fuzz/crashes/<target>/ run in fork mode, going on past crashes.
+# known crash in fuzz/crashes/<target>/ run in fork mode, going on past crashes. The JSON
+# targets get json.dict, the config toml.dict.
 #
 #   cargo install cargo-fuzz --locked
 #   SECONDS_EACH=600 JOBS=2 fuzz/run.sh [target...]
@@ -18,6 +19,11 @@ run() {
   local t=$1 extra=()
   mkdir -p "corpus/$t" "artifacts/$t"
   if [ -n "$(ls -A "crashes/$t" 2>/dev/null)" ]; then extra=(-fork=1 -ignore_crashes=1); fi
+  case $t in
+    config) extra+=(-dict=toml.dict) ;;
+    retry_after) ;;
+    *) extra+=(-dict=json.dict) ;;
+  esac
   "$bin/$t" "corpus/$t" "seeds/$t" -max_total_time="${SECONDS_EACH:-600}" -timeout=10 \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" "${extra[@]}" >"logs/$t.log" 2>&1 || true
   echo "$t: $(grep -E 'stat::number_of_executed_units|exec/s' "logs/$t.log" | tail -2 | tr '\n' ' ')"

@@ -438,7 +438,7 @@ macro_rules! fuzz_tests {
         mod hostile {
             $(#[test]
             fn $name() {
-                super::hostile(stringify!($name), $cases, std::time::Duration::from_secs(30));
+                super::hostile(stringify!($name), $cases, std::time::Duration::from_secs(20));
             })*
         }
     };
