@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod fuzz;
 pub mod http_server;
 pub mod location;
 pub mod metrics;
