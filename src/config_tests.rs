@@ -74,6 +74,7 @@ fn a_good_config_loads_with_defaults_filled_in() {
     );
     let chicago = &c.locations[0];
     assert!(chicago.local);
+    assert!(chicago.local_ts.is_empty() && chicago.remote_ts.is_empty());
     assert_eq!(
         chicago.site,
         Site {
@@ -129,6 +130,16 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "name = \"chicago\"",
             "name = \"\"",
             "locations[0].name: is missing",
+        ),
+        (
+            "latitude = 41.88",
+            "latitude = 41.88\nlocal_ts = [\"10.1.0.0/24\", \"10.2.0.5/16\"]",
+            "locations[0].local_ts[1]: \"10.2.0.5/16\" has host bits set; the subnet is 10.2.0.0/16",
+        ),
+        (
+            "latitude = 41.88",
+            "latitude = 41.88\nremote_ts = [\"0.0.0.0/33\"]",
+            "locations[0].remote_ts[0]: \"0.0.0.0/33\": the prefix must be 0 to 32",
         ),
         (
             "location_id = \"d88fc23a-59a1-476a-a62e-a51ff3543fe7\"",

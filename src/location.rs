@@ -1,6 +1,8 @@
 //! The sites popsel serves: where a location is, whether this host measures for it, and the
 //! tunnels it wants. A leaf: every stage may use these types, and they use no stage.
 
+use std::net::IpAddr;
+
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -68,12 +70,79 @@ pub struct Location {
     /// Latency measured from this host applies (true), or PoPs are ranked by distance (false).
     pub local: bool,
     pub tunnels: Vec<TunnelConfig>,
+    /// What the location's tunnels carry, this side and the PoP's side; empty: everything
+    /// (`0.0.0.0/0`) is proposed and the PoP narrows it to what it accepts.
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
 }
 
 impl Location {
     /// The location's tunnel of `role`, if it has one.
     pub fn tunnel(&self, role: Role) -> Option<&TunnelConfig> {
         self.tunnels.iter().find(|t| t.role == role)
+    }
+}
+
+/// A subnet a tunnel carries traffic for (an IKEv2 traffic selector), as `ADDRESS/PREFIX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficSelector {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl TrafficSelector {
+    /// Parses `10.1.0.0/24`, `::/0`, or a bare address (one host). A subnet with host bits
+    /// set is refused rather than silently widened or narrowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not ADDRESS/PREFIX (e.g. 10.1.0.0/24)"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+        };
+        let ts = Self { network, prefix };
+        let masked = ts.masked();
+        if masked != network {
+            return Err(format!(
+                "{text:?} has host bits set; the subnet is {masked}/{prefix}"
+            ));
+        }
+        Ok(ts)
+    }
+
+    /// The address with the bits past the prefix cleared.
+    fn masked(&self) -> IpAddr {
+        match self.network {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for TrafficSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
     }
 }
 
@@ -92,3 +161,7 @@ pub fn tunnels(locations: &[Location]) -> impl Iterator<Item = (&Location, &Tunn
         .iter()
         .flat_map(|l| l.tunnels.iter().map(move |t| (l, t)))
 }
+
+#[cfg(test)]
+#[path = "location_tests.rs"]
+mod tests;

@@ -148,7 +148,11 @@ pub fn select_location(
     };
     let all: Vec<&RankedPop> = ranking.pops.iter().collect();
     let ideal_primary = preferred(&all, settings, None, ranking.basis);
-    let (primary, why_primary) = round.decide(&prev.primary, ideal_primary, None);
+    let promoted = round.promote(prev);
+    let (primary, why_primary) = match &promoted {
+        Some((state, why)) => (state.clone(), Some(why.clone())),
+        None => round.decide(&prev.primary, ideal_primary, None),
+    };
     let primary_key = primary.choice.as_ref().map(|c| c.pop.clone());
     let other_city: Vec<&RankedPop> = ranking
         .pops
@@ -165,22 +169,37 @@ pub fn select_location(
         primary_key.as_ref().map(|k| k.provider.as_str()),
         ranking.basis,
     );
-    let (secondary, why_secondary) =
-        round.decide(&prev.secondary, ideal_secondary, primary_key.as_ref());
+    let (secondary, why_secondary) = if promoted.is_some() {
+        let (state, _) = round.decide(&RoleState::default(), ideal_secondary, None);
+        (state, Some("the secondary became the primary".to_owned()))
+    } else {
+        round.decide(&prev.secondary, ideal_secondary, primary_key.as_ref())
+    };
     let mut changes = Vec::new();
     for (role, old, new, why) in [
         (Role::Primary, &prev.primary, &primary, why_primary),
         (Role::Secondary, &prev.secondary, &secondary, why_secondary),
     ] {
-        let old_key = old.choice.as_ref().map(|c| &c.pop);
-        let new_key = new.choice.as_ref().map(|c| &c.pop);
-        if old_key != new_key {
+        // A new endpoint of the same PoP is a change too: the router must connect elsewhere.
+        let endpoint = |c: &Choice| (c.pop.clone(), c.fqdn.clone(), c.ip);
+        let (old_end, new_end) = (
+            old.choice.as_ref().map(endpoint),
+            new.choice.as_ref().map(endpoint),
+        );
+        if old_end != new_end {
+            let reason = why.unwrap_or_else(|| match (&old.choice, &new.choice) {
+                (Some(o), Some(n)) => format!(
+                    "{} ({}) stopped answering or left the catalogue; {} ({}) of the same PoP answers",
+                    o.ip, o.fqdn, n.ip, n.fqdn
+                ),
+                _ => String::new(),
+            });
             changes.push(Change {
                 location: name.to_owned(),
                 role,
                 old: old.choice.clone(),
                 new: new.choice.clone(),
-                reason: why.unwrap_or_default(),
+                reason,
             });
         }
     }

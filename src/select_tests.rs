@@ -12,39 +12,50 @@ use crate::resolve::{Endpoint, Source};
 use crate::timestamp::rfc3339;
 
 /// A PoP of a recorded ranking: city, provider, longitude (distance), RTT in ms (None: silent),
-/// lost probes out of 5.
+/// lost probes out of 5. Entries of the same city and provider are one PoP's endpoints.
 #[derive(Clone, Copy)]
 struct P(&'static str, &'static str, f64, Option<f64>, u32);
 
 fn ranking(pops: &[P]) -> Ranking {
-    let mut input = Vec::new();
+    let mut input: Vec<(Pop, Vec<Endpoint>)> = Vec::new();
     let mut probes = HashMap::new();
     for (i, P(city, provider, lon, rtt, lost)) in pops.iter().enumerate() {
         let ip: IpAddr = format!("198.18.0.{}", i + 1).parse().unwrap();
+        let same_pop = input
+            .iter()
+            .position(|(p, _)| p.city == *city && p.provider == *provider);
         let fqdn = format!(
-            "{}-{}.pops.test",
+            "{}-{}{}.pops.test",
             city.to_lowercase(),
-            provider.to_lowercase()
+            provider.to_lowercase(),
+            if same_pop.is_some() { "-2" } else { "" }
         );
-        let pop = Pop {
-            country: "XX".into(),
-            city: (*city).into(),
-            provider: (*provider).into(),
-            latitude: 0.0,
-            longitude: *lon,
-            fqdns: vec![ListedFqdn {
-                name: fqdn.clone(),
-                ips: vec![ip],
-            }],
+        let endpoint = Endpoint {
+            fqdn: fqdn.clone(),
+            ip,
+            source: Source::Catalog,
         };
-        input.push((
-            pop,
-            vec![Endpoint {
-                fqdn,
-                ip,
-                source: Source::Catalog,
-            }],
-        ));
+        let listed = ListedFqdn {
+            name: fqdn,
+            ips: vec![ip],
+        };
+        match same_pop {
+            Some(at) => {
+                input[at].0.fqdns.push(listed);
+                input[at].1.push(endpoint);
+            }
+            None => input.push((
+                Pop {
+                    country: "XX".into(),
+                    city: (*city).into(),
+                    provider: (*provider).into(),
+                    latitude: 0.0,
+                    longitude: *lon,
+                    fqdns: vec![listed],
+                },
+                vec![endpoint],
+            )),
+        }
         let rtts: Vec<Duration> = match rtt {
             Some(ms) => (0..5 - lost)
                 .map(|_| Duration::from_secs_f64(ms / 1000.0))
@@ -211,9 +222,93 @@ fn an_unreachable_choice_is_replaced_at_once() {
     let change = &r[1].1[0];
     assert_eq!(
         (change.role, change.reason.as_str()),
-        (Role::Primary, "the current PoP stopped answering")
+        (
+            Role::Primary,
+            "the current PoP stopped answering; the secondary XX/Beta/GCP takes over"
+        )
     );
     assert_eq!(change.old.as_ref().unwrap().pop.city, "Alpha");
+}
+
+#[test]
+fn the_secondary_takes_over_from_a_dead_primary_even_when_another_pop_is_better() {
+    // Make before break: the secondary's IKE SA is up; a PoP nobody talked to is not.
+    let dead_a = P("Alpha", "AWS", 1.0, None, 5);
+    let delta = P("Delta", "AWS", 4.0, Some(30.0), 0);
+    let r = run(&[
+        vec![A, B, C],
+        vec![dead_a, B, C, delta],
+        vec![dead_a, B, C, delta],
+        vec![dead_a, B, C, delta],
+        vec![dead_a, B, C, delta],
+    ]);
+    let roles = |s: &LocationSelection| {
+        (
+            city(s, Role::Primary).to_owned(),
+            city(s, Role::Secondary).to_owned(),
+        )
+    };
+    assert_eq!(roles(&r[0].0), ("Alpha".into(), "Beta".into()));
+    assert_eq!(roles(&r[1].0), ("Beta".into(), "Delta".into()));
+    let reasons: Vec<(Role, &str)> = r[1].1.iter().map(|c| (c.role, c.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                Role::Primary,
+                "the current PoP stopped answering; the secondary XX/Beta/GCP takes over"
+            ),
+            (Role::Secondary, "the secondary became the primary"),
+        ]
+    );
+    // The better PoP still has to win the anti-flap rounds to become the primary.
+    assert_eq!(roles(&r[3].0).0, "Beta");
+    assert_eq!(roles(&r[4].0).0, "Delta");
+}
+
+#[test]
+fn a_dead_secondary_does_not_take_over() {
+    let dead_a = P("Alpha", "AWS", 1.0, None, 5);
+    let dead_b = P("Beta", "GCP", 2.0, None, 5);
+    let r = run(&[vec![A, B, C], vec![dead_a, dead_b, C]]);
+    assert_eq!(city(&r[1].0, Role::Primary), "Gamma");
+    assert_eq!(r[1].1[0].reason, "the current PoP stopped answering");
+}
+
+#[test]
+fn a_new_endpoint_of_the_chosen_pop_is_a_change_to_hand_off() {
+    let a1 = P("Alpha", "AWS", 1.0, Some(40.0), 0);
+    let a2 = P("Alpha", "AWS", 1.0, Some(45.0), 0);
+    let a1_silent = P("Alpha", "AWS", 1.0, None, 5);
+    let r = run(&[
+        vec![a1, a2, B, C],
+        vec![a1_silent, a2, B, C],
+        vec![a1_silent, a2, B, C],
+    ]);
+    let ip = |s: &LocationSelection| s.primary.choice.as_ref().unwrap().ip.to_string();
+    assert_eq!(ip(&r[0].0), "198.18.0.1");
+    assert_eq!(
+        ip(&r[1].0),
+        "198.18.0.2",
+        "the PoP is kept, its endpoint is not"
+    );
+    let [change] = &r[1].1[..] else {
+        panic!("one change: {:?}", r[1].1)
+    };
+    assert_eq!(change.role, Role::Primary);
+    assert_eq!(
+        change.old.as_ref().unwrap().pop,
+        change.new.as_ref().unwrap().pop
+    );
+    assert_eq!(change.new.as_ref().unwrap().fqdn, "alpha-aws-2.pops.test");
+    assert!(
+        change
+            .reason
+            .starts_with("198.18.0.1 (alpha-aws.pops.test) stopped answering"),
+        "{}",
+        change.reason
+    );
+    assert!(r[2].1.is_empty(), "handed off once: {:?}", r[2].1);
 }
 
 #[test]

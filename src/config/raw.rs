@@ -96,6 +96,10 @@ pub struct RawLocation {
     pub local: Option<bool>,
     #[serde(default)]
     pub tunnels: Vec<RawTunnel>,
+    #[serde(default)]
+    pub local_ts: Vec<String>,
+    #[serde(default)]
+    pub remote_ts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -58,7 +58,10 @@ pub fn selection() -> LocationSelection {
             ..Default::default()
         },
         secondary: RoleState {
-            choice: Some(choice("Toronto", "ipsec-tor-1.pops.popsel.test")),
+            choice: Some(Choice {
+                ip: "198.18.0.2".parse().unwrap(),
+                ..choice("Toronto", "ipsec-tor-1.pops.popsel.test")
+            }),
             ..Default::default()
         },
     }

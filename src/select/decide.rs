@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::{Choice, Evidence, RoleState, SelectionSettings};
+use super::{Choice, Evidence, LocationSelection, RoleState, SelectionSettings};
 use crate::catalog::PopId;
 use crate::rank::{Basis, RankedPop, Ranking};
 use crate::timestamp::{rfc3339, unix_seconds};
@@ -135,6 +135,28 @@ impl Round<'_> {
             Challenge::Winning(evidence) => keep(evidence),
             Challenge::Won(reason) => take(reason),
         }
+    }
+
+    /// When the primary must go at once, the secondary takes its place if it still stands: its
+    /// IKE SA is already up (a hot standby), so the failover needs no IKE exchange with a PoP
+    /// nobody has talked to yet (make before break), and a new secondary is chosen behind it.
+    /// `None`: the primary stands, or the secondary cannot take over (the ideal PoP then does).
+    pub fn promote(&self, prev: &LocationSelection) -> Option<(RoleState, String)> {
+        let primary = prev.primary.choice.as_ref()?;
+        let Err(why) = self.still_valid(primary, None) else {
+            return None;
+        };
+        let secondary = prev.secondary.choice.as_ref()?;
+        let ranked = self.still_valid(secondary, None).ok()?;
+        let mut choice = refreshed(secondary, ranked);
+        choice.since = rfc3339(self.now);
+        choice.since_unix = unix_seconds(self.now);
+        let reason = format!("{why}; the secondary {} takes over", choice.pop);
+        let state = RoleState {
+            choice: Some(choice),
+            evidence: Evidence::default(),
+        };
+        Some((state, reason))
     }
 
     /// The current choice in this round's ranking, or why it must be replaced at once.

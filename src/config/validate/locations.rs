@@ -11,7 +11,7 @@ use super::super::raw::{RawLocation, RawTunnel};
 use super::{Problems, resolve_path};
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::edge::swanctl::section_name;
-use crate::location::{Location, Role, Site, TunnelConfig};
+use crate::location::{Location, Role, Site, TrafficSelector, TunnelConfig};
 
 /// Checks that `value` (at `key`) is given and not already used; `seen` maps values to the
 /// key that first used them.
@@ -71,6 +71,8 @@ fn location(
         longitude: coordinate(p, &format!("{key}.longitude"), loc.longitude, 180.0),
     };
     check_roles(p, key, &loc.tunnels);
+    let local_ts = traffic_selectors(p, &format!("{key}.local_ts"), &loc.local_ts);
+    let remote_ts = traffic_selectors(p, &format!("{key}.remote_ts"), &loc.remote_ts);
     let tunnels = loc
         .tunnels
         .into_iter()
@@ -83,7 +85,21 @@ fn location(
         site,
         local: loc.local.unwrap_or(true),
         tunnels,
+        local_ts,
+        remote_ts,
     }
+}
+
+/// A list of subnets, each checked; the key of a bad one names its index.
+fn traffic_selectors(p: &mut Problems, key: &str, raw: &[String]) -> Vec<TrafficSelector> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            TrafficSelector::parse(text)
+                .map_err(|e| p.add(&format!("{key}[{i}]"), e))
+                .ok()
+        })
+        .collect()
 }
 
 /// A location's name: given, unique, and still unique once made a swanctl section name.
