@@ -85,7 +85,7 @@ impl Agent {
         let metrics = Arc::new(Metrics::new());
         let report = Box::new(LogReport);
         let client = make_client(&config, &metrics)?;
-        let prober = pipeline::prober(&config.locations, no_probe, &*report);
+        let prober = pipeline::prober(&config.locations, no_probe, &config.probe, &*report);
         let generation = Generation::new(config, client, true, &*report)?;
         let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
         Ok(Arc::new(Agent {
@@ -117,6 +117,15 @@ impl Agent {
     /// one stays.
     pub fn reload(&self, config: Config) -> anyhow::Result<()> {
         let client = (self.make_client)(&config, &self.metrics)?;
+        // The ICMP sockets are opened once (their sequence numbers must move on), bound then.
+        let interface = &self.generation().config.probe.interface;
+        if config.probe.interface != *interface {
+            tracing::warn!(
+                was = ?interface,
+                now = ?config.probe.interface,
+                "probe.interface changed: the probes keep the old device until popsel restarts"
+            );
+        }
         let generation = Generation::new(config, client, true, self.pipeline.report())?;
         self.pipeline.swap(generation);
         Ok(())

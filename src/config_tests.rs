@@ -137,6 +137,16 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "locations[0].local_ts[1]: \"10.2.0.5/16\" has host bits set; the subnet is 10.2.0.0/16",
         ),
         (
+            "page_size = 20",
+            "page_size = 20\n[probe]\ninterface = \"wan 0\"",
+            "probe.interface: \"wan 0\" is not a network device name (no '/' or spaces, e.g. \"eth0\")",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[probe]\ninterface = \"a-very-long-device\"",
+            "probe.interface: \"a-very-long-device\" is not a network device name (1 to 15 characters, e.g. \"eth0\")",
+        ),
+        (
             "latitude = 41.88",
             "latitude = 41.88\nremote_ts = [\"0.0.0.0/33\"]",
             "locations[0].remote_ts[0]: \"0.0.0.0/33\": the prefix must be 0 to 32",

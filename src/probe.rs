@@ -23,6 +23,11 @@ pub struct ProbeSettings {
     pub concurrency: usize,
     /// Echo requests per second, all addresses together.
     pub max_pps: u32,
+    /// The network device the echo requests leave by (SO_BINDTODEVICE); none: wherever the
+    /// routes say. On a router whose tunnels carry `0.0.0.0/0`, the WAN device keeps the probes
+    /// to other PoPs out of the tunnel (with kernel-libipsec, whose routes are bound to its TUN
+    /// device), so that they measure the PoPs and not the tunnel.
+    pub interface: Option<String>,
 }
 
 impl Default for ProbeSettings {
@@ -33,6 +38,7 @@ impl Default for ProbeSettings {
             timeout: Duration::from_secs(1),
             concurrency: 1000,
             max_pps: 2000,
+            interface: None,
         }
     }
 }

@@ -65,7 +65,7 @@ fn pipeline(
     let config = Config::load(path)?;
     let client = client_from_config(api, &config, Default::default(), Default::default())?;
     let report = Box::new(StderrReport::new(false));
-    let prober = pipeline::prober(&config.locations, args.no_probe, &*report);
+    let prober = pipeline::prober(&config.locations, args.no_probe, &config.probe, &*report);
     let generation = match state_use {
         StateUse::Read => Generation::read_only(config.clone(), client, !args.no_dns, &*report)?,
         StateUse::Write => Generation::new(config.clone(), client, !args.no_dns, &*report)?,

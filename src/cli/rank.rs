@@ -130,6 +130,7 @@ impl RankArgs {
                 timeout: self.timeout,
                 concurrency: self.concurrency as usize,
                 max_pps: self.max_pps,
+                interface: None,
             }),
         }
     }

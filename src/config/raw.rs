@@ -55,6 +55,7 @@ pub struct RawProbe {
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
     pub max_pps: Option<u32>,
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -221,13 +221,39 @@ fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
     let interval = at_most(p, "probe.interval", interval, Duration::from_secs(60));
     let timeout = positive(p, "probe.timeout", raw.timeout, defaults.timeout);
     let timeout = at_most(p, "probe.timeout", timeout, Duration::from_secs(60));
+    let interface = raw.interface.and_then(|name| match interface_name(&name) {
+        Ok(()) => Some(name),
+        Err(e) => {
+            p.add("probe.interface", e);
+            None
+        }
+    });
     ProbeSettings {
         count,
         interval,
         timeout,
         concurrency,
         max_pps,
+        interface,
     }
+}
+
+/// A Linux network device name: 1 to 15 bytes (IFNAMSIZ), no `/`, no whitespace.
+fn interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!(
+            "{name:?} is not a network device name (1 to 15 characters, e.g. \"eth0\")"
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{name:?} is not a network device name (no '/' or spaces, e.g. \"eth0\")"
+        ));
+    }
+    Ok(())
 }
 
 fn dns(p: &mut Problems, raw: RawDns) -> DnsSettings {

@@ -16,15 +16,21 @@ use super::notice::{Notice, Report};
 
 /// The probe engine for `locations`: none when asked not to probe or when no location is
 /// measured from this host, and none (said in a notice) when this host has no ICMP socket.
-pub fn prober(locations: &[Location], no_probe: bool, report: &dyn Report) -> Option<Prober> {
+/// Its sockets are bound to `settings.interface` for the life of the process.
+pub fn prober(
+    locations: &[Location],
+    no_probe: bool,
+    settings: &ProbeSettings,
+    report: &dyn Report,
+) -> Option<Prober> {
     if no_probe || !locations.iter().any(|l| l.local) {
         return None;
     }
-    icmp_prober(report)
+    icmp_prober(settings, report)
 }
 
-fn icmp_prober(report: &dyn Report) -> Option<Prober> {
-    Prober::new()
+fn icmp_prober(settings: &ProbeSettings, report: &dyn Report) -> Option<Prober> {
+    Prober::new(settings.interface.as_deref())
         .map_err(|e| report.notice(Notice::NoIcmp(e)))
         .ok()
 }
@@ -110,7 +116,7 @@ pub async fn rank_once(
         .dns
         .clone()
         .and_then(|settings| resolver(settings, report));
-    let prober = request.probe.as_ref().and_then(|_| icmp_prober(report));
+    let prober = request.probe.as_ref().and_then(|s| icmp_prober(s, report));
     let settings = request.probe.clone().unwrap_or_default();
     let surveyed = survey(pops, dns.as_ref(), prober.as_ref(), &settings, report).await;
     let ranking = rank(

@@ -73,9 +73,15 @@ impl std::fmt::Display for SocketError {
 }
 
 impl Family {
-    fn open(icmp: ICMP) -> Result<Family, SocketError> {
-        let config = Config::builder().kind(icmp).build();
-        let client = Client::new(&config).map_err(|e| SocketError(os_error(&e)))?;
+    fn open(icmp: ICMP, interface: Option<&str>) -> Result<Family, SocketError> {
+        let mut config = Config::builder().kind(icmp);
+        if let Some(name) = interface {
+            config = config.interface(name);
+        }
+        let client = Client::new(&config.build()).map_err(|e| match interface {
+            Some(name) => SocketError(format!("bound to device {name:?}: {}", os_error(&e))),
+            None => SocketError(os_error(&e)),
+        })?;
         let kind = if client.get_socket().get_type() == socket2::Type::RAW {
             SocketKind::Raw
         } else {
@@ -106,10 +112,11 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Opens the sockets. Must run inside a tokio runtime (each socket gets a receive task).
-    pub fn new() -> Result<Prober, IcmpUnavailable> {
-        let v4 = Family::open(ICMP::V4);
-        let v6 = Family::open(ICMP::V6);
+    /// Opens the sockets, bound to `interface` when given (see `ProbeSettings::interface`).
+    /// Must run inside a tokio runtime (each socket gets a receive task).
+    pub fn new(interface: Option<&str>) -> Result<Prober, IcmpUnavailable> {
+        let v4 = Family::open(ICMP::V4, interface);
+        let v6 = Family::open(ICMP::V6, interface);
         if let (Err(e4), Err(e6)) = (&v4, &v6) {
             return Err(IcmpUnavailable {
                 detail: if e4 == e6 {
