@@ -110,6 +110,15 @@ pub struct Vici {
     broken: Option<String>,
 }
 
+impl std::fmt::Debug for Vici {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vici")
+            .field("timeout", &self.timeout)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Vici {
     fn drop(&mut self) {
         self.reader.abort();
@@ -151,7 +160,7 @@ async fn read_frames(
 }
 
 /// Events collected for a streaming command.
-struct Stream<'a> {
+struct Collected<'a> {
     event: &'a str,
     events: Vec<Message>,
     bytes: usize,
@@ -261,7 +270,7 @@ impl Vici {
                 .await?;
         }
         self.send(frame).await?;
-        let mut stream = event.map(|event| Stream {
+        let mut stream = event.map(|event| Collected {
             event,
             events: Vec::new(),
             bytes: 0,
@@ -311,7 +320,7 @@ impl Vici {
 
     /// The next packet that is not an event; events of `stream` are collected on the way
     /// (beyond [`STREAM_MAX`] bytes, only counted), any other is dropped.
-    async fn reply(&mut self, mut stream: Option<&mut Stream<'_>>) -> Result<Packet, ViciError> {
+    async fn reply(&mut self, mut stream: Option<&mut Collected<'_>>) -> Result<Packet, ViciError> {
         loop {
             let (packet, len) = self.frames.recv().await.unwrap_or(Err(ViciError::Closed))?;
             let Packet::Event { name, message } = packet else {
@@ -354,12 +363,15 @@ fn errmsg(response: &Message) -> String {
         return "(no errmsg)".to_owned();
     };
     let mut out = String::new();
-    for c in text.chars().flat_map(char::escape_default) {
+    for c in text.chars() {
         if out.len() >= ERRMSG_MAX {
             out.push('…');
             break;
         }
-        out.push(c);
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
     }
     out
 }
@@ -502,7 +514,8 @@ impl Vici {
 
     /// Initiates the CHILD_SA `child` of connection `ike` (with its IKE_SA if there is none),
     /// or with no child the IKE_SA alone (childless when the connection allows it: RFC 6023).
-    /// A [`Wait::UpTo`] holds this connection that long.
+    /// A [`Wait::UpTo`] holds this connection that long; when it runs out charon answers
+    /// `success = no` ("… not established after …ms") and the negotiation goes on.
     pub async fn initiate(
         &mut self,
         ike: &str,
@@ -520,7 +533,9 @@ impl Vici {
 
     /// Terminates SAs; `force` deletes an IKE_SA without waiting for the peer's answer to the
     /// DELETE (a dead peer's). Nothing to terminate is not an error: charon says `success = no`
-    /// with `matches = 0`, which is returned as no matches.
+    /// with `matches = 0`, which is returned as no matches. charon waits for each matching SA
+    /// in turn (`vici_control.c`, `terminate`), so a [`Wait::UpTo`] over several SAs may take
+    /// longer than the deadline allows: terminate them one by one, or in the background.
     pub async fn terminate(
         &mut self,
         sa: SaRef<'_>,
@@ -632,7 +647,7 @@ pub struct ConnSpec {
     pub remote_addrs: Vec<String>,
     /// IKE proposals.
     pub proposals: Vec<String>,
-    /// Dead peer detection interval, in whole seconds; charon's default is off.
+    /// Dead peer detection interval, rounded up to whole seconds; charon's default is off.
     pub dpd_delay: Option<Duration>,
     pub childless: Option<Childless>,
     pub local_id: String,
@@ -677,13 +692,20 @@ impl ConnSpec {
             .list_nonempty("local_addrs", &self.local_addrs)
             .list_nonempty("remote_addrs", &self.remote_addrs)
             .list_nonempty("proposals", &self.proposals)
-            .kv_opt("dpd_delay", self.dpd_delay.map(|d| d.as_secs().to_string()))
+            .kv_opt("dpd_delay", self.dpd_delay.map(whole_seconds))
             .kv_opt("childless", self.childless.map(Childless::as_str))
             .section("local", local)
             .section("remote", remote)
             .section("children", children);
         Message::new().section(name, conn)
     }
+}
+
+/// A duration in seconds, rounded up: half a second must not become `0`, which is "off".
+fn whole_seconds(d: Duration) -> String {
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .to_string()
 }
 
 /// IKE_SA states (`ike_sa.c`, `ike_sa_state_names`).

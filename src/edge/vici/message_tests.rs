@@ -8,11 +8,11 @@ const README_EXAMPLE: &[u8] = &[
     1, 8, b's', b'e', b'c', b't', b'i', b'o', b'n', b'1', //
     1, 11, b's', b'u', b'b', b'-', b's', b'e', b'c', b't', b'i', b'o', b'n', //
     3, 4, b'k', b'e', b'y', b'2', 0, 6, b'v', b'a', b'l', b'u', b'e', b'2', //
-    2, //
+    2,    //
     4, 5, b'l', b'i', b's', b't', b'1', //
     5, 0, 5, b'i', b't', b'e', b'm', b'1', //
     5, 0, 5, b'i', b't', b'e', b'm', b'2', //
-    6, //
+    6,    //
     2,
 ];
 
@@ -118,11 +118,17 @@ fn truncated_messages_are_errors_naming_what_was_cut() {
     }
     decode_error(&README_EXAMPLE[..45], &["truncated", "\"key2\""]);
     decode_error(&README_EXAMPLE[..20], &["truncated", "section name"]);
-    decode_error(&README_EXAMPLE[..14 + 10], &["section \"section1\" is not closed"]);
+    decode_error(
+        &README_EXAMPLE[..14 + 10],
+        &["section \"section1\" is not closed"],
+    );
     decode_error(&README_EXAMPLE[..65], &["an item of list \"list1\""]);
     decode_error(&README_EXAMPLE[..75], &["the end of list \"list1\""]);
     // A value claiming 300 bytes with 2 there.
-    let e = decode_error(&[3, 2, b'i', b'd', 1, 44, b'x', b'y'], &["\"id\"", "300 bytes needed"]);
+    let e = decode_error(
+        &[3, 2, b'i', b'd', 1, 44, b'x', b'y'],
+        &["\"id\"", "300 bytes needed"],
+    );
     assert_eq!(
         e,
         DecodeError::Truncated {
@@ -138,7 +144,10 @@ fn malformed_messages_are_errors_naming_what_is_wrong() {
     decode_error(&[5, 0, 0], &["list element outside a list"]);
     decode_error(&[6], &["list element outside a list"]);
     decode_error(&[9], &["9 is not a VICI element type"]);
-    decode_error(&[4, 1, b'l', 3, 1, b'k'], &["element type 3 inside list \"l\""]);
+    decode_error(
+        &[4, 1, b'l', 3, 1, b'k'],
+        &["element type 3 inside list \"l\""],
+    );
     decode_error(&[4, 1, b'l', 4, 1, b'm'], &["inside list \"l\""]);
     // A name from the wire is escaped in the error.
     decode_error(&[1, 2, b'\n', b'"'], &["\\n\\\""]);
@@ -175,7 +184,10 @@ fn malformed_packets_are_errors() {
     packet_error(&[], "the packet type");
     packet_error(&[8], "8 is not a VICI packet type");
     packet_error(&[5, 0], "1 trailing bytes after EVENT_CONFIRM");
-    packet_error(&[3, 7, b'l', b'i'], "the event name: 7 bytes needed, 2 left");
+    packet_error(
+        &[3, 7, b'l', b'i'],
+        "the event name: 7 bytes needed, 2 left",
+    );
     packet_error(&[7], "the length of the event name");
     packet_error(&[1, 3, 1, b'k', 0], "the length of the value of \"k\"");
     packet_error(&vec![1; FRAME_MAX + 1], "over charon's limit");
@@ -185,7 +197,10 @@ fn malformed_packets_are_errors() {
 fn encoding_refuses_what_does_not_fit() {
     let long = "n".repeat(256);
     let e = Message::new().kv(&long, "v").encode().unwrap_err();
-    assert!(matches!(e, EncodeError::NameTooLong { len: 256, .. }), "{e}");
+    assert!(
+        matches!(e, EncodeError::NameTooLong { len: 256, .. }),
+        "{e}"
+    );
     assert!(e.to_string().len() < 200, "the name is shortened: {e}");
     let e = Message::new()
         .list("owners", [vec![0u8; 65536]])
@@ -283,7 +298,10 @@ fn secret_values_never_show_in_debug() {
     assert!(!debug.contains(PSK), "{debug}");
     assert!(debug.contains("\"data\": <secret>"), "{debug}");
     assert!(debug.contains("\"id\": \"chicago-primary\""), "{debug}");
-    assert!(debug.contains("\"owners\": [\"branch@example\"]"), "{debug}");
+    assert!(
+        debug.contains("\"owners\": [\"branch@example\"]"),
+        "{debug}"
+    );
     let packet = Packet::CmdRequest {
         command: "load-shared".into(),
         message: load_shared.clone(),
@@ -304,7 +322,10 @@ fn errors_never_quote_a_value() {
     let mut bytes = vec![KEY_VALUE, 4, b'd', b'a', b't', b'a', 0, 100];
     bytes.extend(PSK.as_bytes());
     let e = Message::decode(&bytes).unwrap_err();
-    assert!(!e.to_string().contains(PSK) && !format!("{e:?}").contains(PSK), "{e}");
+    assert!(
+        !e.to_string().contains(PSK) && !format!("{e:?}").contains(PSK),
+        "{e}"
+    );
     assert!(e.to_string().contains("\"data\""), "{e}");
 }
 
