@@ -11,6 +11,7 @@
 
 pub mod hook;
 pub mod swanctl;
+pub mod vici;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

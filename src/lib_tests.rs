@@ -14,6 +14,7 @@ const PURE: &[&str] = &[
     "atmos::types",
     "catalog",
     "edge::swanctl",
+    "edge::vici::message",
     "location",
     "probe",
     "rank",
