@@ -52,6 +52,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("api_response", api_response),
     ("client_answer", client_answer),
     ("retry_after", retry_after),
+    ("vici_frame", vici_frame),
 ];
 
 /// The API token and PSK of the fuzzed client: neither may ever show in an error.
@@ -324,6 +325,32 @@ pub fn client_answer(data: &[u8]) {
             "a PSK leaked into an error"
         );
         let _ = error.retry_after();
+    }
+}
+
+/// What charon sends over the VICI socket, as the client reads it: frames cut from a byte
+/// stream, each decoded as a packet, and every section of an event read as an IKE_SA (as
+/// `list-sas` does) and of a response as its fields.
+pub fn vici_frame(data: &[u8]) {
+    use crate::edge::vici::IkeSa;
+    use crate::edge::vici::message::{FrameDecoder, Packet};
+    let mut decoder = FrameDecoder::default();
+    decoder.push(data);
+    while let Ok(Some((packet, _))) = decoder.next_packet() {
+        let _ = format!("{packet:?}");
+        match packet {
+            Packet::Event { message, .. } => {
+                for (name, sa) in message.sections() {
+                    if let Ok(sa) = IkeSa::from_vici(name, sa) {
+                        let _ = (sa.is_established(), sa.installed_child(&sa.name));
+                    }
+                }
+            }
+            Packet::CmdResponse(message) => {
+                let _ = (message.get_text("success"), message.get_texts("errmsg"));
+            }
+            _ => {}
+        }
     }
 }
 

@@ -319,11 +319,26 @@ fn hostile_input(
                 .collect();
             Some(lines.join(&b'\n'))
         }
+        "vici_frame" => Some(mutate_bytes(&doc, edits)),
         _ => mutate_json(&doc, edits),
     };
     let mut out = head.map_or(prefix, <[u8]>::to_vec);
     out.extend(mutated.unwrap_or(doc));
     out.extend(tail);
+    out
+}
+
+/// A binary document with bytes overwritten: each edit puts its second number's low byte (a
+/// length byte, a type byte, a section end) at its first number's place; lengths and types at
+/// their limits are what a binary codec must survive.
+fn mutate_bytes(doc: &[u8], edits: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = doc.to_vec();
+    let len = out.len();
+    for &(at, value) in edits {
+        if len > 0 {
+            out[at % len] = [0x00, 0xff, 0x7f, 0x80, 1, 2, 3, 4, 5, 6, 7, value as u8][value % 12];
+        }
+    }
     out
 }
 
@@ -454,6 +469,7 @@ fuzz_tests! {
     api_response: 2000;
     client_answer: 1000;
     retry_after: 3000;
+    vici_frame: 3000;
 }
 
 #[test]
@@ -483,4 +499,28 @@ fn a_mutated_seed_holds_the_hostile_values() {
     assert!(text.iter().any(|t| t.contains("1e400")));
     assert!(text.iter().any(|t| t.contains("4294967295")));
     assert!(text.iter().any(|t| t.contains(r#""b":[null,2]"#)));
+}
+
+/// The `vici_frame` seed is a `list-sas` stream the client understands, so that mutations of it
+/// reach the IKE_SA parsing rather than stopping at the framing.
+#[test]
+fn the_vici_seed_is_a_list_sas_stream_of_two_ike_sas() {
+    use crate::edge::vici::IkeSa;
+    use crate::edge::vici::message::{FrameDecoder, Packet};
+    let bytes = std::fs::read(fuzz_dir().join("seeds/vici_frame/list-sas-stream")).unwrap();
+    let mut decoder = FrameDecoder::default();
+    decoder.push(&bytes);
+    let mut sas = Vec::new();
+    while let Some((packet, _)) = decoder.next_packet().unwrap() {
+        if let Packet::Event { message, .. } = packet {
+            for (name, sa) in message.sections() {
+                sas.push(IkeSa::from_vici(name, sa).unwrap());
+            }
+        }
+    }
+    assert_eq!(sas.len(), 2, "{sas:?}");
+    assert!(sas.iter().all(IkeSa::is_established));
+    let child = sas[0].installed_child("popsel-chicago-primary").unwrap();
+    assert_eq!((child.uniqueid, child.bytes_in), (3, Some(1200)));
+    assert!(sas[1].children.is_empty(), "the standby is childless");
 }

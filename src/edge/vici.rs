@@ -831,7 +831,8 @@ fn address(m: &Message, key: &str) -> Option<IpAddr> {
 }
 
 impl IkeSa {
-    fn from_vici(name: &str, sa: &Message) -> Result<IkeSa, String> {
+    /// One IKE_SA of a `list-sa` event: its section `name` and what it holds.
+    pub fn from_vici(name: &str, sa: &Message) -> Result<IkeSa, String> {
         let context = |e: String| format!("IKE_SA \"{}\": {e}", shown(name));
         let uniqueid = number(sa, "uniqueid").and_then(|n| required(n, "uniqueid"));
         let state = required(sa.get_text("state"), "state").map_err(context)?;
