@@ -10,6 +10,7 @@
 //!   change again and hands it off again.
 
 pub mod hook;
+pub mod sa_plan;
 pub mod swanctl;
 pub mod vici;
 
