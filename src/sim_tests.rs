@@ -33,7 +33,10 @@ async fn psk_route(expose_psks_for_lab: bool, token: &str) -> (u16, String) {
     })
     .await
     .expect("start the emulator");
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let created: Value = http
         .post(format!("{}/api/v1/tunnels", sim.url()))
         .bearer_auth(TOKEN)
