@@ -264,6 +264,101 @@ async fn a_dark_pop_carries_nothing_until_it_comes_back() {
 }
 
 #[tokio::test]
+async fn a_silenced_endpoint_carries_nothing_until_restored() {
+    let start = Instant::now();
+    let Some(lab) = lab(3) else { return };
+    let sim = lab.start_sim().await;
+    let psk = "dallas-lab-psk-1";
+    let tunnel = create_tunnel(&sim, "Dallas IPSec1", "dallas@branch.example", psk).await;
+    lab.sync_responders(&sim).await.expect("sync");
+    // The PoP's second endpoint, so that its first stays as it was.
+    let endpoint = lab.pop(2).addresses()[1];
+    lab.branch_charon()
+        .load(&branch_conf(
+            &tunnel.authentication_id,
+            psk,
+            endpoint,
+            "start",
+        ))
+        .expect("load the branch");
+    lab.wait_until_answered_by(2, UP_WITHIN)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    lab.silence_endpoint(2, 1).expect("silence");
+    lab.no_answer_during(SILENT_FOR)
+        .unwrap_or_else(|e| panic!("endpoint {endpoint} is silent: {e}"));
+    lab.restore_endpoint(2, 1).expect("restore");
+    lab.wait_until_answered_by(2, UP_WITHIN)
+        .unwrap_or_else(|e| panic!("endpoint {endpoint} is back: {e}"));
+    // The SA stayed on that endpoint all along: the PoP's charon saw nothing to roam from.
+    let sas = lab.branch_charon().list_sas();
+    assert!(sas.contains(&format!("@ {endpoint}[4500]")), "{sas}");
+    timed("a_silenced_endpoint_carries_nothing_until_restored", start);
+}
+
+/// popsel, in the branch namespace, creates a tunnel through the relay to the in-process
+/// emulator; the PoPs, following the emulator, accept it without being told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow() {
+    let start = Instant::now();
+    let Some(lab) = lab(3) else { return };
+    let sim = lab.start_sim().await;
+    let _follower = lab.follow(&sim);
+    let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
+    let psk = "montreal-lab-psk-1";
+    let mut cmd = lab.branch().command(env!("CARGO_BIN_EXE_popsel"));
+    cmd.args([
+        "--api-url",
+        &relay.url(),
+        "tunnels",
+        "create",
+        "--name",
+        "Montreal IPSec1",
+    ])
+    .args([
+        "--authentication-id",
+        "mtl@branch.example",
+        "--location-id",
+        "lab-location",
+    ])
+    .args(["--psk-env", "LAB_PSK", "--output", "json"])
+    .env("LAB_PSK", psk)
+    .env("POPSEL_API_TOKEN", support::TOKEN)
+    .env_remove("POPSEL_API_URL")
+    .stdin(Stdio::null());
+    let out = tokio::task::spawn_blocking(move || ipsec::run_within(cmd, Duration::from_secs(30)))
+        .await
+        .expect("join")
+        .expect("popsel tunnels create");
+    assert!(out.status.success(), "{}", support::show(&out));
+
+    lab.branch_charon()
+        .load(&branch_conf(
+            "mtl@branch.example",
+            psk,
+            lab.pop(1).address(),
+            "none",
+        ))
+        .expect("load the branch");
+    // The follower syncs every 200 ms: the first attempts may come before it.
+    let deadline = Instant::now() + UP_WITHIN;
+    loop {
+        let (up, said) = initiate(&lab);
+        if up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never accepted:\n{said}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.wait_until_answered_by(1, UP_WITHIN)
+        .unwrap_or_else(|e| panic!("{e}"));
+    timed(
+        "a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow",
+        start,
+    );
+}
+
+#[tokio::test]
 async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
     let Some(lab) = lab(3) else { return };
     let namespaces = lab.namespaces();

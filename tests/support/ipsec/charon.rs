@@ -382,6 +382,23 @@ impl Charon {
         self.swanctl.is_up(ike)
     }
 
+    /// Waits until connection `ike` is up ([`Charon::is_up`]); returns how long it took, or an
+    /// error with the SAs after `within`.
+    pub fn wait_until_up(&self, ike: &str, within: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.is_up(ike) {
+                return Ok(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "{ike} is not up on {} after {within:?}:\n{}",
+            self.name,
+            self.list_sas()
+        ))
+    }
+
     /// What the daemon printed and the end of its log, for failure messages.
     pub fn diagnostics(&self) -> String {
         let out = std::fs::read_to_string(self.dir.join("charon.out")).unwrap_or_default();

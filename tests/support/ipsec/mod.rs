@@ -33,29 +33,28 @@
 //! the next one ([`netns::sweep_stale`]).
 
 pub mod charon;
+pub mod forward;
 pub mod netns;
 pub mod responders;
 pub mod service;
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use popsel::atmos::Tunnel;
 use popsel::location::Site;
 use popsel::sim::{Sim, SimOptions};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use charon::{Charon, CharonSettings, Swanctl};
+use charon::{Charon, CharonSettings};
+use forward::Forward;
 use netns::NetNs;
-use responders::AcceptedTunnel;
+use responders::{Follower, ResponderSet};
 use service::SERVICE_ADDRESS;
 
 /// The site the lab's catalogue is laid out around (Chicago): PoP 0 is there, the others
@@ -332,6 +331,10 @@ impl Pop {
         let port = format!("vpop{index}");
         attach(hub, &ns, &port, &addresses)?;
         ns.ip(&["addr", "add", &format!("{SERVICE_ADDRESS}/32"), "dev", "lo"])?;
+        // The local table moves from rule 0 to rule 100, so that [`IpsecLab::silence_endpoint`]
+        // can put rules ahead of it.
+        ns.ip(&["rule", "add", "pref", "100", "lookup", "local"])?;
+        ns.ip(&["rule", "del", "pref", "0"])?;
         let name = format!("pop{index}-{}", POPS[index].5);
         let charon = Charon::spawn(&name, &ns, &dir.join(&name), &spec.charon)?;
         let server = service::Server::start(ns.name(), &name)?;
@@ -382,8 +385,7 @@ impl Pop {
 /// A running lab; see the module docs.
 pub struct IpsecLab {
     spec: LabSpec,
-    /// The tunnels the PoPs accept now, by tunnel id.
-    accepted: Mutex<BTreeMap<String, AcceptedTunnel>>,
+    responders: Arc<ResponderSet>,
     // Dropped in this order: PoPs and branch (servers and charons before their namespaces),
     // the hub, then the files.
     pops: Vec<Pop>,
@@ -437,9 +439,15 @@ impl IpsecLab {
             charon: branch_charon,
             ns: branch_ns,
         };
+        let responders = Arc::new(ResponderSet::new(
+            pops.iter()
+                .map(|p| (p.name.clone(), p.charon.swanctl_handle()))
+                .collect(),
+            spec.branch_ts.clone(),
+        ));
         let mut lab = IpsecLab {
             spec,
-            accepted: Mutex::new(BTreeMap::new()),
+            responders,
             pops,
             branch,
             hub,
@@ -607,36 +615,50 @@ impl IpsecLab {
     /// authentication ID or PSK changed). `sim` must expose PSKs to the lab (see
     /// [`IpsecLab::start_sim`]). Returns the number of tunnels the PoPs accept.
     pub async fn sync_responders(&self, sim: &Sim) -> Result<usize, String> {
-        let tunnels = read_tunnels(sim).await?;
-        let new: BTreeMap<String, AcceptedTunnel> =
-            tunnels.into_iter().map(|t| (t.id.clone(), t)).collect();
-        let terminate = {
-            let old = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-            responders::to_terminate(&old, &new)
-        };
-        let list: Vec<AcceptedTunnel> = new.values().cloned().collect();
-        let conf = responders::render(&list, &self.spec.branch_ts);
-        let handles: Vec<(String, Swanctl)> = self
-            .pops
-            .iter()
-            .map(|p| (p.name.clone(), p.charon.swanctl_handle()))
-            .collect();
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for (name, swanctl) in handles {
-                swanctl
-                    .load(&conf)
-                    .map_err(|e| format!("load the tunnels into {name}: {e}"))?;
-                for conn in &terminate {
-                    swanctl.terminate_ike(conn);
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| format!("the reload panicked: {e}"))??;
-        let count = new.len();
-        *self.accepted.lock().unwrap_or_else(|e| e.into_inner()) = new;
-        Ok(count)
+        self.responders.sync(&sim.url()).await
+    }
+
+    /// Keeps the PoPs in sync with `sim` in the background (every 200 ms) until the returned
+    /// guard is dropped: Atmos-like, for tests in which popsel provisions tunnels on its own
+    /// schedule. Needs a tokio runtime.
+    pub fn follow(&self, sim: &Sim) -> Follower {
+        Follower::start(
+            self.responders.clone(),
+            sim.url(),
+            Duration::from_millis(200),
+        )
+    }
+
+    /// A relay from 127.0.0.1 in the branch namespace to `sim` on the host's loopback:
+    /// `[api] base_url = forward.url()` for popsel running in the branch.
+    pub fn sim_in_branch(&self, sim: &Sim) -> Result<Forward, String> {
+        Forward::start(self.branch.netns(), sim.addr())
+    }
+
+    /// Makes endpoint `k` of PoP `i` silent, as a path failure to that address would: packets
+    /// to it are dropped inside the PoP (a rule ahead of the local table), while the address
+    /// stays on the PoP, so its charon sees no change. Removing the address instead would not
+    /// do: charon notices and moves the SA to the PoP's other endpoint by itself (MOBIKE). Nor
+    /// would dropping what leaves from it: on its next address event charon would find no
+    /// route from it and move too. Until [`IpsecLab::restore_endpoint`].
+    pub fn silence_endpoint(&self, i: usize, k: usize) -> Result<(), String> {
+        self.endpoint_rule(i, k, "add")
+    }
+
+    pub fn restore_endpoint(&self, i: usize, k: usize) -> Result<(), String> {
+        self.endpoint_rule(i, k, "del")
+    }
+
+    fn endpoint_rule(&self, i: usize, k: usize, op: &str) -> Result<(), String> {
+        let pop = self.pop(i);
+        let address = pop
+            .addresses
+            .get(k)
+            .ok_or_else(|| format!("PoP {i} has no endpoint {k}"))?
+            .to_string();
+        let pref = (10 + k).to_string();
+        pop.ns
+            .ip(&["rule", op, "pref", &pref, "to", &address, "blackhole"])
     }
 }
 
@@ -666,41 +688,6 @@ fn attach(hub: &NetNs, ns: &NetNs, port: &str, addresses: &[Ipv4Addr]) -> Result
         ])?;
     }
     ns.ip(&["link", "set", "eth0", "up"])
-}
-
-/// Every tunnel `sim` holds, with its PSK (through the lab-only route).
-async fn read_tunnels(sim: &Sim) -> Result<Vec<AcceptedTunnel>, String> {
-    let tunnels: Vec<Tunnel> = super::client_for(sim)
-        .list::<Tunnel>()
-        .await
-        .map_err(|e| format!("list the emulator's tunnels: {e}"))?;
-    let mut out = Vec::with_capacity(tunnels.len());
-    for t in tunnels {
-        let (status, body) = super::sim_request(
-            sim,
-            reqwest::Method::GET,
-            &format!("/_sim/tunnels/{}/psk", t.id),
-            Value::Null,
-        )
-        .await;
-        let psk = match (status, body.get("psk").and_then(Value::as_str)) {
-            (200, Some(psk)) => psk.to_owned(),
-            _ => {
-                return Err(format!(
-                    "the emulator did not give tunnel {}'s PSK (HTTP {status}); start it with \
-                     expose_psks_for_lab (IpsecLab::start_sim does)",
-                    t.id
-                ));
-            }
-        };
-        out.push(AcceptedTunnel {
-            id: t.id,
-            name: t.name,
-            authentication_id: t.authentication_id,
-            psk: SecretString::from(psk),
-        });
-    }
-    Ok(out)
 }
 
 impl Drop for IpsecLab {

@@ -49,6 +49,18 @@ impl NetNs {
         ip(&["netns", "add", &name])?;
         let ns = NetNs { name };
         ns.ip(&["link", "set", "lo", "up"])?;
+        // No IPv6 in the lab: its link-local addresses' duplicate detection ends seconds after a
+        // link comes up, and charon takes each such event as a reason to re-check its paths.
+        // Best effort: a kernel without IPv6 has nothing to turn off.
+        let _ = ns.exec(
+            &[
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+                 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            ],
+            IP_LIMIT,
+        );
         Ok(ns)
     }
 
