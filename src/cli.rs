@@ -145,6 +145,10 @@ pub struct SimArgs {
     /// Retry-After of the injected 429s, in seconds
     #[arg(long, default_value_t = 1)]
     pub retry_after: u64,
+    /// Serve each tunnel's stored PSK at GET /_sim/tunnels/{id}/psk (token required). For the
+    /// IPsec lab's PoP responders only; off by default, as Atmos never returns a PSK
+    #[arg(long)]
+    pub expose_psks_for_lab: bool,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -225,6 +229,7 @@ async fn serve_sim(args: SimArgs) -> anyhow::Result<()> {
         token: SecretString::from(token),
         catalog,
         faults,
+        expose_psks_for_lab: args.expose_psks_for_lab,
     })
     .await?;
     // Tests and scripts read this line to learn the port.

@@ -6,6 +6,10 @@
 //! file. Faults (500s, 429s with `Retry-After`, delay) can be injected to prove that clients
 //! cope. A control API under `/_sim` sets statuses, swaps the catalogue, changes faults and
 //! counts the API requests received (see the README).
+//!
+//! Stored PSKs never leave the emulator, except to the IPsec lab when it is started with
+//! [`SimOptions::expose_psks_for_lab`] (`popsel sim --expose-psks-for-lab`): the lab's PoP
+//! responders must accept a tunnel with the PSK popsel provisioned, as Atmos does.
 
 mod routes;
 mod store;
@@ -82,16 +86,21 @@ pub struct SimOptions {
     /// The PoP catalogue document, served as is.
     pub catalog: Value,
     pub faults: Faults,
+    /// Serves each tunnel's stored PSK at `GET /_sim/tunnels/{id}/psk` (token required), for
+    /// the IPsec lab's PoP responders only. Off unless asked for: everywhere else a PSK is
+    /// write-only, as in Atmos.
+    pub expose_psks_for_lab: bool,
 }
 
 impl SimOptions {
-    /// On 127.0.0.1, a port the kernel picks, the sample catalogue, no faults.
+    /// On 127.0.0.1, a port the kernel picks, the sample catalogue, no faults, PSKs kept in.
     pub fn local(token: SecretString) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token,
             catalog: sample_catalog(),
             faults: Faults::default(),
+            expose_psks_for_lab: false,
         }
     }
 }
@@ -119,6 +128,7 @@ pub(crate) struct SimState {
     token: SecretString,
     faults: Mutex<Faults>,
     counts: Mutex<BTreeMap<String, u64>>,
+    expose_psks_for_lab: bool,
 }
 
 /// A poisoned lock only means a handler panicked mid-request; the data is still the emulator's
@@ -182,6 +192,7 @@ impl Sim {
             token: options.token,
             faults: Mutex::new(options.faults),
             counts: Mutex::new(BTreeMap::new()),
+            expose_psks_for_lab: options.expose_psks_for_lab,
         });
         let (tx, rx) = oneshot::channel::<()>();
         let app = routes::router(state.clone());

@@ -35,6 +35,7 @@ pub fn router(state: Arc<SimState>) -> Router {
     let control = Router::new()
         .route(&control_status_path::<Tunnel>(), put(set_status::<Tunnel>))
         .route("/_sim/tunnels/{id}/psk-check", post(psk_check))
+        .route("/_sim/tunnels/{id}/psk", get(psk_for_lab))
         .route(
             &control_status_path::<Connector>(),
             put(set_status::<Connector>),
@@ -243,6 +244,22 @@ async fn psk_check(
         .unwrap_or_default();
     let matches = s.store().tunnel_psk_is(&id, &psk)?;
     Ok(Json(json!({ "matches": matches })).into_response())
+}
+
+/// The stored PSK, for the IPsec lab's PoP responders, only when the emulator was started with
+/// `--expose-psks-for-lab`; otherwise 404, as if the route did not exist, with a message that
+/// says why.
+async fn psk_for_lab(State(s): Shared, Path(id): Path<String>) -> Result<Response, Rejection> {
+    if !s.expose_psks_for_lab {
+        return Err(Rejection {
+            status: 404,
+            message: "stored PSKs are not exposed: this route is for the IPsec lab only \
+                      (popsel sim --expose-psks-for-lab)"
+                .into(),
+        });
+    }
+    let psk = s.store().tunnel_psk_for_lab(&id)?;
+    Ok(Json(json!({ "id": id, "psk": psk.expose_secret() })).into_response())
 }
 
 async fn set_catalog(State(s): Shared, body: Bytes) -> Result<StatusCode, Rejection> {

@@ -429,6 +429,12 @@ impl Store {
         Ok(stored.write_only.expose_secret() == psk)
     }
 
+    /// The stored PSK, for the route that serves it to the IPsec lab (and only when the
+    /// emulator was started to do so): not public, so that no other caller can read one.
+    pub(super) fn tunnel_psk_for_lab(&self, id: &str) -> Result<SecretString, Rejection> {
+        Ok(self.tunnels.stored(id)?.write_only.clone())
+    }
+
     // ---- connectors ----
 
     /// Returns the connector with its installation command.

@@ -1,6 +1,6 @@
 //! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
 //! the `popsel` binary; `site` is the demo site the tests build their configs on, `api` the API
-//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab. Each
+//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec` the IPsec lab (real charons). Each
 //! test binary (`tests/<binary>/main.rs`) declares it once as
 //! `#[path = "../support/mod.rs"] mod support;`.
 
@@ -10,6 +10,7 @@ pub mod api;
 pub mod chaos;
 pub mod flood;
 pub mod hostile;
+pub mod ipsec;
 pub mod raw_http;
 pub mod site;
 pub mod state_faults;
