@@ -252,7 +252,8 @@ pub fn plan_location(
     };
     if let Some((conn, ip)) = &assignment.carrier {
         point(&mut steps, conn, *ip);
-        if !(up_at(conn, *ip) && observed.child_installed(conn)) && !observed.pending(conn, *ip) {
+        let carrying = up_at(conn, *ip) && observed.child_installed(conn);
+        if !carrying && !observed.pending(conn, *ip) {
             steps.push(Step::InitiateChild { conn: conn.clone() });
         }
     }
