@@ -138,6 +138,16 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
         ),
         (
             "page_size = 20",
+            "page_size = 20\n[edge]\nvici_socket = \"run/charon.vici\"",
+            "edge.vici_socket: run/charon.vici is not an absolute path (e.g. \"/run/charon.vici\")",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[edge]\nvici_socket = \"/run/charon.vici\"\nswanctl_dir = \"/etc/swanctl/conf.d\"",
+            "edge.vici_socket: popsel either drives charon (vici_socket) or writes files for it (swanctl_dir): set one",
+        ),
+        (
+            "page_size = 20",
             "page_size = 20\n[probe]\ninterface = \"wan 0\"",
             "probe.interface: \"wan 0\" is not a network device name (no '/' or spaces, e.g. \"eth0\")",
         ),

@@ -1,14 +1,18 @@
-//! Hand-off stage: the selection handed to the router's IPsec stack.
+//! Hand-off stage: the selection handed to the router's IPsec stack, one of two ways.
 //!
-//! - [`swanctl`] (pure) renders a strongSwan swanctl configuration per location;
-//!   [`write_swanctl`] writes it atomically, and only when its content changes, so that a reload
-//!   is needed only when something did change.
-//! - [`hook`] runs the configured `on_change` program for each change.
-//! - [`hand_off`] does both for a new selection and says, in a [`HandOff`], what may be
-//!   persisted: a location whose files could not be written (its hook is then not run) or
-//!   whose hook failed keeps its previous selection on disk, so that the next cycle sees the
-//!   change again and hands it off again.
+//! - Driving charon over VICI (`vici_socket`): [`sa_plan`] (pure) says what charon must do,
+//!   [`charon`] does it over [`vici`] and reads back the SAs for the metrics.
+//! - Files for charon (`swanctl_dir`, for routers where popsel must not talk to charon):
+//!   [`swanctl`] (pure) renders a swanctl configuration per location; [`write_swanctl`] writes
+//!   it atomically, and only when its content changes.
+//! - Either way, [`hook`] runs the configured `on_change` program for each change.
+//!
+//! [`hand_off`] does it for a new selection and says, in a [`HandOff`], what may be persisted:
+//! a location whose files could not be written or that charon could not be made to carry (its
+//! hook is then not run), or whose hook failed, keeps its previous selection on disk, so that
+//! the next cycle sees the change again and hands it off again.
 
+pub mod charon;
 pub mod hook;
 pub mod sa_plan;
 pub mod swanctl;
@@ -21,7 +25,12 @@ use crate::location::Location;
 use crate::select::{Change, LocationSelection, Selection};
 use crate::state::write_if_changed;
 
+use charon::SaStatus;
 use hook::{HookError, run_on_change};
+use vici::ViciError;
+
+/// How long one VICI command may take (an initiate adds the time it waits).
+const VICI_TIMEOUT: Duration = Duration::from_secs(10);
 use swanctl::{render_swanctl, swanctl_paths};
 
 /// Where the selection goes besides `selection.json`.
@@ -29,6 +38,8 @@ use swanctl::{render_swanctl, swanctl_paths};
 pub struct EdgeSettings {
     /// Where to write strongSwan swanctl files; none: no rendering.
     pub swanctl_dir: Option<PathBuf>,
+    /// charon's VICI socket: popsel loads, starts and stops its connections itself.
+    pub vici_socket: Option<PathBuf>,
     /// Program and arguments run when a selection changes; no shell is involved.
     pub on_change: Option<Vec<String>>,
     pub on_change_timeout: Duration,
@@ -38,6 +49,7 @@ impl Default for EdgeSettings {
     fn default() -> Self {
         Self {
             swanctl_dir: None,
+            vici_socket: None,
             on_change: None,
             on_change_timeout: Duration::from_secs(30),
         }
@@ -71,6 +83,8 @@ pub enum HandOffFailure {
     },
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error("charon, for location {location}: {error}")]
+    Charon { location: String, error: ViciError },
 }
 
 /// The result of the hand-off stage.
@@ -82,6 +96,8 @@ pub struct HandOff {
     /// The changes that were handed off and stand.
     pub handed_off: Vec<Change>,
     pub failures: Vec<HandOffFailure>,
+    /// With `vici_socket`: each tunnel's SA as charon holds it after the hand-off.
+    pub ipsec: Option<Vec<SaStatus>>,
 }
 
 /// Writes the swanctl files of `next` and runs `on_change` for `changes`. A location whose
@@ -114,7 +130,29 @@ pub async fn hand_off(
             }
         }
     }
-    // Locations that keep their previous selection: those not written, those with a failed hook.
+    let mut ipsec = None;
+    if let Some(socket) = &settings.vici_socket {
+        match charon::converge(socket, VICI_TIMEOUT, locations, next).await {
+            Ok(converged) => {
+                for (location, error) in converged.failures {
+                    if let Some(loc) = locations.iter().find(|l| l.name == location) {
+                        unwritten.push(&loc.name);
+                    }
+                    failures.push(HandOffFailure::Charon { location, error });
+                }
+                ipsec = Some(converged.sas);
+            }
+            Err(error) => {
+                unwritten.extend(locations.iter().map(|l| l.name.as_str()));
+                failures.push(HandOffFailure::Charon {
+                    location: "(every location)".to_owned(),
+                    error,
+                });
+            }
+        }
+    }
+    // Locations that keep their previous selection: those not written or not carried by
+    // charon, those with a failed hook.
     let mut failed = unwritten.clone();
     if let Some(cmd) = &settings.on_change {
         for change in changes {
@@ -145,6 +183,7 @@ pub async fn hand_off(
         persisted,
         handed_off,
         failures,
+        ipsec,
     }
 }
 

@@ -48,6 +48,7 @@ async fn hand_off_one_change(
     change.location = location.name.clone();
     let settings = EdgeSettings {
         swanctl_dir: Some(swanctl_dir),
+        vici_socket: None,
         on_change: Some(vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -120,6 +121,7 @@ async fn only_the_location_whose_files_failed_skips_its_hook() {
     }
     let settings = EdgeSettings {
         swanctl_dir: Some(conf_dir),
+        vici_socket: None,
         on_change: Some(vec![
             "/bin/sh".into(),
             "-c".into(),

@@ -15,6 +15,7 @@ mod catalog;
 mod family;
 #[cfg(test)]
 mod fixtures;
+mod ipsec;
 mod probe;
 mod selection;
 mod stages;
@@ -28,12 +29,14 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use self::api::ApiCollector;
 use self::build::BuildCollector;
 use self::catalog::CatalogCollector;
+use self::ipsec::IpsecCollector;
 use self::probe::ProbeCollector;
 use self::selection::SelectionCollector;
 use self::stages::StageCollector;
 use self::status::StatusCollector;
 use crate::atmos::ApiObserver;
 use crate::catalog::Catalog;
+use crate::edge::charon::SaStatus;
 use crate::rank::Ranking;
 use crate::schedule::Stage;
 use crate::select::{Change, Selection};
@@ -56,10 +59,11 @@ impl Default for MetricsSettings {
 }
 
 /// Each collector's `popsel_` families, in the order of the README's table.
-const BY_COLLECTOR: [&[&str]; 7] = [
+const BY_COLLECTOR: [&[&str]; 8] = [
     &ProbeCollector::FAMILIES,
     &SelectionCollector::FAMILIES,
     &StatusCollector::FAMILIES,
+    &IpsecCollector::FAMILIES,
     &ApiCollector::FAMILIES,
     &CatalogCollector::FAMILIES,
     &StageCollector::FAMILIES,
@@ -85,6 +89,7 @@ pub struct Metrics {
     probe: ProbeCollector,
     selection: SelectionCollector,
     status: StatusCollector,
+    ipsec: IpsecCollector,
     api: ApiCollector,
     catalog: CatalogCollector,
     stages: StageCollector,
@@ -105,14 +110,16 @@ impl Metrics {
             probe: ProbeCollector::new()?,
             selection: SelectionCollector::new()?,
             status: StatusCollector::new()?,
+            ipsec: IpsecCollector::new()?,
             api: ApiCollector::new()?,
             catalog: CatalogCollector::new()?,
             stages: StageCollector::new()?,
         };
-        let collectors: [Box<dyn Collector>; 7] = [
+        let collectors: [Box<dyn Collector>; 8] = [
             Box::new(m.probe.clone()),
             Box::new(m.selection.clone()),
             Box::new(m.status.clone()),
+            Box::new(m.ipsec.clone()),
             Box::new(m.api.clone()),
             Box::new(m.catalog.clone()),
             Box::new(m.stages.clone()),
@@ -153,6 +160,11 @@ impl Metrics {
     }
 
     /// Every configured tunnel's status.
+    /// The local SAs after a hand-off to charon.
+    pub fn observe_ipsec(&self, sas: &[SaStatus]) {
+        self.ipsec.observe(sas);
+    }
+
     pub fn observe_tunnels(&self, statuses: &[TunnelStatusRow]) {
         self.status.observe_tunnels(statuses);
     }

@@ -3,6 +3,8 @@ use std::collections::BTreeSet;
 use super::fixtures::{chosen, described, survey, typed_families};
 use super::*;
 use crate::atmos::{ConnectorState, TunnelState};
+use crate::edge::charon::SaStatus;
+use crate::location::Role;
 use crate::location::Site;
 use crate::rank::rank;
 
@@ -31,6 +33,18 @@ fn observe_all_but_probes(m: &Metrics) {
     m.observe_connectors(&[ConnectorStatusRow {
         connector: "conn-1".into(),
         state: ConnectorState::Pending,
+    }]);
+    m.observe_ipsec(&[SaStatus {
+        location: "frankfurt".into(),
+        role: Role::Primary,
+        tunnel: "Frankfurt IPSec1".into(),
+        pop: "DE/Frankfurt/AWS".into(),
+        up: true,
+        ike_up: true,
+        child_id: Some(1),
+        bytes_in: Some(10),
+        bytes_out: Some(20),
+        established_secs: Some(3),
     }]);
     m.observe("/api/v1/tunnels", "GET", "200", Duration::from_millis(12));
     for stage in Stage::ALL {
@@ -125,6 +139,10 @@ fn the_exported_names_are_the_documented_ones() {
             "popsel_tunnel_status",
             "popsel_tunnel_up",
             "popsel_connector_status",
+            "popsel_ipsec_sa_up",
+            "popsel_ipsec_ike_up",
+            "popsel_ipsec_bytes_total",
+            "popsel_ipsec_sa_established_seconds",
             "popsel_api_up",
             "popsel_api_requests_total",
             "popsel_api_request_duration_seconds",

@@ -117,6 +117,7 @@ pub struct RawTunnel {
 #[serde(deny_unknown_fields)]
 pub struct RawEdge {
     pub swanctl_dir: Option<PathBuf>,
+    pub vici_socket: Option<PathBuf>,
     pub on_change: Option<Vec<String>>,
     #[serde(default, deserialize_with = "duration")]
     pub on_change_timeout: Option<Duration>,

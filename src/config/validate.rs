@@ -325,8 +325,26 @@ fn edge(p: &mut Problems, raw: RawEdge, base: &Path) -> EdgeSettings {
             );
         }
     }
+    if let Some(socket) = &raw.vici_socket {
+        if !socket.is_absolute() {
+            p.add(
+                "edge.vici_socket",
+                format!(
+                    "{} is not an absolute path (e.g. \"/run/charon.vici\")",
+                    socket.display()
+                ),
+            );
+        }
+        if raw.swanctl_dir.is_some() {
+            p.add(
+                "edge.vici_socket",
+                "popsel either drives charon (vici_socket) or writes files for it (swanctl_dir): set one",
+            );
+        }
+    }
     EdgeSettings {
         swanctl_dir: raw.swanctl_dir.map(|d| resolve_path(base, &d)),
+        vici_socket: raw.vici_socket,
         on_change: raw.on_change,
         on_change_timeout: between(
             p,

@@ -114,8 +114,8 @@ impl Pipeline {
         })
     }
 
-    /// Hand-off: the selection to the router (swanctl files, `on_change`), then persisted as
-    /// handed off, and exported.
+    /// Hand-off: the selection to the router (charon over VICI, or swanctl files; `on_change`),
+    /// then persisted as handed off, and exported with the SAs charon holds.
     pub(super) async fn hand_off(
         &self,
         generation: &Generation,
@@ -133,6 +133,9 @@ impl Pipeline {
         self.export(|m| {
             m.observe_rankings(&decision.rankings);
             m.observe_selection(&handed.persisted, &handed.handed_off);
+            if let Some(sas) = &handed.ipsec {
+                m.observe_ipsec(sas);
+            }
         });
         for change in &handed.handed_off {
             self.report
