@@ -23,10 +23,10 @@ pub struct ProbeSettings {
     pub concurrency: usize,
     /// Echo requests per second, all addresses together.
     pub max_pps: u32,
-    /// The network device the echo requests leave by (SO_BINDTODEVICE); none: wherever the
-    /// routes say. On a router whose tunnels carry `0.0.0.0/0`, the WAN device keeps the probes
-    /// to other PoPs out of the tunnel (with kernel-libipsec, whose routes are bound to its TUN
-    /// device), so that they measure the PoPs and not the tunnel.
+    /// The network device the echo requests leave by (`IP_UNICAST_IF`; replies are taken from
+    /// any device); none: wherever the routes say. On a router whose tunnels carry
+    /// `0.0.0.0/0`, the WAN device keeps the probes out of the tunnel (with kernel-libipsec,
+    /// whose routes go through its TUN device), so that they measure the PoPs, not the tunnel.
     pub interface: Option<String>,
 }
 

@@ -74,14 +74,12 @@ impl std::fmt::Display for SocketError {
 
 impl Family {
     fn open(icmp: ICMP, interface: Option<&str>) -> Result<Family, SocketError> {
-        let mut config = Config::builder().kind(icmp);
+        let config = Config::builder().kind(icmp).build();
+        let client = Client::new(&config).map_err(|e| SocketError(os_error(&e)))?;
         if let Some(name) = interface {
-            config = config.interface(name);
+            send_by(client.get_socket().get_native_sock(), icmp, name)
+                .map_err(|e| SocketError(format!("bound to device {name:?}: {e}")))?;
         }
-        let client = Client::new(&config.build()).map_err(|e| match interface {
-            Some(name) => SocketError(format!("bound to device {name:?}: {}", os_error(&e))),
-            None => SocketError(os_error(&e)),
-        })?;
         let kind = if client.get_socket().get_type() == socket2::Type::RAW {
             SocketKind::Raw
         } else {
@@ -89,6 +87,41 @@ impl Family {
         };
         Ok(Family { client, kind })
     }
+}
+
+/// Makes the socket `fd` send by `interface` (`IP_UNICAST_IF`, `IPV6_UNICAST_IF`): its route
+/// lookups only take routes through that device, so a tunnel's routes (kernel-libipsec puts a
+/// `0.0.0.0/0` via its TUN device in table 220) do not capture the probes. Not SO_BINDTODEVICE
+/// (surge-ping's `interface`): that also drops what arrives by another device, and a PoP whose
+/// tunnel covers this host's address sends its replies through the tunnel, so the carrying PoP
+/// would look dead and the selection would flap (seen in the IPsec lab).
+///
+/// surge-ping owns the socket and hands out only its raw descriptor, and neither socket2 nor nix
+/// has these options: hence the one `unsafe` of the crate, two FFI calls on values that live
+/// through them.
+#[allow(unsafe_code)]
+fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<(), std::io::Error> {
+    let name = std::ffi::CString::new(interface)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let (level, option) = match icmp {
+        ICMP::V4 => (libc::IPPROTO_IP, libc::IP_UNICAST_IF),
+        ICMP::V6 => (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_IF),
+    };
+    // Both options take the index in network byte order (ip_sockglue.c, ipv6_sockglue.c).
+    let value: u32 = index.to_be();
+    let len = libc::socklen_t::try_from(std::mem::size_of::<u32>()).unwrap_or(4);
+    // SAFETY: `fd` is the open socket of the surge-ping client being set up, which the caller
+    // holds; the kernel reads `len` bytes from `value`, which outlives the call.
+    let rc = unsafe { libc::setsockopt(fd, level, option, std::ptr::from_ref(&value).cast(), len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The operating system's words for why a socket did not open. surge-ping wraps a refused

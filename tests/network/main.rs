@@ -16,6 +16,7 @@ mod lab;
 use lab::dns;
 
 mod ipsec_lab;
+mod ipsec_vici;
 mod lab_rank;
 mod probe_icmp;
 mod resolve_dns;
