@@ -247,8 +247,9 @@ impl Liveness {
     }
 }
 
-/// A job's loop: the first run after `first`, then every interval of its first stage (read
-/// afresh from the generation in use each time, so a reload applies), until shutdown.
+/// A job's loop: the first run after `first`, then one starting every interval of its first
+/// stage ([`until_next`]; read afresh from the generation in use each time, so a reload
+/// applies), until shutdown.
 async fn every(
     agent: Arc<Agent>,
     job: &'static [Stage],
@@ -266,13 +267,22 @@ async fn every(
         _ = shutdown.changed() => return,
     }
     loop {
+        let started = Instant::now();
         agent.run_stages(job).await;
         let interval = agent.interval(job[0]);
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(until_next(interval, started.elapsed())) => {}
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// The wait before a job's next run: runs start every `interval`, not an interval after the
+/// last one ended, so that the length of a probe round (3 requests and a timeout: 1.4 s by
+/// default) does not stretch the time it takes to notice a dead PoP; but a run that took
+/// longer than its interval is followed by a tenth of one, never by the next at once.
+fn until_next(interval: Duration, took: Duration) -> Duration {
+    interval.saturating_sub(took).max(interval / 10)
 }
 
 /// Runs the agent until `shutdown` resolves (or, with `once`, for one cycle, which `shutdown`

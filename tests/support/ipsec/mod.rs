@@ -32,6 +32,7 @@
 //! panics (it then prints each charon's log tail); a lab of a killed test process is swept by
 //! the next one ([`netns::sweep_stale`]).
 
+pub mod agent;
 pub mod charon;
 pub mod forward;
 pub mod netns;
