@@ -5,9 +5,10 @@
 //!
 //! - files mode end to end: the PoP popsel chose as primary carries the traffic, the secondary
 //!   is loaded without a CHILD_SA, and the files connect to the measured address;
-//! - probes and a full tunnel: what `[probe] interface` (SO_BINDTODEVICE) does to popsel's
-//!   probes while a `0.0.0.0/0` tunnel is up, seen in the agent's `popsel_pop_up`, and what
-//!   charon's own mark (SO_MARK) does to a probe, seen with a raw socket;
+//! - probes and a full tunnel: what `[probe] interface` (IP_UNICAST_IF) does to popsel's
+//!   probes while a `0.0.0.0/0` tunnel is up, seen in the agent's `popsel_pop_up`, and what a
+//!   device-bound socket (SO_BINDTODEVICE) and charon's own mark (SO_MARK) do to a probe, seen
+//!   with a raw socket;
 //! - failover in files mode: the primary PoP goes dark, the next apply promotes the secondary,
 //!   and the hook's `swanctl --load-all` moves the traffic.
 //!
@@ -606,10 +607,11 @@ async fn probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_
     for pop in &bound[1..] {
         assert_eq!(pop, &[true, true], "{context}");
     }
-    // PoP 0 itself, bound: see the report of issue 12 and the next test. Its replies come
-    // back through the tunnel (the lab's PoPs route the branch's address into it), arrive on
-    // ipsec0, and a socket bound to eth0 never sees them: PoP 0 looks dead. Not asserted here
-    // (popsel's behaviour to change), shown in the log above.
+    // And PoP 0 itself: its replies come back through the tunnel (the lab's PoPs route the
+    // branch's address into it) and arrive on ipsec0. popsel's sockets send by the WAN device
+    // but take replies from any (IP_UNICAST_IF); with SO_BINDTODEVICE they were dropped, PoP 0
+    // looked dead and the selection flapped (the raw-socket test below shows the kernel's side).
+    assert_eq!(bound[0], [true, true], "{context}");
     assert!(
         lab.wait_until_answered_by(0, UP_WITHIN).is_ok(),
         "the tunnel carries on"
