@@ -15,6 +15,7 @@
 //! The lab needs root: these tests skip elsewhere and fail under CI=true
 //! (`support::can_run_privileged`).
 
+use crate::support::ipsec::agent::PRIMARY_CONN;
 use crate::support::ipsec::{self, IpsecLab, LabSpec, netns, responders};
 use crate::support::site::{self, CHICAGO, CHICAGO_1, CHICAGO_2, SiteDir};
 use crate::support::{self, TOKEN, toml_str};
@@ -44,7 +45,6 @@ const PSKS: [(&str, &str, &str); 2] = [
     ),
 ];
 /// The connections popsel renders for the site's location.
-const PRIMARY_CONN: &str = "popsel-chicago-primary";
 const SECONDARY_CONN: &str = "popsel-chicago-secondary";
 /// How long a tunnel may take to carry the first answer after a hand-off.
 const UP_WITHIN: Duration = Duration::from_secs(10);
@@ -53,39 +53,23 @@ const METRICS_PORT: u16 = 9469;
 /// The mark of the lab charons' own packets, which the rule to table 220 skips.
 const CHARON_MARK: u32 = ipsec::charon::IKE_FWMARK;
 
-/// popsel's `on_change` in these tests, as a router running files mode needs it:
-/// `swanctl --load-all` of a `swanctl.conf` that includes the files popsel wrote, then, for
-/// the primary, until its CHILD SA is installed, `swanctl --initiate` whenever the primary's
-/// connection has no IKE SA at all. The load alone is not enough: `start_action = start`
-/// initiates a connection once, when it is loaded new or changed, and charon does not try
-/// again after a refusal (a PoP that does not accept the tunnel yet answers
-/// NO_PROPOSAL_CHOSEN or AUTHENTICATION_FAILED); a later load of the same files changes
-/// nothing, so nothing would ever bring it up. A hook that fails (exit 1 after 50 tries, or
-/// killed at `on_change_timeout`) makes popsel hand the change off again on its next run. Each step is logged, so that the tests
-/// see whether the load alone brought the primary up (`initiating` lines say it did not).
+/// popsel's `on_change` in these tests: the deployment kit's hook for files mode
+/// ([`SHIPPED_HOOK`]: `swanctl --load-all`, then, for the primary, `--initiate` while its
+/// connection has no IKE_SA; see the script for why), pointed at the branch charon's
+/// `strongswan.conf` and a `swanctl.conf` that includes the files popsel wrote, its output
+/// logged so that the tests see whether the load alone brought the primary up (`initiating`
+/// lines say it did not).
 const HOOK: &str = r#"#!/bin/sh
-export STRONGSWAN_CONF='@STRONGSWAN_CONF@'
+export STRONGSWAN_CONF='@STRONGSWAN_CONF@' SWANCTL_FILE='@SWANCTL_CONF@'
 exec >> '@LOG@' 2>&1
-echo "run $POPSEL_ROLE $POPSEL_OLD_IP -> $POPSEL_NEW_IP at $(date +%s.%N)"
-loaded=$(swanctl --load-all --noprompt --file '@SWANCTL_CONF@' 2>&1) || {
-  echo "$loaded"; echo "exit 1: the load failed"; exit 1; }
-echo "$loaded" | grep -v '^opening directory'
-[ "$POPSEL_ROLE" = primary ] || { echo "exit 0 at $(date +%s.%N)"; exit 0; }
-tries=0
-while [ $tries -lt 50 ]; do
-  sas=$(swanctl --list-sas --ike '@PRIMARY@')
-  case "$sas" in *INSTALLED*) echo "primary up at $(date +%s.%N)"; echo "exit 0"; exit 0;; esac
-  case "$sas" in
-    *'@PRIMARY@: #'*) ;;
-    *) echo "no IKE SA of @PRIMARY@: initiating at $(date +%s.%N)"
-       swanctl --initiate --child '@PRIMARY@' --timeout 3 | tail -n 1 ;;
-  esac
-  sleep 0.2
-  tries=$((tries + 1))
-done
-echo "exit 1: the primary is not up"
-exit 1
+exec '@SCRIPT@'
 "#;
+
+/// The hook the deployment kit ships for files mode.
+const SHIPPED_HOOK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/swanctl/popsel-swanctl-load"
+);
 
 /// A started lab, or `None` (after saying why) where the lab cannot run; under CI=true that
 /// panics instead.
@@ -144,7 +128,7 @@ impl BranchSite {
             )
             .replace("@SWANCTL_CONF@", &conf.to_string_lossy())
             .replace("@LOG@", &self.path("hook.log").to_string_lossy())
-            .replace("@PRIMARY@", PRIMARY_CONN);
+            .replace("@SCRIPT@", SHIPPED_HOOK);
         std::fs::write(&hook, script).expect("write the hook");
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700))
             .expect("chmod the hook");
