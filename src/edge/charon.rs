@@ -81,8 +81,8 @@ async fn run(vici: &mut Vici, step: &Step) -> Result<(), ViciError> {
     }
 }
 
-/// Makes the charon at `socket` carry every location's traffic as `selection` says, and
-/// unloads popsel's connections no configured tunnel wants. A location whose steps fail is
+/// Makes the charon at `socket` carry the traffic of every location of this host (`local`) as
+/// `selection` says, and unloads popsel's connections no such location's tunnel wants. A location whose steps fail is
 /// reported and the others go on; failing to reach charon at all is an error.
 pub async fn converge(
     socket: &Path,
@@ -90,6 +90,10 @@ pub async fn converge(
     locations: &[Location],
     selection: &Selection,
 ) -> Result<Converged, ViciError> {
+    // Only the locations measured from this host are this router's: another site's tunnels
+    // brought up here would take that site's identity at the PoP.
+    let locations: Vec<Location> = locations.iter().filter(|l| l.local).cloned().collect();
+    let locations = &locations[..];
     let mut vici = Vici::connect(socket, timeout).await?;
     let observed = observe(&mut vici).await?;
     let mut converged = Converged::default();

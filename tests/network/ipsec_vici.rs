@@ -9,7 +9,7 @@
 
 use crate::support;
 use crate::support::ipsec::agent::{
-    Agent, PRIMARY_CONN, PSK_1, PSK_2, SECONDARY_CONN, pop_of, settled,
+    Agent, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, pop_of, settled,
 };
 use crate::support::ipsec::{self, IpsecLab};
 
@@ -37,6 +37,16 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
     // Steady state: the primary's CHILD_SA carries, the secondary stands by without one.
     let (primary, secondary) = settled(&lab, &agent, SETTLED_WITHIN).await;
     assert_ne!(pop_of(&lab, primary), pop_of(&lab, secondary));
+    // Frankfurt is configured but not measured from here: its tunnels are another router's.
+    let mut vici = Vici::connect(&lab.branch_charon().vici_socket(), Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let conns = vici.get_conns().await.expect("get-conns");
+    assert_eq!(conns.len(), 2, "only Chicago's: {conns:?}");
+    assert!(
+        conns.iter().all(|c| c.starts_with("popsel-chicago-")),
+        "{conns:?}"
+    );
     // And it stays so: the probes to the carrying PoP are answered (through the tunnel, when
     // the PoP's selectors cover this host) and it never looks dead.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -74,7 +84,7 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
 
     // The PSKs went to charon over VICI only: never in popsel's output.
     let log = agent.log();
-    for psk in [PSK_1, PSK_2] {
+    for psk in [PSK_1, PSK_2, PSK_FRANKFURT] {
         assert!(!log.contains(psk), "a PSK in popsel's output");
     }
 }
