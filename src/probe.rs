@@ -43,6 +43,25 @@ impl Default for ProbeSettings {
     }
 }
 
+/// A Linux network device name as `[probe] interface` and `--interface` take it: 1 to 15
+/// bytes (IFNAMSIZ), no `/`, no whitespace.
+pub fn interface_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!(
+            "{name:?} is not a network device name (1 to 15 characters, e.g. \"eth0\")"
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{name:?} is not a network device name (no '/' or spaces, e.g. \"eth0\")"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// Round-trip statistics of one address.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RttStats {

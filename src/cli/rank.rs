@@ -15,8 +15,8 @@ use super::{ApiArgs, StderrReport, client, rank_output};
 use crate::catalog::{Catalog, Filter};
 use crate::location::Site;
 use crate::pipeline::{RankRequest, catalog_file, rank_once};
-use crate::probe::ProbeSettings;
 use crate::probe::icmp::MAX_CONCURRENCY;
+use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
 
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -62,6 +62,10 @@ pub struct RankArgs {
     /// Echo requests per second, all addresses together
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pps: u32,
+    /// The device the probes leave by, e.g. the WAN side of a router whose tunnel carries
+    /// 0.0.0.0/0 (replies are taken from any device)
+    #[arg(long, value_name = "DEV", value_parser = interface_name)]
+    pub interface: Option<String>,
     /// Addresses probed at once (1 to 10000)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY as u64))]
     pub concurrency: u64,
@@ -130,7 +134,7 @@ impl RankArgs {
                 timeout: self.timeout,
                 concurrency: self.concurrency as usize,
                 max_pps: self.max_pps,
-                interface: None,
+                interface: self.interface.clone(),
             }),
         }
     }

@@ -16,8 +16,8 @@ use crate::atmos::origin::{check_base_url, shown_url};
 use crate::catalog::Filter;
 use crate::edge::EdgeSettings;
 use crate::metrics::MetricsSettings;
-use crate::probe::ProbeSettings;
 use crate::probe::icmp::MAX_CONCURRENCY;
+use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
 use crate::schedule::Schedule;
 use crate::select::SelectionSettings;
@@ -222,7 +222,7 @@ fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
     let timeout = positive(p, "probe.timeout", raw.timeout, defaults.timeout);
     let timeout = at_most(p, "probe.timeout", timeout, Duration::from_secs(60));
     let interface = raw.interface.and_then(|name| match interface_name(&name) {
-        Ok(()) => Some(name),
+        Ok(name) => Some(name),
         Err(e) => {
             p.add("probe.interface", e);
             None
@@ -236,24 +236,6 @@ fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
         max_pps,
         interface,
     }
-}
-
-/// A Linux network device name: 1 to 15 bytes (IFNAMSIZ), no `/`, no whitespace.
-fn interface_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 15 {
-        return Err(format!(
-            "{name:?} is not a network device name (1 to 15 characters, e.g. \"eth0\")"
-        ));
-    }
-    if name
-        .chars()
-        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "{name:?} is not a network device name (no '/' or spaces, e.g. \"eth0\")"
-        ));
-    }
-    Ok(())
 }
 
 fn dns(p: &mut Problems, raw: RawDns) -> DnsSettings {

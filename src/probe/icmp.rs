@@ -50,11 +50,15 @@ pub enum SocketKind {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "ICMP is not available to this process ({detail}); to measure latency either give the binary CAP_NET_RAW (`sudo setcap cap_net_raw+ep $(command -v popsel)`) or allow unprivileged ping sockets for its group (`sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)"
-)]
-pub struct IcmpUnavailable {
-    pub detail: String,
+pub enum IcmpUnavailable {
+    #[error(
+        "ICMP is not available to this process ({detail}); to measure latency either give the binary CAP_NET_RAW (`sudo setcap cap_net_raw+ep $(command -v popsel)`) or allow unprivileged ping sockets for its group (`sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)"
+    )]
+    NoSocket { detail: String },
+    #[error(
+        "the probes cannot be sent by device {device:?} ({detail}); name one of this host's devices (`ip link`) in [probe] interface or --interface"
+    )]
+    NoDevice { device: String, detail: String },
 }
 
 struct Family {
@@ -62,23 +66,40 @@ struct Family {
     kind: SocketKind,
 }
 
-/// Why a family's socket did not open, in the operating system's words.
+/// Why a family's socket did not open, in the operating system's words; `device` when it
+/// opened but could not be made to send by the device asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SocketError(String);
+struct SocketError {
+    text: String,
+    device: bool,
+}
+
+impl SocketError {
+    fn socket(text: String) -> Self {
+        Self {
+            text,
+            device: false,
+        }
+    }
+}
 
 impl std::fmt::Display for SocketError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl Family {
     fn open(icmp: ICMP, interface: Option<&str>) -> Result<Family, SocketError> {
         let config = Config::builder().kind(icmp).build();
-        let client = Client::new(&config).map_err(|e| SocketError(os_error(&e)))?;
+        let client = Client::new(&config).map_err(|e| SocketError::socket(os_error(&e)))?;
         if let Some(name) = interface {
-            send_by(client.get_socket().get_native_sock(), icmp, name)
-                .map_err(|e| SocketError(format!("bound to device {name:?}: {e}")))?;
+            send_by(client.get_socket().get_native_sock(), icmp, name).map_err(|e| {
+                SocketError {
+                    text: e.to_string(),
+                    device: true,
+                }
+            })?;
         }
         let kind = if client.get_socket().get_type() == socket2::Type::RAW {
             SocketKind::Raw
@@ -151,12 +172,17 @@ impl Prober {
         let v4 = Family::open(ICMP::V4, interface);
         let v6 = Family::open(ICMP::V6, interface);
         if let (Err(e4), Err(e6)) = (&v4, &v6) {
-            return Err(IcmpUnavailable {
-                detail: if e4 == e6 {
-                    e4.to_string()
-                } else {
-                    format!("IPv4: {e4}; IPv6: {e6}")
+            let detail = if e4 == e6 {
+                e4.to_string()
+            } else {
+                format!("IPv4: {e4}; IPv6: {e6}")
+            };
+            return Err(match interface {
+                Some(device) if e4.device || e6.device => IcmpUnavailable::NoDevice {
+                    device: device.to_owned(),
+                    detail,
                 },
+                _ => IcmpUnavailable::NoSocket { detail },
             });
         }
         Ok(Prober {

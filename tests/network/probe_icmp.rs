@@ -737,7 +737,7 @@ async fn concurrent_and_repeated_probes_do_not_share_replies() {
     }
 }
 
-/// `[probe] interface`: the sockets are bound to the device (here `lo`, through which loopback
+/// `[probe] interface`: the sockets send by the device (here `lo`, through which loopback
 /// answers), and a device that does not exist is an error naming it, not a silent unbound
 /// socket that would send the probes into a tunnel.
 #[tokio::test]
@@ -757,9 +757,14 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
     let Err(e) = Prober::new(Some("popsel-none0")) else {
         panic!("a device that does not exist must not give a prober");
     };
+    let e = e.to_string();
     assert_contains(
-        &e.to_string(),
-        "bound to device \"popsel-none0\": No such device",
+        &e,
+        "the probes cannot be sent by device \"popsel-none0\" (No such device",
+    );
+    assert!(
+        !e.contains("CAP_NET_RAW"),
+        "no advice about privileges: {e}"
     );
 }
 
@@ -795,6 +800,42 @@ async fn an_address_listed_twice_is_probed_once() {
     }
     let n = distinct.len();
     assert_eq!(log.calls(), (1..=n).map(|d| (d, n)).collect::<Vec<_>>());
+}
+
+/// `popsel rank --interface`: the probes leave by the device and PoPs answer; a device this
+/// host does not have is said as such (not as missing privileges) and the ranking falls back to
+/// distance rather than probing through whatever the routes say.
+#[test]
+fn rank_sends_by_the_interface_it_is_given() {
+    if !support::can_run_privileged(raw_icmp_allowed()) {
+        return;
+    }
+    let dir = world_readable_dir().expect("temp dir");
+    let catalog = write_catalog(dir.path(), &[("One", "GCP", 0.0, 1.0, "127.0.0.2")]);
+    let mut args = rank_args(&catalog);
+    args.extend(["--interface".into(), "lo".into()]);
+    let out = support::popsel()
+        .args(&args)
+        .output()
+        .expect("run popsel rank");
+    let doc = rank_json(&out);
+    assert_eq!(doc["probed"], true, "{doc:#}");
+    assert_eq!(pop(&doc, "One")["reachable"], true, "{doc:#}");
+
+    let mut args = rank_args(&catalog);
+    args.extend(["--interface".into(), "popsel-none0".into()]);
+    let out = support::popsel()
+        .args(&args)
+        .output()
+        .expect("run popsel rank");
+    let doc = rank_json(&out);
+    let stderr = support::stderr(&out);
+    assert_contains(
+        &stderr,
+        "the probes cannot be sent by device \"popsel-none0\"",
+    );
+    assert!(!stderr.contains("CAP_NET_RAW"), "{stderr}");
+    assert_eq!(doc["probed"], false, "{doc:#}");
 }
 
 /// `--no-probe` needs no privilege: it ranks by distance, each score being the distance in km,
