@@ -7,7 +7,7 @@
 //! `config` parses and assembles each stage's settings. The README's "How the code is laid
 //! out" has the data flow.
 
-// One audited exception: `probe::icmp::send_by` (a socket option on surge-ping's socket).
+// One audited exception: `probe::icmp` (socket options on surge-ping's socket).
 #![deny(unsafe_code)]
 // Nothing from the network or the disk may panic popsel: no unwrap, expect or panic outside
 // tests. The few exceptions are allowed where they stand, each with the reason it cannot fail.

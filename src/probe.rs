@@ -28,6 +28,10 @@ pub struct ProbeSettings {
     /// `0.0.0.0/0`, the WAN device keeps the probes out of the tunnel (with kernel-libipsec,
     /// whose routes go through its TUN device), so that they measure the PoPs, not the tunnel.
     pub interface: Option<String>,
+    /// Give the ICMP sockets their own IPsec bypass policies (`IP_XFRM_POLICY`, as charon does
+    /// for its IKE socket), so that kernel XFRM policies of the tunnels (kernel-netlink) never
+    /// take the probes, whatever their selectors. Needs CAP_NET_ADMIN.
+    pub bypass_xfrm: bool,
 }
 
 impl Default for ProbeSettings {
@@ -39,6 +43,7 @@ impl Default for ProbeSettings {
             concurrency: 1000,
             max_pps: 2000,
             interface: None,
+            bypass_xfrm: false,
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct RankArgs {
     /// 0.0.0.0/0 (replies are taken from any device)
     #[arg(long, value_name = "DEV", value_parser = interface_name)]
     pub interface: Option<String>,
+    /// Give the probes their own IPsec bypass policies, past the kernel XFRM policies of a
+    /// tunnel whatever its selectors (needs CAP_NET_ADMIN)
+    #[arg(long)]
+    pub bypass_xfrm: bool,
     /// Addresses probed at once (1 to 10000)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY as u64))]
     pub concurrency: u64,
@@ -135,6 +139,7 @@ impl RankArgs {
                 concurrency: self.concurrency as usize,
                 max_pps: self.max_pps,
                 interface: self.interface.clone(),
+                bypass_xfrm: self.bypass_xfrm,
             }),
         }
     }

@@ -56,6 +56,7 @@ pub struct RawProbe {
     pub concurrency: Option<usize>,
     pub max_pps: Option<u32>,
     pub interface: Option<String>,
+    pub bypass_xfrm: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -235,6 +235,7 @@ fn probe(p: &mut Problems, raw: RawProbe) -> ProbeSettings {
         concurrency,
         max_pps,
         interface,
+        bypass_xfrm: raw.bypass_xfrm.unwrap_or(defaults.bypass_xfrm),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn prober(
 }
 
 fn icmp_prober(settings: &ProbeSettings, report: &dyn Report) -> Option<Prober> {
-    Prober::new(settings.interface.as_deref())
+    Prober::new(settings)
         .map_err(|e| report.notice(Notice::NoIcmp(e)))
         .ok()
 }

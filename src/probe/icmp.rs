@@ -90,10 +90,17 @@ impl std::fmt::Display for SocketError {
 }
 
 impl Family {
-    fn open(icmp: ICMP, interface: Option<&str>) -> Result<Family, SocketError> {
+    fn open(icmp: ICMP, settings: &ProbeSettings) -> Result<Family, SocketError> {
         let config = Config::builder().kind(icmp).build();
         let client = Client::new(&config).map_err(|e| SocketError::socket(os_error(&e)))?;
-        if let Some(name) = interface {
+        if settings.bypass_xfrm {
+            bypass_xfrm(client.get_socket().get_native_sock(), icmp).map_err(|e| {
+                SocketError::socket(format!(
+                    "IPsec bypass policy ([probe] bypass_xfrm, which needs CAP_NET_ADMIN): {e}"
+                ))
+            })?;
+        }
+        if let Some(name) = settings.interface.as_deref() {
             send_by(client.get_socket().get_native_sock(), icmp, name).map_err(|e| {
                 SocketError {
                     text: e.to_string(),
@@ -118,8 +125,8 @@ impl Family {
 /// would look dead and the selection would flap (seen in the IPsec lab).
 ///
 /// surge-ping owns the socket and hands out only its raw descriptor, and neither socket2 nor nix
-/// has these options: hence the one `unsafe` of the crate, two FFI calls on values that live
-/// through them.
+/// has these options: hence the `unsafe` of the crate (here and in [`bypass_xfrm`]), FFI calls
+/// on values that live through them.
 #[allow(unsafe_code)]
 fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<(), std::io::Error> {
     let name = std::ffi::CString::new(interface)
@@ -145,6 +152,41 @@ fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<(), st
     Ok(())
 }
 
+/// Gives the socket `fd` IPsec bypass policies, both ways: a `struct xfrm_userpolicy_info`
+/// (linux/xfrm.h) with action ALLOW and no template, set with `IP_XFRM_POLICY` /
+/// `IPV6_XFRM_POLICY`, which the kernel prefers to every policy of its database for this
+/// socket. This is how charon keeps its own IKE packets out of its tunnels
+/// (`kernel_netlink_ipsec.c`, `bypass_socket`).
+#[allow(unsafe_code)]
+fn bypass_xfrm(fd: std::os::fd::RawFd, icmp: ICMP) -> Result<(), std::io::Error> {
+    // struct xfrm_userpolicy_info: the selector (56 bytes; its family at 40), the lifetimes
+    // (64 + 32), priority, index, then dir at 160 and action at 161; 168 bytes with padding.
+    const SIZE: usize = 168;
+    const FAMILY: usize = 40;
+    const DIR: usize = 160;
+    const XFRM_POLICY_IN: u8 = 0;
+    const XFRM_POLICY_OUT: u8 = 1;
+    let (level, option, family) = match icmp {
+        ICMP::V4 => (libc::IPPROTO_IP, libc::IP_XFRM_POLICY, libc::AF_INET),
+        ICMP::V6 => (libc::IPPROTO_IPV6, libc::IPV6_XFRM_POLICY, libc::AF_INET6),
+    };
+    let family = u16::try_from(family).unwrap_or_default().to_ne_bytes();
+    for dir in [XFRM_POLICY_OUT, XFRM_POLICY_IN] {
+        // Zero: an empty selector, infinite lifetimes, action ALLOW (0), no flags.
+        let mut policy = [0u8; SIZE];
+        policy[FAMILY..FAMILY + 2].copy_from_slice(&family);
+        policy[DIR] = dir;
+        let len = libc::socklen_t::try_from(SIZE).unwrap_or_default();
+        // SAFETY: `fd` is the open socket of the surge-ping client being set up, which the
+        // caller holds; the kernel reads `len` bytes from `policy`, which outlives the call.
+        let rc = unsafe { libc::setsockopt(fd, level, option, policy.as_ptr().cast(), len) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The operating system's words for why a socket did not open. surge-ping wraps a refused
 /// ping socket in advice of its own that ends with the original error; popsel gives its own
 /// advice, so only the original error is kept.
@@ -166,11 +208,13 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Opens the sockets, bound to `interface` when given (see `ProbeSettings::interface`).
-    /// Must run inside a tokio runtime (each socket gets a receive task).
-    pub fn new(interface: Option<&str>) -> Result<Prober, IcmpUnavailable> {
-        let v4 = Family::open(ICMP::V4, interface);
-        let v6 = Family::open(ICMP::V6, interface);
+    /// Opens the sockets, sending by `settings.interface` and bypassing IPsec policies when
+    /// asked (see [`ProbeSettings`]). Must run inside a tokio runtime (each socket gets a
+    /// receive task).
+    pub fn new(settings: &ProbeSettings) -> Result<Prober, IcmpUnavailable> {
+        let interface = settings.interface.as_deref();
+        let v4 = Family::open(ICMP::V4, settings);
+        let v6 = Family::open(ICMP::V6, settings);
         if let (Err(e4), Err(e6)) = (&v4, &v6) {
             let detail = if e4 == e6 {
                 e4.to_string()

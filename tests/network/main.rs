@@ -21,4 +21,5 @@ mod ipsec_lab;
 mod ipsec_vici;
 mod lab_rank;
 mod probe_icmp;
+mod probe_xfrm;
 mod resolve_dns;

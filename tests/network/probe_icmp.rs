@@ -527,7 +527,7 @@ async fn root_probes_loopback_v4_and_v6_without_loss() {
     if !support::can_run_privileged(raw_icmp_allowed()) {
         return;
     }
-    let prober = Prober::new(None).expect("as root the ICMP sockets open");
+    let prober = Prober::new(&ProbeSettings::default()).expect("as root the ICMP sockets open");
     assert_eq!(prober.socket_kind(), Some(expected_socket_kind()));
 
     let mut targets = vec![v4(1), v4(2)];
@@ -712,8 +712,8 @@ async fn concurrent_and_repeated_probes_do_not_share_replies() {
     };
 
     // Two probers (two sockets per family), in two tasks.
-    let a = Arc::new(Prober::new(None).expect("prober a"));
-    let b = Arc::new(Prober::new(None).expect("prober b"));
+    let a = Arc::new(Prober::new(&ProbeSettings::default()).expect("prober a"));
+    let b = Arc::new(Prober::new(&ProbeSettings::default()).expect("prober b"));
     let spawn = |p: Arc<Prober>| {
         let (targets, settings) = (targets.clone(), settings.clone());
         tokio::spawn(async move { p.probe(&targets, &settings, &|_, _| {}).await })
@@ -745,7 +745,11 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
     if !support::can_run_privileged(raw_icmp_allowed()) {
         return;
     }
-    let prober = Prober::new(Some("lo")).expect("bound to lo");
+    let prober = Prober::new(&ProbeSettings {
+        interface: Some("lo".into()),
+        ..ProbeSettings::default()
+    })
+    .expect("bound to lo");
     let settings = ProbeSettings {
         count: 2,
         interval: Duration::from_millis(10),
@@ -754,7 +758,10 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
     let results = prober.probe(&[v4(1)], &settings, &|_, _| {}).await;
     assert_clean(v4(1), &results[&v4(1)], 2);
 
-    let Err(e) = Prober::new(Some("popsel-none0")) else {
+    let Err(e) = Prober::new(&ProbeSettings {
+        interface: Some("popsel-none0".into()),
+        ..ProbeSettings::default()
+    }) else {
         panic!("a device that does not exist must not give a prober");
     };
     let e = e.to_string();
@@ -774,7 +781,7 @@ async fn an_address_listed_twice_is_probed_once() {
     if !support::can_run_privileged(raw_icmp_allowed()) {
         return;
     }
-    let prober = Prober::new(None).expect("prober");
+    let prober = Prober::new(&ProbeSettings::default()).expect("prober");
     let mut targets = vec![v4(1), v4(5), v4(1)];
     if has_ipv6_loopback() {
         targets.extend([V6_LOOPBACK, v4(1), V6_LOOPBACK]);
