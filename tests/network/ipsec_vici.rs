@@ -2,20 +2,23 @@
 //! the tunnels popsel provisions through the emulator come up at the PoPs it selects, the
 //! primary carries the traffic, the secondary stands by with an IKE_SA and no CHILD_SA; when the
 //! primary PoP goes dark, the standby carries and a new secondary stands by; a PoP that comes
-//! back is not switched back to; popsel's probes stay out of the tunnel. Packets tell: the lab's
+//! back is not switched back to; a silent endpoint of the primary PoP is left for the PoP's
+//! other one; a charon that lost popsel's connections gets them again; popsel's probes stay
+//! out of the tunnel. Packets tell: the lab's
 //! service address answers with the name of the PoP that carried the question.
 //!
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
 use crate::support;
 use crate::support::ipsec::agent::{
-    Agent, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, pop_of, settled,
+    Agent, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas, pop_of, settled,
 };
 use crate::support::ipsec::{self, IpsecLab};
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use popsel::edge::vici::{SaRef, Vici, Wait};
+use popsel::edge::vici::{ChildState, SaRef, Vici, Wait};
 /// Generous: the first round waits for the tunnels to be created and the PoPs to follow.
 const SETTLED_WITHIN: Duration = Duration::from_secs(40);
 
@@ -113,4 +116,45 @@ async fn a_restarted_charon_is_given_its_connections_again() {
     // The next round (every 2 s) loads and brings them up again, with no selection change.
     let (again, _) = settled(&lab, &agent, Duration::from_secs(20)).await;
     assert_eq!(again, primary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
+    let Some(lab) = lab(2) else { return };
+    let sim = lab.start_sim().await;
+    let _follower = lab.follow(&sim);
+    let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
+    let agent = Agent::start(&lab, &relay.url());
+    let (primary, _) = settled(&lab, &agent, SETTLED_WITHIN).await;
+    let pop = pop_of(&lab, primary);
+    let addresses = lab.pop(pop).addresses();
+    let k = addresses
+        .iter()
+        .position(|a| IpAddr::V4(*a) == primary)
+        .expect("the primary's address is its PoP's");
+    let other = IpAddr::V4(addresses[(k + 1) % addresses.len()]);
+
+    // The chosen address goes silent; the PoP's other one still answers.
+    lab.silence_endpoint(pop, k).expect("silence the endpoint");
+    let (moved, _) = settled(&lab, &agent, Duration::from_secs(20)).await;
+    assert_eq!(
+        moved,
+        other,
+        "the same PoP, its other endpoint:\n{}",
+        agent.log()
+    );
+    assert_eq!(lab.who_answers(), Some(pop));
+    let sas = branch_sas(&lab).await;
+    let carrier = sas
+        .iter()
+        .find(|sa| sa.children.iter().any(|c| c.state == ChildState::Installed))
+        .expect("a carrier");
+    assert_eq!(carrier.remote_host, Some(other), "{sas:#?}");
+    assert!(
+        agent
+            .log()
+            .contains("stopped answering or left the catalogue"),
+        "{}",
+        agent.log()
+    );
 }
