@@ -4,8 +4,8 @@
 //! primary PoP goes dark, the standby carries and a new secondary stands by; a PoP that comes
 //! back is not switched back to; a silent endpoint of the primary PoP is left for the PoP's
 //! other one; a charon that lost popsel's connections gets them again; popsel's probes stay
-//! out of the tunnel. Packets tell: the lab's
-//! service address answers with the name of the PoP that carried the question.
+//! out of the tunnel. Packets tell: the lab's service address answers with the name of the PoP
+//! that carried the question.
 //!
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
