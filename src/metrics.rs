@@ -78,6 +78,9 @@ pub const FAMILIES: [&str; family::count(&BY_COLLECTOR)] = family::concat(&BY_CO
 /// exposition leaves them out altogether.
 pub const PROBE_FAMILIES: [&str; ProbeCollector::FAMILIES.len()] = ProbeCollector::FAMILIES;
 
+/// The families only a hand-off to charon fills (`[edge] vici_socket`).
+pub const IPSEC_FAMILIES: [&str; IpsecCollector::FAMILIES.len()] = IpsecCollector::FAMILIES;
+
 /// The process collector's families (Linux).
 pub const PROCESS_FAMILIES: [&str; BuildCollector::PROCESS_FAMILIES.len()] =
     BuildCollector::PROCESS_FAMILIES;
