@@ -366,7 +366,7 @@ async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
     pids.extend(lab.pops().iter().map(|p| p.charon().pid().expect("pid")));
     let dir = lab.dir().to_owned();
     for pid in &pids {
-        assert!(ipsec::netns::alive(*pid), "charon {pid} is not running");
+        assert!(support::netns::alive(*pid), "charon {pid} is not running");
     }
     let existing = ipsec::netns::existing();
     for ns in &namespaces {
@@ -383,7 +383,7 @@ async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
 
     drop(lab);
     for pid in &pids {
-        assert!(!ipsec::netns::alive(*pid), "charon {pid} still runs");
+        assert!(!support::netns::alive(*pid), "charon {pid} still runs");
     }
     let existing = ipsec::netns::existing();
     for ns in &namespaces {

@@ -1,16 +1,19 @@
 //! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
 //! the `popsel` binary; `site` is the demo site the tests build their configs on, `api` the API
-//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec` the IPsec lab (real charons). Each
-//! test binary (`tests/<binary>/main.rs`) declares it once as
-//! `#[path = "../support/mod.rs"] mod support;`.
+//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec`
+//! the IPsec lab (real charons); `netns` (network namespace guards) and `bounded` (commands run
+//! with a time limit) are what the two labs share. Each test binary (`tests/<binary>/main.rs`)
+//! declares it once as `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bounded;
 pub mod chaos;
 pub mod flood;
 pub mod hostile;
 pub mod ipsec;
+pub mod netns;
 pub mod raw_http;
 pub mod site;
 pub mod state_faults;
