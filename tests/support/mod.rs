@@ -202,6 +202,17 @@ pub async fn sim_request(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// The names of the tunnels the emulator holds, sorted.
+pub fn tunnel_names(sim: &Sim) -> Vec<String> {
+    let mut names: Vec<String> = sim
+        .with_store(|s| s.list::<popsel::atmos::Tunnel>())
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    names
+}
+
 /// Sets the status of a tunnel or a connector (`kind`: "tunnels" or "connectors") in the
 /// emulator, as Atmos would change it; asserts that the emulator took it.
 pub async fn sim_set_status(sim: &Sim, kind: &str, id: &str, status: &str) {

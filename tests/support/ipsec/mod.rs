@@ -352,6 +352,39 @@ impl Pop {
     }
 }
 
+/// A started lab of `spec`, or `None` (after saying why) where the lab cannot run; under
+/// CI=true that panics instead (`support::can_run_privileged`).
+pub fn start_or_skip(spec: LabSpec) -> Option<IpsecLab> {
+    if !super::can_run_privileged(available()) {
+        return None;
+    }
+    Some(IpsecLab::start_with(spec).unwrap_or_else(|e| panic!("the IPsec lab did not start: {e}")))
+}
+
+/// Prints how long a lab test took (from [`Timed::start`] to the guard's drop) when it ends
+/// without a panic: what the tests' output says of the lab's speed.
+pub struct Timed {
+    name: &'static str,
+    start: Instant,
+}
+
+impl Timed {
+    pub fn start(name: &'static str) -> Timed {
+        Timed {
+            name,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            eprintln!("{}: {:.2} s", self.name, self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// A running lab; see the module docs.
 pub struct IpsecLab {
     spec: LabSpec,
