@@ -37,8 +37,10 @@ pub fn section_name(s: &str) -> String {
         .collect()
 }
 
-/// A swanctl value that may come from the API or the config, double-quoted with escapes.
-fn quoted(s: &str) -> String {
+/// A swanctl value that may come from the API or the config, double-quoted with escapes
+/// (control characters dropped). Public for the test lab's PoP responders, which write the
+/// same kind of file.
+pub fn quoted(s: &str) -> String {
     let escaped: String = s
         .chars()
         .filter(|c| !c.is_control())

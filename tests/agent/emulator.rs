@@ -24,15 +24,7 @@ pub fn tunnel_id(sim: &Sim, name: &str) -> String {
         .id
 }
 
-pub fn tunnel_names(sim: &Sim) -> Vec<String> {
-    let mut names: Vec<String> = sim
-        .with_store(|s| s.list::<Tunnel>())
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    names.sort();
-    names
-}
+pub use crate::support::tunnel_names;
 
 pub fn sorted(names: &[(&str, &str)]) -> Vec<String> {
     let mut out: Vec<String> = names.iter().map(|(_, n)| (*n).to_owned()).collect();

@@ -15,20 +15,20 @@
 //! The lab needs root: these tests skip elsewhere and fail under CI=true
 //! (`support::can_run_privileged`).
 
-use crate::support::ipsec::agent::PRIMARY_CONN;
+use crate::support::ipsec::agent::{Agent, PRIMARY_CONN};
 use crate::support::ipsec::{self, IpsecLab, LabSpec, netns, responders};
 use crate::support::site::{self, CHICAGO, CHICAGO_1, CHICAGO_2, SiteDir};
 use crate::support::{self, TOKEN, toml_str};
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use popsel::atmos::{Tunnel, TunnelSpec};
+use popsel::atmos::TunnelSpec;
 use popsel::sim::Sim;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -70,15 +70,6 @@ const SHIPPED_HOOK: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/deploy/swanctl/popsel-swanctl-load"
 );
-
-/// A started lab, or `None` (after saying why) where the lab cannot run; under CI=true that
-/// panics instead.
-fn lab_with(spec: LabSpec) -> Option<IpsecLab> {
-    if !support::can_run_privileged(ipsec::available()) {
-        return None;
-    }
-    Some(IpsecLab::start_with(spec).unwrap_or_else(|e| panic!("the IPsec lab did not start: {e}")))
-}
 
 /// The branch's popsel site in a temporary directory: the demo site's "chicago" (the lab's
 /// site) talking to the emulator through the relay into the branch, its tunnels' PSKs from the
@@ -256,16 +247,13 @@ fn sa_state(lab: &IpsecLab, conn: &str) -> (bool, bool, String) {
     )
 }
 
-fn timed(name: &str, start: Instant) {
-    eprintln!("{name}: {:.2} s", start.elapsed().as_secs_f64());
-}
-
 // ---- 1. files mode end to end ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_mode_apply_carries_the_branch_through_the_primary_it_chose() {
-    let start = Instant::now();
-    let Some(lab) = lab_with(LabSpec::new(3)) else {
+    let _timed =
+        ipsec::Timed::start("files_mode_apply_carries_the_branch_through_the_primary_it_chose");
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
         return;
     };
     let sim = lab.start_sim().await;
@@ -277,13 +265,11 @@ async fn files_mode_apply_carries_the_branch_through_the_primary_it_chose() {
     let out = site.apply(&lab).await;
     assert!(out.status.success(), "{}", support::show(&out));
     let applied = Instant::now();
-    let mut names: Vec<String> = sim
-        .with_store(|s| s.list::<Tunnel>())
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    names.sort();
-    assert_eq!(names, [CHICAGO_1, CHICAGO_2], "the tunnels popsel created");
+    assert_eq!(
+        support::tunnel_names(&sim),
+        [CHICAGO_1, CHICAGO_2],
+        "the tunnels popsel created"
+    );
 
     let selection = site.selection();
     let (primary_ip, primary) = chosen(&lab, &selection, "primary");
@@ -334,10 +320,6 @@ async fn files_mode_apply_carries_the_branch_through_the_primary_it_chose() {
         "PoP {secondary} carries a CHILD SA:\n{pop_sas}"
     );
     assert_no_psk_in(&site, &out);
-    timed(
-        "files_mode_apply_carries_the_branch_through_the_primary_it_chose",
-        start,
-    );
 }
 
 /// The rendered connections connect to `addresses` (quoted, as popsel writes them) and name
@@ -438,87 +420,28 @@ fn branch_routing(lab: &IpsecLab) -> String {
     out
 }
 
-/// `popsel run` (the agent) in the branch namespace, stopped (SIGTERM) on drop.
-struct AgentInBranch {
-    child: Child,
-    ns: String,
-}
-
-impl AgentInBranch {
-    fn start(lab: &IpsecLab, site: &BranchSite) -> AgentInBranch {
-        let mut cmd = site.command(lab, "run", &[]);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        // `ip netns exec` execs popsel: the child's pid is the agent's.
-        let child = cmd.spawn().expect("start popsel run");
-        AgentInBranch {
-            child,
-            ns: lab.branch().netns().to_owned(),
+/// `popsel_pop_up` by endpoint address, once the first probe round of `agent` has filled it
+/// for `endpoints` addresses (at most 10 s).
+fn endpoints_up(agent: &mut Agent, endpoints: usize) -> BTreeMap<Ipv4Addr, bool> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Some(status) = agent.ended() {
+            panic!("popsel run ended: {status}\n{}", agent.log());
         }
-    }
-
-    /// `GET /metrics` from inside the branch namespace, or why not.
-    fn metrics(&self) -> Result<String, String> {
-        let ns = self.ns.clone();
-        std::thread::spawn(move || -> Result<String, String> {
-            netns::enter(&ns)?;
-            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, METRICS_PORT);
-            let mut s = TcpStream::connect_timeout(&to.into(), Duration::from_secs(1))
-                .map_err(|e| format!("connect to {to}: {e}"))?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))
-                .map_err(|e| e.to_string())?;
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut text = String::new();
-            s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-            Ok(text)
-        })
-        .join()
-        .map_err(|_| "the metrics thread panicked".to_owned())?
-    }
-
-    /// `popsel_pop_up` by endpoint address, once the first probe round has filled it for
-    /// `endpoints` addresses (at most 10 s).
-    fn endpoints_up(&mut self, endpoints: usize) -> BTreeMap<Ipv4Addr, bool> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("popsel run ended: {status}");
-            }
-            match self.metrics() {
-                Ok(text) => {
-                    let up = pop_up(&text);
-                    if up.len() >= endpoints {
-                        return up;
-                    }
-                    last = text;
+        match agent.metrics(SocketAddrV4::new(Ipv4Addr::LOCALHOST, METRICS_PORT)) {
+            Ok(text) => {
+                let up = pop_up(&text);
+                if up.len() >= endpoints {
+                    return up;
                 }
-                Err(e) => last = e,
+                last = text;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            Err(e) => last = e,
         }
-        panic!("no probe round with {endpoints} endpoints in the metrics within 10 s:\n{last}");
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-impl Drop for AgentInBranch {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    panic!("no probe round with {endpoints} endpoints in the metrics within 10 s:\n{last}");
 }
 
 /// `popsel_pop_up{…, ip="A", …} V` lines: whether each endpoint answered.
@@ -543,8 +466,8 @@ async fn agent_view(lab: &IpsecLab, api_url: &str, interface: Option<&str>) -> V
     ));
     site.write();
     let endpoints: usize = lab.pops().iter().map(|p| p.addresses().len()).sum();
-    let mut agent = AgentInBranch::start(lab, &site);
-    let up = tokio::task::block_in_place(|| agent.endpoints_up(endpoints));
+    let mut agent = Agent::spawn(lab, site.command(lab, "run", &[]), site.files.dir.path());
+    let up = tokio::task::block_in_place(|| endpoints_up(&mut agent, endpoints));
     drop(agent);
     lab.pops()
         .iter()
@@ -561,8 +484,10 @@ async fn agent_view(lab: &IpsecLab, api_url: &str, interface: Option<&str>) -> V
 /// `[probe] interface`; `popsel rank` has no such flag) and read from its `popsel_pop_up`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_pops() {
-    let start = Instant::now();
-    let Some(lab) = lab_with(LabSpec::new(3)) else {
+    let _timed = ipsec::Timed::start(
+        "probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_pops",
+    );
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
         return;
     };
     let sim = lab.start_sim().await;
@@ -599,10 +524,6 @@ async fn probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_
     assert!(
         lab.wait_until_answered_by(0, UP_WITHIN).is_ok(),
         "the tunnel carries on"
-    );
-    timed(
-        "probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_pops",
-        start,
     );
 }
 
@@ -692,8 +613,9 @@ fn is_echo_reply(packet: &[u8], from: Ipv4Addr, id: u16, seq: u16) -> bool {
 /// The rule `not fwmark 0x2a lookup 220` sends everything else to the tunnel's routes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_marked_as_charons_own_reaches_every_pop_past_a_full_tunnel() {
-    let start = Instant::now();
-    let Some(lab) = lab_with(LabSpec::new(3)) else {
+    let _timed =
+        ipsec::Timed::start("a_probe_marked_as_charons_own_reaches_every_pop_past_a_full_tunnel");
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
         return;
     };
     let sim = lab.start_sim().await;
@@ -722,10 +644,6 @@ async fn a_probe_marked_as_charons_own_reaches_every_pop_past_a_full_tunnel() {
     // Marked as charon's own: out of the tunnel, and PoP 0's reply, whichever way it comes,
     // reaches the socket.
     assert_eq!(marked, [true, true, true], "{context}");
-    timed(
-        "a_probe_marked_as_charons_own_reaches_every_pop_past_a_full_tunnel",
-        start,
-    );
 }
 
 // ---- 3. failover in files mode ----
@@ -740,7 +658,7 @@ const BRANCH_LAN_ADDRESS: &str = "198.19.100.1/32";
 /// A lab of three PoPs that accept [`BRANCH_LAN`] for the branch side, with the branch
 /// holding [`BRANCH_LAN_ADDRESS`].
 fn lab_with_branch_lan() -> Option<IpsecLab> {
-    let lab = lab_with(LabSpec {
+    let lab = ipsec::start_or_skip(LabSpec {
         branch_ts: vec![BRANCH_LAN.into()],
         ..LabSpec::new(3)
     })?;
@@ -766,7 +684,9 @@ async fn apply_ok(lab: &IpsecLab, site: &BranchSite, what: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_mode_fails_over_to_the_secondary_when_the_primary_pop_goes_dark() {
-    let start = Instant::now();
+    let _timed = ipsec::Timed::start(
+        "files_mode_fails_over_to_the_secondary_when_the_primary_pop_goes_dark",
+    );
     let Some(lab) = lab_with_branch_lan() else {
         return;
     };
@@ -822,10 +742,6 @@ async fn files_mode_fails_over_to_the_secondary_when_the_primary_pop_goes_dark()
     );
     assert_load_alone_moved_the_primary(&runs);
     assert_rendered_to_addresses(&lab, &site.rendered(), &[new_primary_ip, new_secondary_ip]);
-    timed(
-        "files_mode_fails_over_to_the_secondary_when_the_primary_pop_goes_dark",
-        start,
-    );
 }
 
 /// The failover's hook runs (after the first apply's two): one per role, and the primary's

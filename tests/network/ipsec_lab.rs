@@ -8,11 +8,11 @@
 //! (`support::can_run_privileged`). The emulator's PSK route is checked without root.
 
 use crate::support;
-use crate::support::ipsec::{self, IpsecLab, responders};
+use crate::support::ipsec::{self, IpsecLab, LabSpec, responders};
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use popsel::atmos::{Tunnel, TunnelSpec};
@@ -24,15 +24,6 @@ use serde_json::Value;
 const UP_WITHIN: Duration = Duration::from_secs(10);
 /// How long the tests keep asking to be sure nothing answers.
 const SILENT_FOR: Duration = Duration::from_millis(1500);
-
-/// A started lab, or `None` (after saying why) where the lab cannot run; under CI=true that
-/// panics instead.
-fn lab(pops: usize) -> Option<IpsecLab> {
-    if !support::can_run_privileged(ipsec::available()) {
-        return None;
-    }
-    Some(IpsecLab::start(pops).unwrap_or_else(|e| panic!("the IPsec lab did not start: {e}")))
-}
 
 /// Creates a tunnel through the emulator's HTTP API, as popsel would.
 async fn create_tunnel(sim: &Sim, name: &str, authentication_id: &str, psk: &str) -> Tunnel {
@@ -99,33 +90,79 @@ fn initiate(lab: &IpsecLab) -> (bool, String) {
     )
 }
 
-fn timed(name: &str, start: Instant) {
-    eprintln!("{name}: {:.2} s", start.elapsed().as_secs_f64());
+/// A lab of 3 PoPs and its emulator holding one tunnel (`name`, `authentication_id`, `psk`),
+/// which the PoPs accept; `None` where the lab cannot run (see [`lab`]).
+async fn lab_holding(
+    name: &str,
+    authentication_id: &str,
+    psk: &str,
+) -> Option<(IpsecLab, Sim, Tunnel)> {
+    let lab = ipsec::start_or_skip(LabSpec::new(3))?;
+    let sim = lab.start_sim().await;
+    let tunnel = create_tunnel(&sim, name, authentication_id, psk).await;
+    assert_eq!(lab.sync_responders(&sim).await, Ok(1));
+    Some((lab, sim, tunnel))
+}
+
+/// Loads [`branch_conf`] into the branch's charon; what swanctl said.
+fn load_branch(
+    lab: &IpsecLab,
+    authentication_id: &str,
+    psk: &str,
+    endpoint: Ipv4Addr,
+    start_action: &str,
+) -> String {
+    lab.branch_charon()
+        .load(&branch_conf(authentication_id, psk, endpoint, start_action))
+        .expect("load the branch")
+}
+
+/// Loads [`branch_conf`] to `endpoint` of PoP `pop` (`target`), initiates it, and asserts that
+/// it comes up and carries the branch to that PoP; `what` names the attempt in messages.
+#[track_caller]
+fn comes_up(
+    lab: &IpsecLab,
+    authentication_id: &str,
+    psk: &str,
+    target: (Ipv4Addr, usize),
+    what: &str,
+) {
+    let (endpoint, pop) = target;
+    load_branch(lab, authentication_id, psk, endpoint, "none");
+    let (up, said) = initiate(lab);
+    assert!(up, "{what} did not come up:\n{said}");
+    answered_by(lab, pop, what);
+}
+
+/// Waits until PoP `pop` answers through a tunnel (at most [`UP_WITHIN`]); how long it took.
+#[track_caller]
+fn answered_by(lab: &IpsecLab, pop: usize, when: &str) -> Duration {
+    lab.wait_until_answered_by(pop, UP_WITHIN)
+        .unwrap_or_else(|e| panic!("{when}: {e}"))
+}
+
+/// Asserts that no PoP answers for `during`.
+#[track_caller]
+fn silent(lab: &IpsecLab, during: Duration, when: &str) {
+    lab.no_answer_during(during)
+        .unwrap_or_else(|e| panic!("{when}: {e}"));
 }
 
 #[tokio::test]
 async fn a_tunnel_held_by_the_emulator_carries_the_branch_to_its_pop() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
-    let sim = lab.start_sim().await;
+    let _timed = ipsec::Timed::start("a_tunnel_held_by_the_emulator_carries_the_branch_to_its_pop");
     let psk = "chicago-lab-psk-1";
-    let tunnel = create_tunnel(&sim, "Chicago IPSec1", "chicago@branch.example", psk).await;
-    assert_eq!(lab.sync_responders(&sim).await, Ok(1));
+    let Some((lab, _sim, tunnel)) =
+        lab_holding("Chicago IPSec1", "chicago@branch.example", psk).await
+    else {
+        return;
+    };
     assert_eq!(lab.who_answers(), None, "nothing answers before a tunnel");
 
-    let report = lab
-        .branch_charon()
-        .load(&branch_conf(
-            &tunnel.authentication_id,
-            psk,
-            lab.pop(0).address(),
-            "start",
-        ))
-        .expect("load the branch");
+    let pop = lab.pop(0).address();
+    let report = load_branch(&lab, &tunnel.authentication_id, psk, pop, "start");
     assert!(report.contains("loaded connection 'lab'"), "{report}");
-    let took = lab
-        .wait_until_answered_by(0, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let took = answered_by(&lab, 0, "the first answer");
     eprintln!("first answer through PoP 0 after {took:?}");
 
     assert!(lab.branch_charon().is_up("lab"), "{}", lab.state_for(0));
@@ -147,20 +184,17 @@ async fn a_tunnel_held_by_the_emulator_carries_the_branch_to_its_pop() {
             "PoP {other} has an SA:\n{sas}"
         );
     }
-    timed(
-        "a_tunnel_held_by_the_emulator_carries_the_branch_to_its_pop",
-        start,
-    );
 }
 
 #[tokio::test]
 async fn a_wrong_psk_never_brings_the_tunnel_up() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
-    let sim = lab.start_sim().await;
+    let _timed = ipsec::Timed::start("a_wrong_psk_never_brings_the_tunnel_up");
     let psk = "toronto-lab-psk-1";
-    let tunnel = create_tunnel(&sim, "Toronto IPSec1", "toronto@branch.example", psk).await;
-    lab.sync_responders(&sim).await.expect("sync");
+    let Some((lab, _sim, tunnel)) =
+        lab_holding("Toronto IPSec1", "toronto@branch.example", psk).await
+    else {
+        return;
+    };
     let pop = lab.pop(0).address();
 
     for wrong in [
@@ -168,41 +202,36 @@ async fn a_wrong_psk_never_brings_the_tunnel_up() {
         "toronto-lab-psk-1 ",
         "TORONTO-LAB-PSK-1",
     ] {
-        lab.branch_charon()
-            .load(&branch_conf(&tunnel.authentication_id, wrong, pop, "none"))
-            .expect("load the branch");
+        load_branch(&lab, &tunnel.authentication_id, wrong, pop, "none");
         let (up, said) = initiate(&lab);
         assert!(!up, "came up with PSK {wrong:?}:\n{said}");
         assert!(!lab.branch_charon().is_up("lab"), "{}", lab.state_for(0));
-        lab.no_answer_during(SILENT_FOR / 3)
-            .unwrap_or_else(|e| panic!("with PSK {wrong:?}: {e}"));
+        silent(&lab, SILENT_FOR / 3, &format!("with PSK {wrong:?}"));
     }
     // The same configuration with the stored PSK comes up: the PSK alone made the difference.
-    lab.branch_charon()
-        .load(&branch_conf(&tunnel.authentication_id, psk, pop, "none"))
-        .expect("load the branch");
-    let (up, said) = initiate(&lab);
-    assert!(up, "the right PSK did not bring it up:\n{said}");
-    lab.wait_until_answered_by(0, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
-    timed("a_wrong_psk_never_brings_the_tunnel_up", start);
+    comes_up(
+        &lab,
+        &tunnel.authentication_id,
+        psk,
+        (pop, 0),
+        "the right PSK",
+    );
 }
 
 #[tokio::test]
 async fn a_tunnel_deleted_from_the_emulator_is_refused_after_sync() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
+    let _timed = ipsec::Timed::start("a_tunnel_deleted_from_the_emulator_is_refused_after_sync");
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
     let sim = lab.start_sim().await;
     let (psk1, psk2) = ("atlanta-lab-psk-1", "atlanta-lab-psk-2");
     let gone = create_tunnel(&sim, "Atlanta IPSec1", "atlanta1@branch.example", psk1).await;
     let kept = create_tunnel(&sim, "Atlanta IPSec2", "atlanta2@branch.example", psk2).await;
     assert_eq!(lab.sync_responders(&sim).await, Ok(2));
     let pop = lab.pop(1).address();
-    lab.branch_charon()
-        .load(&branch_conf(&gone.authentication_id, psk1, pop, "start"))
-        .expect("load the branch");
-    lab.wait_until_answered_by(1, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
+    load_branch(&lab, &gone.authentication_id, psk1, pop, "start");
+    answered_by(&lab, 1, "before the delete");
 
     support::client_for(&sim)
         .delete::<Tunnel>(&gone.id)
@@ -212,134 +241,123 @@ async fn a_tunnel_deleted_from_the_emulator_is_refused_after_sync() {
     assert_eq!(lab.who_answers(), Some(1));
     assert_eq!(lab.sync_responders(&sim).await, Ok(1));
     // Its SA is gone at once, and a new one is refused.
-    lab.no_answer_during(SILENT_FOR)
-        .unwrap_or_else(|e| panic!("after the delete: {e}"));
+    silent(&lab, SILENT_FOR, "after the delete");
     let (up, said) = initiate(&lab);
     assert!(!up, "a deleted tunnel came up again:\n{said}");
-    lab.no_answer_during(SILENT_FOR / 3)
-        .unwrap_or_else(|e| panic!("after a new attempt: {e}"));
+    silent(&lab, SILENT_FOR / 3, "after a new attempt");
     assert!(!lab.pop(1).charon().list_sas().contains("atlanta1"));
 
     // The tunnel that is still there is still accepted.
-    lab.branch_charon()
-        .load(&branch_conf(&kept.authentication_id, psk2, pop, "none"))
-        .expect("load the branch");
-    let (up, said) = initiate(&lab);
-    assert!(up, "the remaining tunnel was refused:\n{said}");
-    lab.wait_until_answered_by(1, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
-    timed(
-        "a_tunnel_deleted_from_the_emulator_is_refused_after_sync",
-        start,
+    comes_up(
+        &lab,
+        &kept.authentication_id,
+        psk2,
+        (pop, 1),
+        "the remaining tunnel",
     );
 }
 
 #[tokio::test]
 async fn a_dark_pop_carries_nothing_until_it_comes_back() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
-    let sim = lab.start_sim().await;
+    let _timed = ipsec::Timed::start("a_dark_pop_carries_nothing_until_it_comes_back");
     let psk = "newyork-lab-psk-1";
-    let tunnel = create_tunnel(&sim, "New York IPSec1", "nyc@branch.example", psk).await;
-    lab.sync_responders(&sim).await.expect("sync");
-    lab.branch_charon()
-        .load(&branch_conf(
-            &tunnel.authentication_id,
-            psk,
-            lab.pop(0).address(),
-            "start",
-        ))
-        .expect("load the branch");
-    lab.wait_until_answered_by(0, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let Some((lab, _sim, tunnel)) = lab_holding("New York IPSec1", "nyc@branch.example", psk).await
+    else {
+        return;
+    };
+    let pop = lab.pop(0).address();
+    load_branch(&lab, &tunnel.authentication_id, psk, pop, "start");
+    answered_by(&lab, 0, "PoP 0 before it goes dark");
 
     lab.go_dark(0).expect("go dark");
-    lab.no_answer_during(SILENT_FOR)
-        .unwrap_or_else(|e| panic!("PoP 0 is dark: {e}"));
+    silent(&lab, SILENT_FOR, "PoP 0 is dark");
 
     lab.come_back(0).expect("come back");
-    lab.wait_until_answered_by(0, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("PoP 0 came back: {e}"));
-    timed("a_dark_pop_carries_nothing_until_it_comes_back", start);
+    answered_by(&lab, 0, "PoP 0 came back");
 }
 
 #[tokio::test]
 async fn a_silenced_endpoint_carries_nothing_until_restored() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
-    let sim = lab.start_sim().await;
+    let _timed = ipsec::Timed::start("a_silenced_endpoint_carries_nothing_until_restored");
     let psk = "dallas-lab-psk-1";
-    let tunnel = create_tunnel(&sim, "Dallas IPSec1", "dallas@branch.example", psk).await;
-    lab.sync_responders(&sim).await.expect("sync");
+    let Some((lab, _sim, tunnel)) =
+        lab_holding("Dallas IPSec1", "dallas@branch.example", psk).await
+    else {
+        return;
+    };
     // The PoP's second endpoint, so that its first stays as it was.
     let endpoint = lab.pop(2).addresses()[1];
-    lab.branch_charon()
-        .load(&branch_conf(
-            &tunnel.authentication_id,
-            psk,
-            endpoint,
-            "start",
-        ))
-        .expect("load the branch");
-    lab.wait_until_answered_by(2, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
+    load_branch(&lab, &tunnel.authentication_id, psk, endpoint, "start");
+    answered_by(&lab, 2, &format!("endpoint {endpoint} before the silence"));
 
     lab.silence_endpoint(2, 1).expect("silence");
-    lab.no_answer_during(SILENT_FOR)
-        .unwrap_or_else(|e| panic!("endpoint {endpoint} is silent: {e}"));
+    silent(&lab, SILENT_FOR, &format!("endpoint {endpoint} is silent"));
     lab.restore_endpoint(2, 1).expect("restore");
-    lab.wait_until_answered_by(2, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("endpoint {endpoint} is back: {e}"));
+    answered_by(&lab, 2, &format!("endpoint {endpoint} is back"));
     // The SA stayed on that endpoint all along: the PoP's charon saw nothing to roam from.
     let sas = lab.branch_charon().list_sas();
     assert!(sas.contains(&format!("@ {endpoint}[4500]")), "{sas}");
-    timed("a_silenced_endpoint_carries_nothing_until_restored", start);
+}
+
+/// `popsel ARGS` in the branch namespace with `env` (and no `POPSEL_API_URL`), to its end
+/// off the runtime's threads (at most 30 s).
+async fn popsel_in_branch(lab: &IpsecLab, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = lab.branch().command(env!("CARGO_BIN_EXE_popsel"));
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .env_remove("POPSEL_API_URL");
+    let what = format!("popsel {args:?}");
+    tokio::task::spawn_blocking(move || ipsec::run_within(cmd, Duration::from_secs(30)))
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// popsel, in the branch namespace, creates a tunnel through the relay to the in-process
 /// emulator; the PoPs, following the emulator, accept it without being told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow() {
-    let start = Instant::now();
-    let Some(lab) = lab(3) else { return };
+    let _timed = ipsec::Timed::start(
+        "a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow",
+    );
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
     let sim = lab.start_sim().await;
     let _follower = lab.follow(&sim);
     let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
     let psk = "montreal-lab-psk-1";
-    let mut cmd = lab.branch().command(env!("CARGO_BIN_EXE_popsel"));
-    cmd.args([
-        "--api-url",
-        &relay.url(),
-        "tunnels",
-        "create",
-        "--name",
-        "Montreal IPSec1",
-    ])
-    .args([
-        "--authentication-id",
-        "mtl@branch.example",
-        "--location-id",
-        "lab-location",
-    ])
-    .args(["--psk-env", "LAB_PSK", "--output", "json"])
-    .env("LAB_PSK", psk)
-    .env("POPSEL_API_TOKEN", support::TOKEN)
-    .env_remove("POPSEL_API_URL")
-    .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || ipsec::run_within(cmd, Duration::from_secs(30)))
-        .await
-        .expect("join")
-        .expect("popsel tunnels create");
+    let url = relay.url();
+    let out = popsel_in_branch(
+        &lab,
+        &[
+            "--api-url",
+            &url,
+            "tunnels",
+            "create",
+            "--name",
+            "Montreal IPSec1",
+            "--authentication-id",
+            "mtl@branch.example",
+            "--location-id",
+            "lab-location",
+            "--psk-env",
+            "LAB_PSK",
+            "--output",
+            "json",
+        ],
+        &[("LAB_PSK", psk), ("POPSEL_API_TOKEN", support::TOKEN)],
+    )
+    .await;
     assert!(out.status.success(), "{}", support::show(&out));
 
-    lab.branch_charon()
-        .load(&branch_conf(
-            "mtl@branch.example",
-            psk,
-            lab.pop(1).address(),
-            "none",
-        ))
-        .expect("load the branch");
+    load_branch(
+        &lab,
+        "mtl@branch.example",
+        psk,
+        lab.pop(1).address(),
+        "none",
+    );
     // The follower syncs every 200 ms: the first attempts may come before it.
     let deadline = Instant::now() + UP_WITHIN;
     loop {
@@ -350,23 +368,20 @@ async fn a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow
         assert!(Instant::now() < deadline, "never accepted:\n{said}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    lab.wait_until_answered_by(1, UP_WITHIN)
-        .unwrap_or_else(|e| panic!("{e}"));
-    timed(
-        "a_tunnel_popsel_creates_from_the_branch_is_accepted_by_pops_that_follow",
-        start,
-    );
+    answered_by(&lab, 1, "the tunnel popsel created");
 }
 
 #[tokio::test]
 async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
-    let Some(lab) = lab(3) else { return };
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
     let namespaces = lab.namespaces();
     let mut pids = vec![lab.branch_charon().pid().expect("branch charon pid")];
     pids.extend(lab.pops().iter().map(|p| p.charon().pid().expect("pid")));
     let dir = lab.dir().to_owned();
     for pid in &pids {
-        assert!(ipsec::netns::alive(*pid), "charon {pid} is not running");
+        assert!(support::netns::alive(*pid), "charon {pid} is not running");
     }
     let existing = ipsec::netns::existing();
     for ns in &namespaces {
@@ -383,7 +398,7 @@ async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
 
     drop(lab);
     for pid in &pids {
-        assert!(!ipsec::netns::alive(*pid), "charon {pid} still runs");
+        assert!(!support::netns::alive(*pid), "charon {pid} still runs");
     }
     let existing = ipsec::netns::existing();
     for ns in &namespaces {
@@ -405,7 +420,9 @@ async fn a_lab_leaves_no_namespace_process_or_mount_behind() {
 
 #[tokio::test]
 async fn popsel_ranks_the_lab_pops_from_the_branch() {
-    let Some(lab) = lab(3) else { return };
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
     let doc = lab.catalog_json();
     let catalog = popsel::catalog::Catalog::from_json(&doc.to_string()).expect("catalogue");
     assert!(catalog.skipped.is_empty(), "{:?}", catalog.skipped);
@@ -431,10 +448,16 @@ async fn popsel_ranks_the_lab_pops_from_the_branch() {
 
     let file = lab.dir().join("catalog.json");
     std::fs::write(&file, doc.to_string()).expect("write the catalogue");
-    let mut cmd = lab.branch().command(env!("CARGO_BIN_EXE_popsel"));
-    cmd.args(["rank", "--site", ipsec::SITE_ARG, "--no-dns", "--catalog"])
-        .arg(&file)
-        .args([
+    let file = file.to_str().expect("a UTF-8 temporary path");
+    let out = popsel_in_branch(
+        &lab,
+        &[
+            "rank",
+            "--site",
+            ipsec::SITE_ARG,
+            "--no-dns",
+            "--catalog",
+            file,
             "--count",
             "3",
             "--interval",
@@ -443,10 +466,10 @@ async fn popsel_ranks_the_lab_pops_from_the_branch() {
             "1s",
             "--output",
             "json",
-        ])
-        .env_remove("POPSEL_API_URL")
-        .stdin(Stdio::null());
-    let out = ipsec::run_within(cmd, Duration::from_secs(30)).expect("popsel rank");
+        ],
+        &[],
+    )
+    .await;
     assert!(out.status.success(), "{}", support::show(&out));
     let ranking: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let pops = ranking["pops"].as_array().expect("pops");

@@ -9,11 +9,10 @@
 //!
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
-use crate::support;
 use crate::support::ipsec::agent::{
     Agent, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas, pop_of, settled,
 };
-use crate::support::ipsec::{self, IpsecLab};
+use crate::support::ipsec::{self, LabSpec};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -22,16 +21,11 @@ use popsel::edge::vici::{ChildState, SaRef, Vici, Wait};
 /// Generous: the first round waits for the tunnels to be created and the PoPs to follow.
 const SETTLED_WITHIN: Duration = Duration::from_secs(40);
 
-fn lab(pops: usize) -> Option<IpsecLab> {
-    if !support::can_run_privileged(ipsec::available()) {
-        return None;
-    }
-    Some(IpsecLab::start(pops).unwrap_or_else(|e| panic!("the IPsec lab did not start: {e}")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothing_flaps_back() {
-    let Some(lab) = lab(3) else { return };
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
     let sim = lab.start_sim().await;
     let _follower = lab.follow(&sim);
     let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
@@ -94,7 +88,9 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_charon_is_given_its_connections_again() {
-    let Some(lab) = lab(2) else { return };
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(2)) else {
+        return;
+    };
     let sim = lab.start_sim().await;
     let _follower = lab.follow(&sim);
     let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");

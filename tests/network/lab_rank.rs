@@ -85,7 +85,7 @@ fn rank(lab: &Lab, dir: &Path, extra: &[&str]) -> Value {
         .args(["--count", "5", "--interval", "100ms", "--timeout", "1s"])
         .args(["--output", "json"])
         .args(extra);
-    let out = lab::output_within(cmd, Duration::from_secs(60)).expect("popsel rank");
+    let out = lab::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
     let stderr = support::stderr(&out);
     assert!(out.status.success(), "popsel rank failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -367,7 +367,7 @@ fn a_whole_rank_cycle_against_the_emulator_in_the_lab() {
         .arg(lab.nameserver().to_string())
         .args(["--count", "3", "--interval", "50ms", "--timeout", "500ms"])
         .args(["--output", "json"]);
-    let out = lab::output_within(cmd, Duration::from_secs(60)).expect("popsel rank");
+    let out = lab::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
     assert!(out.status.success(), "{}", support::stderr(&out));
     let ranking: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let pops = ranking["pops"].as_array().expect("pops");

@@ -1,16 +1,19 @@
 //! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
 //! the `popsel` binary; `site` is the demo site the tests build their configs on, `api` the API
-//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec` the IPsec lab (real charons). Each
-//! test binary (`tests/<binary>/main.rs`) declares it once as
-//! `#[path = "../support/mod.rs"] mod support;`.
+//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec`
+//! the IPsec lab (real charons); `netns` (network namespace guards) and `bounded` (commands run
+//! with a time limit) are what the two labs share. Each test binary (`tests/<binary>/main.rs`)
+//! declares it once as `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bounded;
 pub mod chaos;
 pub mod flood;
 pub mod hostile;
 pub mod ipsec;
+pub mod netns;
 pub mod raw_http;
 pub mod site;
 pub mod state_faults;
@@ -197,6 +200,17 @@ pub async fn sim_request(
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The names of the tunnels the emulator holds, sorted.
+pub fn tunnel_names(sim: &Sim) -> Vec<String> {
+    let mut names: Vec<String> = sim
+        .with_store(|s| s.list::<popsel::atmos::Tunnel>())
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    names
 }
 
 /// Sets the status of a tunnel or a connector (`kind`: "tunnels" or "connectors") in the

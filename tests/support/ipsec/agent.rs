@@ -2,15 +2,16 @@
 //! (the demo site's Chicago, which is the lab's site), the running agent, and what the tests and
 //! the failover benchmark read back (its selection, the branch charon's SAs).
 
-use std::net::IpAddr;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use popsel::edge::vici::{ChildState, IkeSa, Vici};
 use serde_json::Value;
 
-use super::IpsecLab;
+use super::{IpsecLab, netns};
 use crate::support;
 use crate::support::site::{CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteToml};
 
@@ -63,21 +64,25 @@ listen = "127.0.0.1:0"
         ))
 }
 
-/// `popsel run` in the branch namespace; killed when dropped. Its output goes to a file, read
-/// for failure messages and checked for the PSKs.
+/// `popsel run` in the branch namespace; stopped when dropped (SIGTERM, as a service manager
+/// stops it, then SIGKILL after 5 s). Its output goes to a file, read for failure messages and
+/// checked for the PSKs.
 pub struct Agent {
     child: Child,
+    /// The directory of its config, state (`state/`) and log (`agent.log`).
     dir: PathBuf,
+    /// The branch namespace, where its metrics listen.
+    ns: String,
 }
 
 impl Agent {
+    /// With [`config`]: driving the branch charon over VICI, through the emulator at `api_url`.
     pub fn start(lab: &IpsecLab, api_url: &str) -> Agent {
         let dir = lab.dir().join("agent");
         std::fs::create_dir_all(&dir).expect("agent dir");
         let path = dir.join("popsel.toml");
         let text = config(api_url, &lab.branch_charon().vici_socket()).render();
         std::fs::write(&path, text).expect("write the config");
-        let log = std::fs::File::create(dir.join("agent.log")).expect("agent log");
         let mut cmd = lab.branch().command(env!("CARGO_BIN_EXE_popsel"));
         cmd.args(["run", "--config"])
             .arg(&path)
@@ -86,15 +91,51 @@ impl Agent {
             .env("LAB_PSK_2", PSK_2)
             .env("LAB_PSK_FRA", PSK_FRANKFURT)
             .env_remove("POPSEL_API_URL")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+            .stdin(Stdio::null());
+        Agent::spawn(lab, cmd, &dir)
+    }
+
+    /// Starts `cmd`, a `popsel run` in the branch namespace (`ip netns exec` execs popsel, so
+    /// the child is the agent) whose config sits in `dir` with its state in `dir/state`; its
+    /// output goes to `dir/agent.log`.
+    pub fn spawn(lab: &IpsecLab, mut cmd: Command, dir: &Path) -> Agent {
+        let log = std::fs::File::create(dir.join("agent.log")).expect("agent log");
+        cmd.stdout(log.try_clone().expect("log")).stderr(log);
         let child = cmd.spawn().expect("start popsel run in the branch");
-        Agent { child, dir }
+        Agent {
+            child,
+            dir: dir.to_owned(),
+            ns: lab.branch().netns().to_owned(),
+        }
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// How it ended, if it has.
+    pub fn ended(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// `GET /metrics` from its `[metrics] listen` address `at`, asked from inside the branch
+    /// namespace, or why not.
+    pub fn metrics(&self, at: SocketAddrV4) -> Result<String, String> {
+        let ns = self.ns.clone();
+        std::thread::spawn(move || -> Result<String, String> {
+            netns::enter(&ns)?;
+            let mut s = TcpStream::connect_timeout(&at.into(), Duration::from_secs(1))
+                .map_err(|e| format!("connect to {at}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .map_err(|e| e.to_string())?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+            Ok(text)
+        })
+        .join()
+        .map_err(|_| "the metrics thread panicked".to_owned())?
     }
 
     /// The selection popsel last persisted: (primary IP, secondary IP).
@@ -113,6 +154,16 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.ended().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {

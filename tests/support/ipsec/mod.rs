@@ -39,8 +39,10 @@ pub mod netns;
 pub mod responders;
 pub mod service;
 
+/// Commands run with a time limit: shared with the latency lab.
+pub use super::bounded::run_within;
+
 use std::ffi::OsStr;
-use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -205,39 +207,6 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `cmd` to its end, output captured; kills it if it runs longer than `limit`.
-pub fn run_within(mut cmd: Command, limit: Duration) -> Result<Output, String> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("run {cmd:?}: {e}"))?;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{cmd:?} still ran after {limit:?}; killed"));
-            }
-            Err(e) => return Err(format!("wait for {cmd:?}: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
-}
-
 /// The branch: where popsel and its charon run.
 pub struct Branch {
     charon: Charon,
@@ -323,7 +292,7 @@ impl Pop {
         hub: &NetNs,
         dir: &Path,
     ) -> Result<Pop, String> {
-        let ns = NetNs::create(lab_no, &format!("pop{index}"))?;
+        let ns = netns::create(lab_no, &format!("pop{index}"))?;
         let third = u8::try_from(index + 1).map_err(|_| "too many PoPs".to_owned())?;
         let addresses = (1..=spec.endpoints_per_pop)
             .map(|k| u8::try_from(k).map(|k| Ipv4Addr::new(198, 18, third, k)))
@@ -383,6 +352,39 @@ impl Pop {
     }
 }
 
+/// A started lab of `spec`, or `None` (after saying why) where the lab cannot run; under
+/// CI=true that panics instead (`support::can_run_privileged`).
+pub fn start_or_skip(spec: LabSpec) -> Option<IpsecLab> {
+    if !super::can_run_privileged(available()) {
+        return None;
+    }
+    Some(IpsecLab::start_with(spec).unwrap_or_else(|e| panic!("the IPsec lab did not start: {e}")))
+}
+
+/// Prints how long a lab test took (from [`Timed::start`] to the guard's drop) when it ends
+/// without a panic: what the tests' output says of the lab's speed.
+pub struct Timed {
+    name: &'static str,
+    start: Instant,
+}
+
+impl Timed {
+    pub fn start(name: &'static str) -> Timed {
+        Timed {
+            name,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            eprintln!("{}: {:.2} s", self.name, self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// A running lab; see the module docs.
 pub struct IpsecLab {
     spec: LabSpec,
@@ -419,11 +421,11 @@ impl IpsecLab {
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
         // On any error below, what was made so far is dropped: charons stop, namespaces go.
-        let hub = NetNs::create(lab_no, "hub")?;
+        let hub = netns::create(lab_no, "hub")?;
         hub.ip(&["link", "add", "br0", "type", "bridge"])?;
         hub.ip(&["link", "set", "br0", "up"])?;
 
-        let branch_ns = NetNs::create(lab_no, "branch")?;
+        let branch_ns = netns::create(lab_no, "branch")?;
         attach(&hub, &branch_ns, "vbranch", &[BRANCH_ADDRESS])?;
         let mut branch_charon = Charon::spawn(
             "branch",

@@ -65,18 +65,8 @@ impl std::fmt::Debug for AcceptedTunnel {
     }
 }
 
-/// A swanctl value, double-quoted with escapes.
-pub fn quoted(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("\"{escaped}\"")
-}
+/// A swanctl value, double-quoted with escapes: as popsel writes its own files.
+pub use popsel::edge::swanctl::quoted;
 
 /// A secret as swanctl reads it without any quoting: `0x` and hex.
 pub fn hex_secret(secret: &str) -> String {

@@ -17,24 +17,34 @@
 //!
 //! Used by the network test binary (`tests/network/`: `lab_rank`) and by `examples/lab.rs` (by
 //! hand, and by the benchmark `benches/fping_compare.py`); both include this directory with
-//! `#[path]`.
+//! `#[path]`. The namespace guard and bounded commands are the IPsec lab's too: `../netns.rs` and
+//! `../bounded.rs`, included here with `#[path]` (so that `examples/lab.rs` needs no `support`).
 
 #![allow(dead_code)]
 
+// The namespace guard and bounded commands are the IPsec lab's (`support`) too. The network
+// test binary holds both labs and so two copies of these two modules, each lab using its own:
+// the price of `examples/lab.rs` needing no `support`.
+#[allow(clippy::duplicate_mod)]
+#[path = "../bounded.rs"]
+pub mod bounded;
 #[path = "../dns.rs"]
 pub mod dns;
+#[allow(clippy::duplicate_mod)]
+#[path = "../netns.rs"]
 pub mod netns;
 pub mod responder;
 pub mod world;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,6 +57,9 @@ use world::{LAB_ADDRESS, LAB_PREFIX, World};
 pub const TUN_NAME: &str = "lab0";
 /// How long the lab, or `popsel sim` in it, may take to start.
 const START_LIMIT: Duration = Duration::from_secs(15);
+/// The lab's namespaces are `popsel-lab-<pid>-<n>` ([`netns`]).
+const NETNS_PREFIX: &str = "popsel-lab-";
+static NEXT_NETNS: AtomicUsize = AtomicUsize::new(0);
 
 /// A running lab. Everything it started stops when it is dropped.
 pub struct Lab {
@@ -88,7 +101,11 @@ impl Lab {
     /// Starts a lab for `world` (see the module docs).
     pub fn start(world: World) -> Result<Lab, String> {
         available()?;
-        let ns = NetNs::create()?;
+        netns::sweep_stale(NETNS_PREFIX);
+        let ns = NetNs::create(
+            NETNS_PREFIX,
+            &NEXT_NETNS.fetch_add(1, Ordering::Relaxed).to_string(),
+        )?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let stats = Arc::new(Stats::default());
@@ -218,44 +235,6 @@ impl Drop for SimProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Runs `cmd` to its end, with stdout and stderr captured; kills it (by its pid) if it runs
-/// longer than `limit`.
-pub fn output_within(mut cmd: Command, limit: Duration) -> Result<Output, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("run {cmd:?}: {e}"))?;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{cmd:?} still ran after {limit:?}; killed"));
-            }
-            Err(e) => return Err(format!("wait for {cmd:?}: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
 }
 
 /// Gives the calling thread a real-time priority (SCHED_FIFO 10, through `chrt`), so that
