@@ -10,7 +10,8 @@
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
 use crate::support::ipsec::agent::{
-    Agent, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas, pop_of, settled,
+    Agent, METRICS, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas, pop_of,
+    settled,
 };
 use crate::support::ipsec::{self, LabSpec};
 
@@ -44,6 +45,44 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
         conns.iter().all(|c| c.starts_with("popsel-chicago-")),
         "{conns:?}"
     );
+    // The metrics say the same (from the next round on: the standby's IKE_SA is asked for in
+    // the background): the primary carries (and has carried the service's questions), the
+    // secondary stands by, both tunnels' IKE_SAs are up.
+    let roles_up = |metrics: &str| {
+        ["primary", "secondary"].iter().all(|role| {
+            metrics.lines().any(|l| {
+                l.starts_with("popsel_ipsec_sa_up{")
+                    && l.contains(&format!("role=\"{role}\""))
+                    && l.ends_with(" 1")
+            })
+        })
+    };
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = agent
+            .metrics(METRICS.parse().expect("address"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if roles_up(&metrics) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(roles_up(&metrics), "{metrics}");
+    let ike_up = metrics
+        .lines()
+        .filter(|l| l.starts_with("popsel_ipsec_ike_up{"));
+    assert_eq!(ike_up.filter(|l| l.ends_with(" 1")).count(), 2, "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("popsel_ipsec_bytes_total{")
+                && l.contains("direction=\"out\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    for psk in [PSK_1, PSK_2, PSK_FRANKFURT] {
+        assert!(!metrics.contains(psk), "a PSK in the metrics");
+    }
     // And it stays so: the probes to the carrying PoP are answered (through the tunnel, when
     // the PoP's selectors cover this host) and it never looks dead.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -116,7 +155,9 @@ async fn a_restarted_charon_is_given_its_connections_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
-    let Some(lab) = lab(2) else { return };
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(2)) else {
+        return;
+    };
     let sim = lab.start_sim().await;
     let _follower = lab.follow(&sim);
     let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");

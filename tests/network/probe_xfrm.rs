@@ -9,7 +9,7 @@
 //! CI=true.
 
 use crate::support;
-use crate::support::ipsec::netns::NetNs;
+use crate::support::netns::{self, NetNs};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -17,15 +17,17 @@ use std::time::Duration;
 use popsel::probe::ProbeSettings;
 use popsel::probe::icmp::Prober;
 
+/// Namespaces `popsel-xfrm-<pid>-…`.
+const PREFIX: &str = "popsel-xfrm-";
 const HERE: &str = "198.18.201.1";
 const PEER: &str = "198.18.201.2";
 
 /// A namespace pair, `here` holding a policy that requires ESP for everything to `PEER`.
 fn world() -> Result<(NetNs, NetNs), String> {
-    // A lab number of its own among this process's namespaces.
-    let here = NetNs::create(9001, "xfrm-here")?;
-    let peer = NetNs::create(9001, "xfrm-peer")?;
-    support::ipsec::netns::ip(&[
+    netns::sweep_stale(PREFIX);
+    let here = NetNs::create(PREFIX, "here")?;
+    let peer = NetNs::create(PREFIX, "peer")?;
+    netns::ip(&[
         "link",
         "add",
         "xh",
@@ -70,7 +72,7 @@ fn world() -> Result<(NetNs, NetNs), String> {
 fn replies(ns: &NetNs, settings: ProbeSettings) -> Result<u32, String> {
     let name = ns.name().to_owned();
     std::thread::spawn(move || -> Result<u32, String> {
-        support::ipsec::netns::enter(&name)?;
+        netns::enter(&name)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -18,6 +18,8 @@ use crate::support::site::{CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteToml}
 pub const PSK_1: &str = "vici-lab-psk-one-5d1c";
 pub const PSK_2: &str = "vici-lab-psk-two-93fa";
 pub const PSK_FRANKFURT: &str = "vici-lab-psk-fra-41b7";
+/// Where the agent's metrics listen, inside the branch namespace (the lab's own: no clash).
+pub const METRICS: &str = "127.0.0.1:9469";
 pub const PRIMARY_CONN: &str = "popsel-chicago-primary";
 pub const SECONDARY_CONN: &str = "popsel-chicago-secondary";
 
@@ -59,7 +61,7 @@ reconcile_interval = "2s"
 status_interval = "1h"
 
 [metrics]
-listen = "127.0.0.1:0"
+listen = "{METRICS}"
 "#
         ))
 }
