@@ -143,11 +143,18 @@ pub async fn hand_off(
                 ipsec = Some(converged.sas);
             }
             Err(error) => {
-                unwritten.extend(locations.iter().map(|l| l.name.as_str()));
+                // Only the locations of this host are charon's (see `charon::converge`).
+                unwritten.extend(
+                    locations
+                        .iter()
+                        .filter(|l| l.local)
+                        .map(|l| l.name.as_str()),
+                );
                 failures.push(HandOffFailure::Charon {
-                    location: "(every location)".to_owned(),
+                    location: "(every location of this host)".to_owned(),
                     error,
                 });
+                ipsec = Some(charon::unreachable(locations, previous));
             }
         }
     }

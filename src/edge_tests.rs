@@ -150,3 +150,50 @@ async fn only_the_location_whose_files_failed_skips_its_hook() {
     assert_eq!(handed.handed_off.len(), 1);
     assert_eq!(handed.handed_off[0].location, written.name);
 }
+
+/// charon out of reach: the locations of this host keep their previous selection and their
+/// SAs read as down (not as whatever was last seen); a location not measured from here is not
+/// charon's, and its new selection stands.
+#[tokio::test]
+async fn without_charon_the_hosts_locations_keep_their_selection_and_read_as_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = location();
+    let mut elsewhere = location();
+    elsewhere.name = "frankfurt".into();
+    elsewhere.local = false;
+    let (old, mut new) = (selection(), selection());
+    new.primary.choice = Some(choice("Dallas", "ipsec-dal-1.pops.popsel.test"));
+    let both = |s: &LocationSelection| Selection {
+        version: 1,
+        locations: [
+            (here.name.clone(), s.clone()),
+            (elsewhere.name.clone(), s.clone()),
+        ]
+        .into(),
+    };
+    let settings = EdgeSettings {
+        vici_socket: Some(dir.path().join("no-charon.vici")),
+        ..EdgeSettings::default()
+    };
+    let locations = [here.clone(), elsewhere.clone()];
+    let handed = hand_off(&settings, &locations, &both(&old), &both(&new), &[]).await;
+    assert!(
+        handed
+            .failures
+            .iter()
+            .any(|f| matches!(f, HandOffFailure::Charon { .. })),
+        "{:?}",
+        handed.failures
+    );
+    assert_eq!(handed.persisted.locations[&here.name], old, "kept");
+    assert_eq!(
+        handed.persisted.locations[&elsewhere.name], new,
+        "not charon's"
+    );
+    let sas = handed.ipsec.expect("the SAs are reported");
+    assert_eq!(sas.len(), 2, "{sas:?}");
+    assert!(
+        sas.iter()
+            .all(|s| s.location == here.name && !s.up && !s.ike_up)
+    );
+}

@@ -103,24 +103,30 @@ pub async fn converge(
             continue;
         };
         let (assignment, steps) = plan_location(location, wanted, &observed);
+        // A failed step ends the location's round: the steps after it may break what carries
+        // (the old carrier is closed only after the new one was asked for successfully).
         for step in &steps {
-            if let Err(error) = run(&mut vici, step).await {
-                converged.failures.push((location.name.clone(), error));
-                break;
-            }
+            let result = run(&mut vici, step).await;
+            // A command that timed out leaves the connection out of use: the next location
+            // gets a new one.
             if vici.is_broken() {
                 vici = Vici::connect(socket, timeout).await?;
+            }
+            if let Err(error) = result {
+                converged.failures.push((location.name.clone(), error));
+                break;
             }
         }
         assignments.push((location, assignment));
     }
     for step in plan_removals(locations, &observed) {
-        if let Err(error) = run(&mut vici, &step).await {
+        let result = run(&mut vici, &step).await;
+        if vici.is_broken() {
+            vici = Vici::connect(socket, timeout).await?;
+        }
+        if let Err(error) = result {
             converged.failures.push(("(removed)".to_owned(), error));
         }
-    }
-    if vici.is_broken() {
-        vici = Vici::connect(socket, timeout).await?;
     }
     let after = observe(&mut vici).await?;
     for (location, assignment) in assignments {
@@ -129,6 +135,35 @@ pub async fn converge(
             .extend(status(location, &assignment, selection, &after));
     }
     Ok(converged)
+}
+
+/// Every role of every location of this host as down: what the metrics say when charon cannot
+/// be reached (rather than the last state seen, which would keep `popsel_ipsec_sa_up` at 1).
+pub fn unreachable(locations: &[Location], selection: &Selection) -> Vec<SaStatus> {
+    let mut out = Vec::new();
+    for location in locations.iter().filter(|l| l.local) {
+        let Some(wanted) = selection.locations.get(&location.name) else {
+            continue;
+        };
+        for tunnel in &location.tunnels {
+            let Some(choice) = &wanted.role(tunnel.role).choice else {
+                continue;
+            };
+            out.push(SaStatus {
+                location: location.name.clone(),
+                role: tunnel.role,
+                tunnel: tunnel.name.clone(),
+                pop: choice.pop.to_string(),
+                up: false,
+                ike_up: false,
+                child_id: None,
+                bytes_in: None,
+                bytes_out: None,
+                established_secs: None,
+            });
+        }
+    }
+    out
 }
 
 /// The carrier's and the standby's status after the round.

@@ -13,6 +13,11 @@ pub fn change_env(change: &Change) -> Vec<(String, String)> {
         ("POPSEL_LOCATION".to_owned(), change.location.clone()),
         ("POPSEL_ROLE".to_owned(), change.role.to_string()),
         ("POPSEL_REASON".to_owned(), change.reason.clone()),
+        // The swanctl connection of the role, as `swanctl` renders its name.
+        (
+            "POPSEL_SWANCTL_CONN".to_owned(),
+            super::swanctl::connection_name(&change.location, change.role),
+        ),
     ];
     for (prefix, choice) in [("OLD", &change.old), ("NEW", &change.new)] {
         let (pop, fqdn, ip) = match choice {

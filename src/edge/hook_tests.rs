@@ -21,6 +21,10 @@ async fn on_change_gets_the_change_in_its_environment_without_a_shell() {
     let env = std::fs::read_to_string(&out).unwrap();
     assert!(env.contains("POPSEL_LOCATION=chicago"));
     assert!(env.contains("POPSEL_ROLE=primary"));
+    assert!(
+        env.contains("POPSEL_SWANCTL_CONN=popsel-chicago-primary"),
+        "{env}"
+    );
     assert!(env.contains("POPSEL_OLD_FQDN=old.pops.test"));
     assert!(
         env.contains("POPSEL_NEW_FQDN=$(reboot).pops.test"),

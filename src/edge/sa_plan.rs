@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::swanctl::section_name;
+use super::swanctl::connection_name;
 use super::vici::model::{
     Action, ChildSpec, ChildState, Childless, ConnSpec, IkeSa, IkeState, LoadedConn,
 };
@@ -52,9 +52,18 @@ impl Observed {
         })
     }
 
+    /// Whether `conn` has a CHILD_SA carrying: installed, or being rekeyed or moved (the new
+    /// one of a rekey is listed only once installed; asking for another then would make two).
     fn child_installed(&self, conn: &str) -> bool {
-        self.ike(conn)
-            .is_some_and(|sa| sa.installed_child(conn).is_some())
+        self.ike(conn).is_some_and(|sa| {
+            sa.children.iter().any(|c| {
+                c.name == conn
+                    && matches!(
+                        c.state,
+                        ChildState::Installed | ChildState::Rekeying | ChildState::Updating
+                    )
+            })
+        })
     }
 
     /// The IKE_SAs of `conn`, up or on their way, to another address than `ip`.
@@ -78,7 +87,10 @@ impl Observed {
                 && (matches!(sa.state, IkeState::Created | IkeState::Connecting)
                     || sa.children.iter().any(|c| {
                         c.name == conn
-                            && matches!(c.state, ChildState::Created | ChildState::Installing)
+                            && matches!(
+                                c.state,
+                                ChildState::Created | ChildState::Installing | ChildState::Retrying
+                            )
                     }))
         })
     }
@@ -133,7 +145,7 @@ pub struct Assignment {
 
 /// A tunnel's connection (and CHILD_SA, and secret) name.
 pub fn conn_name(location: &Location, role: Role) -> String {
-    format!("{PREFIX}{}-{role}", section_name(&location.name))
+    connection_name(&location.name, role)
 }
 
 /// Which tunnel carries and which stands by: the one charon already has at the primary PoP
@@ -156,11 +168,14 @@ pub fn assign(
         };
     };
     let at_primary = |conn: &&String| observed.remote_of(conn) == Some(primary_ip);
+    // No tunnel at the primary PoP yet (a planned switch to a third PoP): the one that is not
+    // carrying goes there, so that the one carrying keeps the site up until the new one is.
     let carrier = tunnels
         .iter()
         .filter(at_primary)
         .find(|c| observed.ike(c).is_some())
         .or_else(|| tunnels.iter().find(at_primary))
+        .or_else(|| tunnels.iter().find(|c| !observed.child_installed(c)))
         .or_else(|| tunnels.first())
         .cloned();
     let standby = want(Role::Secondary).and_then(|ip| {
@@ -185,6 +200,9 @@ fn selectors(list: &[TrafficSelector]) -> Vec<String> {
 fn conn_spec(location: &Location, tunnel: &TunnelConfig, name: &str, remote: IpAddr) -> ConnSpec {
     ConnSpec {
         remote_addrs: vec![remote.to_string()],
+        // popsel decides which address of a PoP to use (it measures them): charon moving an
+        // SA to another address by itself would be undone on the next round.
+        mobike: Some(false),
         dpd_delay: Some(DPD_DELAY),
         childless: Some(Childless::Allow),
         local_id: tunnel.authentication_id.clone(),

@@ -261,3 +261,54 @@ fn the_steps_never_show_a_psk() {
     assert!(text.contains("LoadShared"), "{text}");
     assert!(!text.contains(PSK) && !text.contains("s3cret"), "{text}");
 }
+
+#[test]
+fn a_planned_switch_to_a_third_pop_keeps_the_carrier_until_the_new_one_is_asked_for() {
+    // Anti-flap moved the primary to .3, where no tunnel is; .2 stays the secondary.
+    let mut next = selection();
+    next.primary.choice = Some(with_ip(choice("Dallas", "dal"), 3));
+    let (assignment, steps) = plan_location(&location(), &next, &steady());
+    assert_eq!(
+        assignment.carrier,
+        Some((SECONDARY.into(), ip(3))),
+        "the tunnel that is not carrying goes to the new primary"
+    );
+    let w = words(&steps);
+    let asked = w.iter().position(|s| *s == format!("child {SECONDARY}"));
+    let closed = w
+        .iter()
+        .position(|s| s.starts_with(&format!("close ike {PRIMARY}")));
+    assert!(
+        asked.is_some() && closed.is_some() && asked < closed,
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_child_being_rekeyed_or_moved_is_carrying() {
+    for state in [ChildState::Rekeying, ChildState::Updating] {
+        let observed = Observed {
+            conns: vec![conn(PRIMARY, 1), conn(SECONDARY, 2)],
+            sas: vec![
+                ike(PRIMARY, 1, 1, IkeState::Established, Some(state.clone())),
+                ike(SECONDARY, 2, 2, IkeState::Established, None),
+            ],
+        };
+        let (_, steps) = plan_location(&location(), &selection(), &observed);
+        let w = words(&steps);
+        assert!(
+            !w.iter().any(|s| s.starts_with("child")),
+            "{state:?}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn connections_leave_the_choice_of_address_to_popsel() {
+    let (_, steps) = plan_location(&location(), &selection(), &Observed::default());
+    for step in &steps {
+        if let Step::LoadConn { spec, .. } = step {
+            assert_eq!(spec.mobike, Some(false));
+        }
+    }
+}

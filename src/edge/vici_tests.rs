@@ -567,6 +567,7 @@ fn a_conn_spec_becomes_the_load_conn_message_charon_expects() {
         proposals: vec![],
         dpd_delay: Some(Duration::from_secs(10)),
         childless: Some(Childless::Allow),
+        mobike: Some(false),
         local_id: "branch@example".into(),
         remote_id: None,
         children: vec![ChildSpec {
@@ -587,6 +588,7 @@ fn a_conn_spec_becomes_the_load_conn_message_charon_expects() {
             .list("remote_addrs", ["198.18.3.1"])
             .kv("dpd_delay", "10")
             .kv("childless", "allow")
+            .kv("mobike", "no")
             .section(
                 "local",
                 Message::new().kv("auth", "psk").kv("id", "branch@example"),

@@ -71,6 +71,8 @@ pub struct ConnSpec {
     /// Dead peer detection interval, rounded up to whole seconds; charon's default is off.
     pub dpd_delay: Option<Duration>,
     pub childless: Option<Childless>,
+    /// MOBIKE (RFC 4555); charon's default is on.
+    pub mobike: Option<bool>,
     pub local_id: String,
     /// None: any identity the PSK matches.
     pub remote_id: Option<String>,
@@ -115,6 +117,10 @@ impl ConnSpec {
             .list_nonempty("proposals", &self.proposals)
             .kv_opt("dpd_delay", self.dpd_delay.map(whole_seconds))
             .kv_opt("childless", self.childless.map(Childless::as_str))
+            .kv_opt(
+                "mobike",
+                self.mobike.map(|on| if on { "yes" } else { "no" }),
+            )
             .section("local", local)
             .section("remote", remote)
             .section("children", children);
