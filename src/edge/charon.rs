@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::sa_plan::{Assignment, Observed, PREFIX, Step, plan_location, plan_removals};
-use super::vici::{SaRef, Vici, ViciError, Wait};
+use super::vici::{IkeState, SaRef, Vici, ViciError, Wait};
 use crate::location::{Location, Role};
 use crate::select::Selection;
 
@@ -192,10 +192,12 @@ fn status(
             .and_then(|s| s.role(role).choice.as_ref())
             .map(|c| c.pop.to_string())
             .unwrap_or_default();
-        let ike = after
-            .sas
-            .iter()
-            .find(|sa| sa.name == *conn && sa.is_established() && sa.remote_host == Some(*ip));
+        let ike = after.sas.iter().find(|sa| {
+            // An IKE_SA being rekeyed is still up.
+            sa.name == *conn
+                && matches!(sa.state, IkeState::Established | IkeState::Rekeying)
+                && sa.remote_host == Some(*ip)
+        });
         let child = ike.and_then(|sa| sa.installed_child(conn));
         out.push(SaStatus {
             location: location.name.clone(),
