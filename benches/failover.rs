@@ -17,7 +17,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::ipsec::agent::{Agent, pop_of, settled};
+use support::ipsec::agent::{AgentLab, pop_of, settled};
 use support::ipsec::{self, IpsecLab, service};
 
 const GOAL: Duration = Duration::from_secs(4);
@@ -26,13 +26,10 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 
 /// One failover: the time from the link drop to the standby's first answer.
 async fn one_run() -> Result<Duration, String> {
-    let lab = IpsecLab::start(3)?;
-    let sim = lab.start_sim().await;
-    let _follower = lab.follow(&sim);
-    let relay = lab.sim_in_branch(&sim)?;
-    let agent = Agent::start(&lab, &relay.url());
-    let (primary, secondary) = settled(&lab, &agent, Duration::from_secs(60)).await;
-    let (dark, standby) = (pop_of(&lab, primary), pop_of(&lab, secondary));
+    let running = AgentLab::start(IpsecLab::start(3)?).await?;
+    let (lab, agent) = (&running.lab, &running.agent);
+    let (primary, secondary) = settled(lab, agent, Duration::from_secs(60)).await;
+    let (dark, standby) = (pop_of(lab, primary), pop_of(lab, secondary));
     let netns = lab.branch().netns().to_owned();
     // Any moment of the probe cycle: the time to notice depends on where in it the link drops.
     tokio::time::sleep(Duration::from_millis(fastrand::u64(0..2000))).await;

@@ -10,8 +10,8 @@
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
 use crate::support::ipsec::agent::{
-    Agent, METRICS, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas, pop_of,
-    settled,
+    AgentLab, METRICS, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas,
+    pop_of, settled,
 };
 use crate::support::ipsec::{self, LabSpec};
 
@@ -27,14 +27,12 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
     let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
         return;
     };
-    let sim = lab.start_sim().await;
-    let _follower = lab.follow(&sim);
-    let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
-    let agent = Agent::start(&lab, &relay.url());
+    let running = AgentLab::start(lab).await.expect("the agent's lab");
+    let (lab, agent) = (&running.lab, &running.agent);
 
     // Steady state: the primary's CHILD_SA carries, the secondary stands by without one.
-    let (primary, secondary) = settled(&lab, &agent, SETTLED_WITHIN).await;
-    assert_ne!(pop_of(&lab, primary), pop_of(&lab, secondary));
+    let (primary, secondary) = settled(lab, agent, SETTLED_WITHIN).await;
+    assert_ne!(pop_of(lab, primary), pop_of(lab, secondary));
     // Frankfurt is configured but not measured from here: its tunnels are another router's.
     let mut vici = Vici::connect(&lab.branch_charon().vici_socket(), Duration::from_secs(5))
         .await
@@ -92,11 +90,11 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
         "{}",
         agent.log()
     );
-    assert_eq!(lab.who_answers(), Some(pop_of(&lab, primary)));
+    assert_eq!(lab.who_answers(), Some(pop_of(lab, primary)));
 
     // The primary PoP goes dark: the standby carries, with no IKE negotiation on the way.
-    let dark = pop_of(&lab, primary);
-    let standby = pop_of(&lab, secondary);
+    let dark = pop_of(lab, primary);
+    let standby = pop_of(lab, secondary);
     lab.go_dark(dark).expect("go dark");
     let took = lab
         .wait_until_answered_by(standby, Duration::from_secs(20))
@@ -104,9 +102,9 @@ async fn the_primary_carries_the_standby_takes_over_when_it_goes_dark_and_nothin
     eprintln!("failover: the standby PoP answered {took:?} after the primary went dark");
 
     // popsel promoted the secondary and stands by at the third PoP.
-    let (new_primary, new_secondary) = settled(&lab, &agent, Duration::from_secs(20)).await;
+    let (new_primary, new_secondary) = settled(lab, agent, Duration::from_secs(20)).await;
     assert_eq!(new_primary, secondary, "the standby was promoted");
-    let third = pop_of(&lab, new_secondary);
+    let third = pop_of(lab, new_secondary);
     assert!(
         third != dark && third != standby,
         "a new secondary: {new_secondary}"
@@ -130,11 +128,9 @@ async fn a_restarted_charon_is_given_its_connections_again() {
     let Some(lab) = ipsec::start_or_skip(LabSpec::new(2)) else {
         return;
     };
-    let sim = lab.start_sim().await;
-    let _follower = lab.follow(&sim);
-    let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
-    let agent = Agent::start(&lab, &relay.url());
-    let (primary, _) = settled(&lab, &agent, SETTLED_WITHIN).await;
+    let running = AgentLab::start(lab).await.expect("the agent's lab");
+    let (lab, agent) = (&running.lab, &running.agent);
+    let (primary, _) = settled(lab, agent, SETTLED_WITHIN).await;
 
     // Everything popsel loaded is gone, as after a charon restart.
     let mut vici = Vici::connect(&lab.branch_charon().vici_socket(), Duration::from_secs(5))
@@ -149,7 +145,7 @@ async fn a_restarted_charon_is_given_its_connections_again() {
     assert_eq!(lab.who_answers(), None, "nothing carries once unloaded");
 
     // The next round (every 2 s) loads and brings them up again, with no selection change.
-    let (again, _) = settled(&lab, &agent, Duration::from_secs(20)).await;
+    let (again, _) = settled(lab, agent, Duration::from_secs(20)).await;
     assert_eq!(again, primary);
 }
 
@@ -158,12 +154,10 @@ async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
     let Some(lab) = ipsec::start_or_skip(LabSpec::new(2)) else {
         return;
     };
-    let sim = lab.start_sim().await;
-    let _follower = lab.follow(&sim);
-    let relay = lab.sim_in_branch(&sim).expect("relay to the emulator");
-    let agent = Agent::start(&lab, &relay.url());
-    let (primary, _) = settled(&lab, &agent, SETTLED_WITHIN).await;
-    let pop = pop_of(&lab, primary);
+    let running = AgentLab::start(lab).await.expect("the agent's lab");
+    let (lab, agent) = (&running.lab, &running.agent);
+    let (primary, _) = settled(lab, agent, SETTLED_WITHIN).await;
+    let pop = pop_of(lab, primary);
     let addresses = lab.pop(pop).addresses();
     let k = addresses
         .iter()
@@ -173,7 +167,7 @@ async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
 
     // The chosen address goes silent; the PoP's other one still answers.
     lab.silence_endpoint(pop, k).expect("silence the endpoint");
-    let (moved, _) = settled(&lab, &agent, Duration::from_secs(20)).await;
+    let (moved, _) = settled(lab, agent, Duration::from_secs(20)).await;
     assert_eq!(
         moved,
         other,
@@ -181,7 +175,7 @@ async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
         agent.log()
     );
     assert_eq!(lab.who_answers(), Some(pop));
-    let sas = branch_sas(&lab).await;
+    let sas = branch_sas(lab).await;
     let carrier = sas
         .iter()
         .find(|sa| sa.children.iter().any(|c| c.state == ChildState::Installed))

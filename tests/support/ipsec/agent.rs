@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use popsel::edge::vici::{ChildState, IkeSa, Vici};
 use serde_json::Value;
 
+use popsel::sim::Sim;
+
+use super::forward::Forward;
+use super::responders::Follower;
 use super::{IpsecLab, netns};
 use crate::support;
 use crate::support::site::{CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteToml};
@@ -231,5 +235,32 @@ pub async fn settled(lab: &IpsecLab, agent: &Agent, within: Duration) -> (IpAddr
             agent.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A lab whose PoPs follow the emulator, the emulator relayed into the branch, and `popsel
+/// run` there driving the branch charon. The fields drop in order: the agent first, the lab
+/// (its namespaces) last.
+pub struct AgentLab {
+    pub agent: Agent,
+    _relay: Forward,
+    _follower: Follower,
+    pub sim: Sim,
+    pub lab: IpsecLab,
+}
+
+impl AgentLab {
+    pub async fn start(lab: IpsecLab) -> Result<AgentLab, String> {
+        let sim = lab.start_sim().await;
+        let follower = lab.follow(&sim);
+        let relay = lab.sim_in_branch(&sim)?;
+        let agent = Agent::start(&lab, &relay.url());
+        Ok(AgentLab {
+            agent,
+            _relay: relay,
+            _follower: follower,
+            sim,
+            lab,
+        })
     }
 }
