@@ -63,7 +63,12 @@ async fn metrics_answer_within_a_second_while_1100_half_open_connections_are_hel
     assert!(took < Duration::from_secs(1), "/metrics took {took:?}");
     // The flood holds no more of the agent's descriptors than the server's cap, far from the
     // limit: the stages' own (DNS lookups, API calls, state files) have room.
-    let held = connections_on_port(agent.pid(), addr_of(&base).port());
+    let held = held_connections(
+        agent.pid(),
+        addr_of(&base).port(),
+        Limits::METRICS.max_connections,
+    )
+    .await;
     let fds = open_fds(agent.pid());
     eprintln!(
         "agent: {held} connections on the metrics port, {fds} descriptors ({fds_before} before the flood; limit {limit})"
@@ -106,6 +111,22 @@ async fn metrics_answer_within_a_second_while_1100_half_open_connections_are_hel
     drop(flood);
 }
 
+/// The connections a server holds on `port`. At its cap an accepted connection replaces the
+/// oldest idle one, which is closed a moment later: under load a count can catch a few of
+/// those on their way out, so it is taken again until it is within `cap` or a second has
+/// passed.
+async fn held_connections(pid: u32, port: u16, cap: usize) -> usize {
+    let mut held = connections_on_port(pid, port);
+    for _ in 0..10 {
+        if held <= cap {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        held = connections_on_port(pid, port);
+    }
+    held
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_answers_within_a_second_while_1100_half_open_connections_are_held() {
     if !support::can_run_privileged(allow_open_files(FLOOD as u64)) {
@@ -130,7 +151,7 @@ async fn the_emulator_answers_within_a_second_while_1100_half_open_connections_a
     eprintln!("the catalogue under the flood: {status:?} in {took:?}");
     assert_eq!(status, Some(200), "stderr:\n{}", sim.stderr_tail());
     assert!(took < Duration::from_secs(1), "the catalogue took {took:?}");
-    let held = connections_on_port(sim.pid(), addr_of(&url).port());
+    let held = held_connections(sim.pid(), addr_of(&url).port(), Limits::SIM.max_connections).await;
     let fds = open_fds(sim.pid());
     eprintln!("the emulator holds {held} connections, {fds} descriptors");
     assert!(
