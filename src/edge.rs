@@ -18,6 +18,7 @@ pub mod sa_plan;
 pub mod swanctl;
 pub mod vici;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ pub struct HandOff {
     pub failures: Vec<HandOffFailure>,
     /// With `vici_socket`: each tunnel's SA as charon holds it after the hand-off.
     pub ipsec: Option<Vec<SaStatus>>,
+    /// With `vici_socket`: (location, address) whose PoP refused the location's tunnel.
+    pub refused: Vec<(String, IpAddr)>,
 }
 
 /// Writes the swanctl files of `next` and runs `on_change` for `changes`. A location whose
@@ -131,6 +134,7 @@ pub async fn hand_off(
         }
     }
     let mut ipsec = None;
+    let mut refused = Vec::new();
     if let Some(socket) = &settings.vici_socket {
         match charon::converge(socket, VICI_TIMEOUT, locations, next).await {
             Ok(converged) => {
@@ -141,6 +145,7 @@ pub async fn hand_off(
                     failures.push(HandOffFailure::Charon { location, error });
                 }
                 ipsec = Some(converged.sas);
+                refused = converged.refused;
             }
             Err(error) => {
                 // Only the locations of this host are charon's (see `charon::converge`).
@@ -191,6 +196,7 @@ pub async fn hand_off(
         handed_off,
         failures,
         ipsec,
+        refused,
     }
 }
 

@@ -25,8 +25,10 @@ mod notice;
 mod recover;
 mod stages;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::edge::HandOff;
 use crate::metrics::Metrics;
@@ -64,7 +66,13 @@ struct Board {
     survey: Option<Arc<Survey>>,
     rankings: Arc<Rankings>,
     selection: Selection,
+    /// Endpoints whose PoP refused a location's tunnel, until when they are avoided.
+    refused: HashMap<(String, IpAddr), Instant>,
 }
+
+/// How long an endpoint whose PoP refused a location's tunnel is ranked as silent. Then it may
+/// be chosen again, through the anti-flap rounds like any challenger.
+const REFUSAL_HOLD: Duration = Duration::from_secs(300);
 
 /// What rank → select decided, before anything is handed off.
 pub struct Decision {

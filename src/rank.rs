@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::catalog::{Pop, Skipped};
 use crate::location::{Location, Site};
-use crate::probe::{Probe, RttStats};
+use crate::probe::{Probe, ProbeError, RttStats};
 use crate::resolve::Endpoint;
 use crate::survey::Survey;
 
@@ -199,7 +199,12 @@ pub fn rank(
 
 /// Each location's ranking, in location order: the PoPs of the survey ranked from the
 /// location's site, with this host's latency when the location is local, by distance otherwise.
-pub fn rank_locations(locations: &[Location], survey: &Survey, skipped: &[Skipped]) -> Rankings {
+pub fn rank_locations(
+    locations: &[Location],
+    survey: &Survey,
+    skipped: &[Skipped],
+    refused: &Refusals,
+) -> Rankings {
     locations
         .iter()
         .map(|loc| {
@@ -208,10 +213,38 @@ pub fn rank_locations(locations: &[Location], survey: &Survey, skipped: &[Skippe
             } else {
                 None
             };
+            let adjusted = probes
+                .zip(refused.get(&loc.name))
+                .map(|(p, ips)| unanswered(p, ips));
+            let probes = adjusted.as_ref().or(probes);
             let ranking = rank(loc.site, survey.pops.clone(), probes, skipped.to_vec());
             (loc.name.clone(), ranking)
         })
         .collect()
+}
+
+/// Addresses whose PoP lately refused a location's tunnel (charon could not bring it up there
+/// while the location's other tunnel stood at its secondary PoP), by location: ranked as if
+/// they had not answered, so that the selection leaves them as it leaves a silent PoP. A PoP
+/// that answers ICMP but not IKE would otherwise be kept for ever.
+pub type Refusals = HashMap<String, Vec<IpAddr>>;
+
+/// `probes` with every address of `refused` answering nothing.
+fn unanswered(probes: &HashMap<IpAddr, Probe>, refused: &[IpAddr]) -> HashMap<IpAddr, Probe> {
+    let mut probes = probes.clone();
+    for ip in refused {
+        let sent = probes.get(ip).map_or(1, |p| p.sent.max(1));
+        probes.insert(
+            *ip,
+            Probe {
+                sent,
+                received: 0,
+                rtts: Vec::new(),
+                error: Some(ProbeError::Send("its PoP refused the tunnel".into())),
+            },
+        );
+    }
+    probes
 }
 
 /// Rankings by location name, in location order.

@@ -285,3 +285,52 @@ proptest! {
         prop_assert!(position("City0") < position("City1"));
     }
 }
+
+#[test]
+fn an_address_whose_pop_refused_the_tunnel_ranks_as_silent_for_that_location_only() {
+    let survey = Survey {
+        pops: vec![
+            (pop("Near", 0.0, 1.0), vec![endpoint("Near", "198.18.0.1")]),
+            (pop("Far", 0.0, 2.0), vec![endpoint("Far", "198.18.0.2")]),
+        ],
+        answers: HashMap::new(),
+        probes: Some(
+            [
+                ("198.18.0.1".parse().unwrap(), probe(&[5.0, 5.0], 0)),
+                ("198.18.0.2".parse().unwrap(), probe(&[20.0, 20.0], 0)),
+            ]
+            .into(),
+        ),
+    };
+    let location = |name: &str| Location {
+        name: name.into(),
+        location_id: "id".into(),
+        site: SITE,
+        local: true,
+        tunnels: vec![],
+        local_ts: vec![],
+        remote_ts: vec![],
+    };
+    let refused: Refusals = [("here".to_owned(), vec!["198.18.0.1".parse().unwrap()])].into();
+    let rankings = rank_locations(
+        &[location("here"), location("there")],
+        &survey,
+        &[],
+        &refused,
+    );
+    let here = &rankings[0].1;
+    assert_eq!(ranked_cities(here), ["Far", "Near"]);
+    assert!(!here.pops[1].reachable);
+    let error = here.pops[1].endpoints[0]
+        .probe
+        .as_ref()
+        .unwrap()
+        .error
+        .as_ref();
+    assert_eq!(error.unwrap().to_string(), "its PoP refused the tunnel");
+    assert_eq!(
+        ranked_cities(&rankings[1].1),
+        ["Near", "Far"],
+        "another location's own"
+    );
+}

@@ -3,6 +3,7 @@
 //! metrics. Level-triggered: every round makes charon match the selection, so a charon that
 //! restarted, or an SA that went down, is brought back on the next round without a change.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ pub struct SaStatus {
 pub struct Converged {
     pub sas: Vec<SaStatus>,
     pub failures: Vec<(String, ViciError)>,
+    /// (location, address) where the carrier's CHILD_SA could not be brought up while the
+    /// location's standby stood at its secondary PoP: the tunnels exist in Atmos (a PoP took
+    /// one), so the PoP at that address refuses; the selection then leaves it.
+    pub refused: Vec<(String, IpAddr)>,
 }
 
 /// What charon holds of popsel's connections.
@@ -113,6 +118,9 @@ pub async fn converge(
                 vici = Vici::connect(socket, timeout).await?;
             }
             if let Err(error) = result {
+                if let Some(ip) = refused_at(step, &assignment, &observed) {
+                    converged.refused.push((location.name.clone(), ip));
+                }
                 converged.failures.push((location.name.clone(), error));
                 break;
             }
@@ -135,6 +143,23 @@ pub async fn converge(
             .extend(status(location, &assignment, selection, &after));
     }
     Ok(converged)
+}
+
+/// The carrier's address, when `step` (which failed) asked for the carrier's CHILD_SA and the
+/// standby's IKE_SA was up at its address before the round: proof that the tunnels exist in
+/// Atmos, so that a first start, before reconcile has created them, refuses nothing.
+fn refused_at(step: &Step, assignment: &Assignment, observed: &Observed) -> Option<IpAddr> {
+    let Step::InitiateChild { conn } = step else {
+        return None;
+    };
+    let (carrier, ip) = assignment.carrier.as_ref()?;
+    let (standby, standby_ip) = assignment.standby.as_ref()?;
+    let standby_up = observed.sas.iter().any(|sa| {
+        sa.name == *standby
+            && matches!(sa.state, IkeState::Established | IkeState::Rekeying)
+            && sa.remote_host == Some(*standby_ip)
+    });
+    (conn == carrier && standby_up).then_some(*ip)
 }
 
 /// Every role of every location of this host as down: what the metrics say when charon cannot

@@ -2,17 +2,17 @@
 //! does its I/O through the stage's own module, leaves its result on the board and exports it.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::fetch::{self, CatalogInUse};
 use super::{
-    Decision, Generation, Notice, Pipeline, Recovery, SELECTION_FILE, StageError, TunnelPlan, lock,
-    measure,
+    Decision, Generation, Notice, Pipeline, REFUSAL_HOLD, Recovery, SELECTION_FILE, StageError,
+    TunnelPlan, lock, measure,
 };
 use crate::atmos::Tunnel;
 use crate::catalog::Catalog;
 use crate::edge::{self, HandOff};
-use crate::rank::rank_locations;
+use crate::rank::{Refusals, rank_locations};
 use crate::reconcile::apply::{self, load_managed, save_managed};
 use crate::reconcile::{ApplyReport, ManagedTunnels};
 use crate::select::select_all;
@@ -87,18 +87,24 @@ impl Pipeline {
 
     /// rank → select: each location's ranking and its new selection.
     pub(super) fn decide(&self, generation: &Generation) -> Result<Decision, StageError> {
-        let (surveyed, skipped, previous) = {
-            let board = lock(&self.board);
+        let (surveyed, skipped, previous, refused) = {
+            let mut board = lock(&self.board);
             let surveyed = board.survey.clone().ok_or(StageError::NoSurvey)?;
             let skipped = board
                 .catalog
                 .as_ref()
                 .map(|c| c.catalog.skipped.clone())
                 .unwrap_or_default();
-            (surveyed, skipped, board.selection.clone())
+            let now = Instant::now();
+            board.refused.retain(|_, until| *until > now);
+            let mut refused = Refusals::new();
+            for (location, ip) in board.refused.keys() {
+                refused.entry(location.clone()).or_default().push(*ip);
+            }
+            (surveyed, skipped, board.selection.clone(), refused)
         };
         let locations = &generation.config.locations;
-        let rankings = rank_locations(locations, &surveyed, &skipped);
+        let rankings = rank_locations(locations, &surveyed, &skipped, &refused);
         let (selection, changes) = select_all(
             locations,
             &generation.config.selection,
@@ -147,6 +153,10 @@ impl Pipeline {
         let mut board = lock(&self.board);
         board.rankings = Arc::new(decision.rankings);
         board.selection = handed.persisted.clone();
+        let until = Instant::now() + REFUSAL_HOLD;
+        for (location, ip) in &handed.refused {
+            board.refused.insert((location.clone(), *ip), until);
+        }
         Ok(handed)
     }
 

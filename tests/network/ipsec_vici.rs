@@ -9,6 +9,7 @@
 //!
 //! Root only (namespaces, charon): skips elsewhere, fails under CI=true.
 
+use crate::support;
 use crate::support::ipsec::agent::{
     AgentLab, METRICS, PRIMARY_CONN, PSK_1, PSK_2, PSK_FRANKFURT, SECONDARY_CONN, branch_sas,
     pop_of, settled,
@@ -18,6 +19,7 @@ use crate::support::ipsec::{self, LabSpec};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use popsel::atmos::Tunnel;
 use popsel::edge::vici::{ChildState, SaRef, Vici, Wait};
 /// Generous: the first round waits for the tunnels to be created and the PoPs to follow.
 const SETTLED_WITHIN: Duration = Duration::from_secs(40);
@@ -189,4 +191,37 @@ async fn a_silent_endpoint_of_the_primary_pop_is_left_for_the_pops_other_one() {
         "{}",
         agent.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_pop_that_answers_pings_but_refuses_the_tunnel_is_left_for_the_standby() {
+    let Some(lab) = ipsec::start_or_skip(LabSpec::new(3)) else {
+        return;
+    };
+    let running = AgentLab::start(lab).await.expect("the agent's lab");
+    let (lab, agent) = (&running.lab, &running.agent);
+    let (primary, secondary) = settled(lab, agent, SETTLED_WITHIN).await;
+    let refusing = pop_of(lab, primary);
+
+    // The primary PoP forgets the account's tunnels and closes what it held: it still answers
+    // ICMP, so only the hand-off can tell.
+    let pop = lab.pop(refusing).charon();
+    pop.load("connections {\n}\nsecrets {\n}\n")
+        .expect("unload the PoP's tunnels");
+    let tunnels = support::client_for(&running.sim)
+        .list::<Tunnel>()
+        .await
+        .expect("list the tunnels");
+    for tunnel in &tunnels {
+        pop.swanctl_handle()
+            .terminate_ike(&format!("atmos-{}", tunnel.id));
+    }
+
+    // popsel finds the carrier refused there while the standby stands: it leaves the PoP,
+    // the standby carries.
+    let standby = pop_of(lab, secondary);
+    lab.wait_until_answered_by(standby, Duration::from_secs(40))
+        .unwrap_or_else(|e| panic!("{e}\n--- log\n{}", agent.log()));
+    let (now, _) = settled(lab, agent, Duration::from_secs(20)).await;
+    assert_ne!(pop_of(lab, now), refusing, "{}", agent.log());
 }
