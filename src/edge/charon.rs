@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::sa_plan::{Assignment, Observed, PREFIX, Step, plan_location, plan_removals};
-use super::vici::{IkeState, SaRef, Vici, ViciError, Wait};
+use super::vici::{SaRef, Vici, ViciError, Wait};
 use crate::location::{Location, Role};
 use crate::select::Selection;
 
@@ -154,11 +154,7 @@ fn refused_at(step: &Step, assignment: &Assignment, observed: &Observed) -> Opti
     };
     let (carrier, ip) = assignment.carrier.as_ref()?;
     let (standby, standby_ip) = assignment.standby.as_ref()?;
-    let standby_up = observed.sas.iter().any(|sa| {
-        sa.name == *standby
-            && matches!(sa.state, IkeState::Established | IkeState::Rekeying)
-            && sa.remote_host == Some(*standby_ip)
-    });
+    let standby_up = observed.ike_at(standby, *standby_ip).is_some();
     (conn == carrier && standby_up).then_some(*ip)
 }
 
@@ -217,12 +213,7 @@ fn status(
             .and_then(|s| s.role(role).choice.as_ref())
             .map(|c| c.pop.to_string())
             .unwrap_or_default();
-        let ike = after.sas.iter().find(|sa| {
-            // An IKE_SA being rekeyed is still up.
-            sa.name == *conn
-                && matches!(sa.state, IkeState::Established | IkeState::Rekeying)
-                && sa.remote_host == Some(*ip)
-        });
+        let ike = after.ike_at(conn, *ip);
         let child = ike.and_then(|sa| sa.installed_child(conn));
         out.push(SaStatus {
             location: location.name.clone(),

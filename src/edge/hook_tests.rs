@@ -115,17 +115,7 @@ async fn on_change_timeout_kills_the_hooks_whole_process_group() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("killed"), "{e}");
-    let grandchild = read_pid(&pid_file).await;
-    let gone = wait_dead(grandchild).await;
-    if !gone {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &grandchild.to_string()])
-            .status();
-    }
-    assert!(
-        gone,
-        "the hook's grandchild {grandchild} outlived its timeout"
-    );
+    assert_gone(&pid_file, "outlived its timeout").await;
 }
 
 #[tokio::test]
@@ -143,15 +133,18 @@ async fn an_abandoned_on_change_is_killed_with_its_process_group() {
         abandoned.is_err(),
         "the hook should still have been running"
     );
-    let grandchild = read_pid(&pid_file).await;
+    assert_gone(&pid_file, "survived its abandoned hook").await;
+}
+
+/// Asserts that the grandchild whose pid is in `pid_file` is gone (killing it if not, so that
+/// a failing test leaves nothing running).
+async fn assert_gone(pid_file: &std::path::Path, what: &str) {
+    let grandchild = read_pid(pid_file).await;
     let gone = wait_dead(grandchild).await;
     if !gone {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &grandchild.to_string()])
             .status();
     }
-    assert!(
-        gone,
-        "the abandoned hook's grandchild {grandchild} survived"
-    );
+    assert!(gone, "the hook's grandchild {grandchild} {what}");
 }

@@ -47,9 +47,14 @@ impl Observed {
 
     /// The conn's established IKE_SA (or the one being rekeyed), if it has one.
     fn ike(&self, conn: &str) -> Option<&IkeSa> {
-        self.sas.iter().find(|sa| {
-            sa.name == conn && matches!(sa.state, IkeState::Established | IkeState::Rekeying)
-        })
+        self.sas.iter().find(|sa| sa.name == conn && is_up(sa))
+    }
+
+    /// The conn's established IKE_SA (or the one being rekeyed) to `ip`, if it has one.
+    pub fn ike_at(&self, conn: &str, ip: IpAddr) -> Option<&IkeSa> {
+        self.sas
+            .iter()
+            .find(|sa| sa.name == conn && is_up(sa) && sa.remote_host == Some(ip))
     }
 
     /// Whether `conn` has a CHILD_SA carrying: installed, or being rekeyed or moved (the new
@@ -94,6 +99,11 @@ impl Observed {
                     }))
         })
     }
+}
+
+/// Whether an IKE_SA is up: established, or being rekeyed (the old one still carries).
+fn is_up(sa: &IkeSa) -> bool {
+    matches!(sa.state, IkeState::Established | IkeState::Rekeying)
 }
 
 /// One VICI command, with what it needs.
@@ -246,11 +256,7 @@ pub fn plan_location(
             psk: tunnel.psk.clone(),
         })
         .collect();
-    let up_at = |conn: &str, ip: IpAddr| {
-        observed
-            .ike(conn)
-            .is_some_and(|sa| sa.remote_host == Some(ip))
-    };
+    let up_at = |conn: &str, ip: IpAddr| observed.ike_at(conn, ip).is_some();
     // Points `conn` at `ip`: load-conn replaces the config, but an IKE_SA made for another
     // address stays up unless closed.
     let point = |steps: &mut Vec<Step>, conn: &str, ip: IpAddr| {

@@ -306,9 +306,13 @@ fn a_child_being_rekeyed_or_moved_is_carrying() {
 #[test]
 fn connections_leave_the_choice_of_address_to_popsel() {
     let (_, steps) = plan_location(&location(), &selection(), &Observed::default());
-    for step in &steps {
-        if let Step::LoadConn { spec, .. } = step {
-            assert_eq!(spec.mobike, Some(false));
-        }
-    }
+    let specs: Vec<&ConnSpec> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::LoadConn { spec, .. } => Some(spec),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs.len(), 2, "{steps:?}");
+    assert!(specs.iter().all(|spec| spec.mobike == Some(false)));
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::process::*;
 use crate::support::site::{
-    self, CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT, FRANKFURT_1, SiteDir, SiteToml,
+    self, AGENT_SECTIONS, CHICAGO, CHICAGO_1, CHICAGO_2, FRANKFURT, FRANKFURT_1, SiteDir, SiteToml,
 };
 use crate::support::{self, toml_str};
 
@@ -37,27 +37,6 @@ pub const EXTRA_TUNNEL: (&str, &str) = (FRANKFURT, "Frankfurt IPSec2");
 pub const CONNECTOR: &str = "branch-connector";
 
 pub const STAGES: [&str; 5] = ["catalog", "probe", "select", "reconcile", "status"];
-
-/// What the agent's config adds to the demo site: a short API timeout, a closed port as the
-/// name server (the catalogue's names never reach a real resolver), short intervals, and
-/// metrics on a port the kernel picks.
-const AGENT_SECTIONS: &str = r#"
-[api]
-timeout = "5s"
-
-[dns]
-nameservers = ["127.0.0.1:9"]
-timeout = "300ms"
-
-[agent]
-catalog_interval = "2s"
-probe_interval = "1s"
-reconcile_interval = "1s"
-status_interval = "1s"
-
-[metrics]
-listen = "127.0.0.1:0"
-"#;
 
 /// A site's config in a temporary directory: the demo site ("chicago": local, primary and
 /// secondary; "frankfurt": not local, primary only, a reload may add a secondary), state in

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
+
+use super::proxy::pass_on;
 use popsel::reconcile::{Fingerprinter, ManagedTunnels};
 use secrecy::SecretString;
 
@@ -157,55 +158,23 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         });
         writes.len() - 1
     });
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |p| p.as_str());
-    let mut call = shared
-        .client
-        .request(parts.method.clone(), format!("{}{target}", shared.upstream))
-        .body(body.to_vec());
-    for name in ["authorization", "content-type", "accept"] {
-        if let Some(v) = parts.headers.get(name) {
-            call = call.header(name, v);
-        }
-    }
-    let Ok(answer) = call.send().await else {
-        return status_only(StatusCode::BAD_GATEWAY);
+    let mut answer = match pass_on(&shared.client, &shared.upstream, &parts, body).await {
+        Ok(answer) => answer,
+        Err(response) => return response,
     };
-    let mut status = answer.status();
-    let headers = answer.headers().clone();
-    let mut bytes = answer.bytes().await.unwrap_or_default();
     if let Some(i) = seen {
-        lock(&shared.writes)[i].carried = Some((Instant::now(), status.as_u16()));
+        lock(&shared.writes)[i].carried = Some((Instant::now(), answer.status.as_u16()));
         let hold = shared.hold_ms.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(hold)).await;
         let replaced = u16::try_from(shared.replace_status.load(Ordering::SeqCst)).ok();
         if let Some(code) = replaced.and_then(|c| StatusCode::from_u16(c).ok()) {
-            status = code;
-            bytes = axum::body::Bytes::from_static(b"{\"message\": \"injected by the proxy\"}");
+            answer.status = code;
+            answer.body =
+                axum::body::Bytes::from_static(b"{\"message\": \"injected by the proxy\"}");
         }
         lock(&shared.writes)[i].delivered = Some(Instant::now());
     }
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    for name in ["content-type", "retry-after"] {
-        if let Some(v) = headers.get(name) {
-            if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
-                response.headers_mut().insert(name, v);
-            }
-        }
-    }
-    response
-}
-
-fn status_only(status: StatusCode) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    response
+    answer.into_response()
 }
 
 /// What a look at a state dir found.

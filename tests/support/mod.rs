@@ -14,6 +14,7 @@ pub mod flood;
 pub mod hostile;
 pub mod ipsec;
 pub mod netns;
+pub mod proxy;
 pub mod raw_http;
 pub mod site;
 pub mod state_faults;

@@ -15,6 +15,27 @@ pub use fixtures::*;
 
 use super::{TOKEN, popsel, toml_str};
 
+/// What an agent's config adds to the demo site: a short API timeout, a closed port as the
+/// name server (the catalogue's names never reach a real resolver), short intervals, and
+/// metrics on a port the kernel picks.
+pub const AGENT_SECTIONS: &str = r#"
+[api]
+timeout = "5s"
+
+[dns]
+nameservers = ["127.0.0.1:9"]
+timeout = "300ms"
+
+[agent]
+catalog_interval = "2s"
+probe_interval = "1s"
+reconcile_interval = "1s"
+status_interval = "1s"
+
+[metrics]
+listen = "127.0.0.1:0"
+"#;
+
 /// The demo site talking to `api_url`, its state in `state/` next to the config.
 pub fn config(api_url: &str) -> SiteToml {
     SiteToml::demo().with(&format!(

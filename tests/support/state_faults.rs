@@ -9,13 +9,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
+
+use super::proxy::pass_on;
 use serde_json::Value;
 
-use super::site::{self, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteDir, SiteToml};
+use super::site::{self, AGENT_SECTIONS, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteDir, SiteToml};
 
 /// PSKs of the site's three tunnels, each from its own environment variable.
 pub const PSKS: [(&str, &str, &str); 3] = [
@@ -35,26 +35,6 @@ pub const PSKS: [(&str, &str, &str); 3] = [
         "state-Frankfurt-one-9a2f4c6d",
     ),
 ];
-
-/// The agent's sections: short intervals, a closed port as name server (the catalogue's
-/// names never reach a real resolver) and metrics on a port the kernel picks.
-const AGENT_SECTIONS: &str = r#"
-[api]
-timeout = "5s"
-
-[dns]
-nameservers = ["127.0.0.1:9"]
-timeout = "300ms"
-
-[agent]
-catalog_interval = "2s"
-probe_interval = "1s"
-reconcile_interval = "1s"
-status_interval = "1s"
-
-[metrics]
-listen = "127.0.0.1:0"
-"#;
 
 /// The demo site (three tunnels, PSKs from the environment) against `api_url`, state in
 /// `state/`.
@@ -307,50 +287,23 @@ impl Drop for ListingProxy {
 
 async fn forward(State(up): State<Upstream>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |p| p.as_str());
     let is_listing =
         parts.method == axum::http::Method::GET && parts.uri.path() == "/api/v1/tunnels";
-    let mut call = up
-        .client
-        .request(parts.method.clone(), format!("{}{target}", up.url))
-        .body(body.to_vec());
-    for name in ["authorization", "content-type", "accept"] {
-        if let Some(v) = parts.headers.get(name) {
-            call = call.header(name, v);
-        }
-    }
-    let Ok(answer) = call.send().await else {
-        return status_only(StatusCode::BAD_GATEWAY);
+    let mut answer = match pass_on(&up.client, &up.url, &parts, body).await {
+        Ok(answer) => answer,
+        Err(response) => return response,
     };
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let mut bytes = answer.bytes().await.unwrap_or_default().to_vec();
-    if is_listing && status.is_success() {
+    if is_listing && answer.status.is_success() {
         let fault = up
             .faults
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop_front();
         if let Some(fault) = fault {
-            bytes = apply_fault(&bytes, &fault);
+            answer.body = apply_fault(&answer.body, &fault).into();
         }
     }
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    for name in ["content-type", "retry-after"] {
-        if let Some(v) = headers.get(name) {
-            if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
-                response.headers_mut().insert(name, v);
-            }
-        }
-    }
-    response
+    answer.into_response()
 }
 
 fn apply_fault(page: &[u8], fault: &ListingFault) -> Vec<u8> {
@@ -364,10 +317,4 @@ fn apply_fault(page: &[u8], fault: &ListingFault) -> Vec<u8> {
         }
     }
     serde_json::to_vec(&page).expect("JSON")
-}
-
-fn status_only(status: StatusCode) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    response
 }
