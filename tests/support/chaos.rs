@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
-use super::proxy::pass_on;
+use super::proxy::{pass_on, serve};
 use popsel::reconcile::{Fingerprinter, ManagedTunnels};
 use secrecy::SecretString;
 
@@ -81,13 +81,7 @@ impl WriteProxy {
         let app = axum::Router::new()
             .fallback(forward)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = serve(app).await;
         WriteProxy { url, shared, task }
     }
 

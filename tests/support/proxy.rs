@@ -6,6 +6,19 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
+/// Serves `app` on 127.0.0.1, a port the kernel picks: its URL, and the task to abort when
+/// the proxy is dropped.
+pub async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
 /// The upstream's answer, which a proxy may alter before handing it back.
 pub struct Answer {
     pub status: StatusCode,

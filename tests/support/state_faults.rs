@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::response::Response;
 
-use super::proxy::pass_on;
+use super::proxy::{pass_on, serve};
 use serde_json::Value;
 
 use super::site::{self, AGENT_SECTIONS, CHICAGO_1, CHICAGO_2, FRANKFURT_1, SiteDir, SiteToml};
@@ -255,13 +255,7 @@ impl ListingProxy {
             faults: faults.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = serve(app).await;
         ListingProxy { url, faults, task }
     }
 
