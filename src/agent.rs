@@ -1,7 +1,9 @@
 //! `popsel run`: the agent. The pipeline's stages each run on their own interval (catalogue
 //! refresh; probing with selection and hand-off right after; tunnel reconciliation; status
-//! polling), the first run of each jittered so that a fleet of routers does not hit the API in
-//! the same second.
+//! polling), every run jittered so that a fleet of routers does not call the API in lockstep.
+//! A job whose API calls fail backs off across its runs, and every API call of the agent goes
+//! through one [`Gate`], which holds them all back while the API throttles or fails: an outage
+//! costs the API less than a working day, and the fleet does not come back all at once.
 //!
 //! A failed stage (a panic included) is counted and logged and never stops the others; the
 //! process never exits on an API or DNS error. The last good catalogue is cached in the state
@@ -21,12 +23,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::atmos::{Client, RetryPolicy};
+use crate::atmos::{Client, Gate, RetryPolicy};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Generation, JOBS, Mode, Pipeline};
 use crate::rank::Rankings;
-use crate::schedule::Stage;
+use crate::schedule::{BACKOFF_CAP, Schedule, Stage};
 use crate::select::Selection;
 
 pub use http::serve_metrics;
@@ -72,6 +74,19 @@ pub struct Agent {
     pipeline: Pipeline,
     make_client: ClientFactory,
     liveness: Liveness,
+    /// Every client's, across reloads.
+    gate: Arc<Gate>,
+}
+
+/// The agent's gate: the first backoff as long as the shortest interval of a job that calls
+/// the API, the longest [`BACKOFF_CAP`] of them, like a job's own backoff.
+fn gate_for(schedule: &Schedule) -> Arc<Gate> {
+    let shortest = [Stage::Catalog, Stage::Reconcile, Stage::Status]
+        .into_iter()
+        .map(|stage| schedule.interval(stage))
+        .min()
+        .unwrap_or(schedule.status_interval);
+    Gate::new(shortest, shortest.saturating_mul(BACKOFF_CAP))
 }
 
 impl Agent {
@@ -84,7 +99,8 @@ impl Agent {
     ) -> anyhow::Result<Arc<Agent>> {
         let metrics = Arc::new(Metrics::new());
         let report = Box::new(LogReport);
-        let client = make_client(&config, &metrics)?;
+        let gate = gate_for(&config.schedule);
+        let client = make_client(&config, &metrics)?.with_gate(gate.clone());
         let prober = pipeline::prober(&config.locations, no_probe, &config.probe, &*report);
         let generation = Generation::new(config, client, true, &*report)?;
         let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
@@ -93,6 +109,7 @@ impl Agent {
             pipeline,
             make_client,
             liveness: Liveness::default(),
+            gate,
         }))
     }
 
@@ -116,7 +133,7 @@ impl Agent {
     /// Builds a new generation from `config` (SIGHUP) and swaps it in whole; on error the old
     /// one stays.
     pub fn reload(&self, config: Config) -> anyhow::Result<()> {
-        let client = (self.make_client)(&config, &self.metrics)?;
+        let client = (self.make_client)(&config, &self.metrics)?.with_gate(self.gate.clone());
         // The ICMP sockets are opened once (their sequence numbers must move on), bound then.
         let interface = &self.generation().config.probe.interface;
         if config.probe.interface != *interface {
@@ -147,13 +164,16 @@ impl Agent {
         self.generation().config.schedule.interval(stage)
     }
 
-    /// Runs `stages` in order, each a job of its own, noting each completed run.
-    async fn run_stages(&self, stages: &[Stage]) {
+    /// Runs `stages` in order, each a job of its own, noting each completed run. Returns
+    /// whether one of them failed because the API could not be used.
+    async fn run_stages(&self, stages: &[Stage]) -> bool {
+        let mut api_unavailable = false;
         for &stage in stages {
-            self.pipeline.run_job(&[stage]).await;
+            api_unavailable |= self.pipeline.run(&[stage]).await.api_unavailable;
             self.liveness
                 .completed(stage, Instant::now(), self.interval(stage));
         }
+        api_unavailable
     }
 }
 
@@ -228,6 +248,14 @@ impl Liveness {
         );
     }
 
+    /// `stage`'s loop, after its last completed run, waits `wait` (a backoff) rather than its
+    /// interval: the rule gives it that much more time.
+    pub fn waits(&self, stage: Stage, wait: Duration) {
+        if let Some(life) = self.stages().get_mut(&stage) {
+            life.interval = life.interval.max(wait);
+        }
+    }
+
     /// The expected stages silent for more than [`OVERDUE_INTERVALS`] of their intervals as
     /// of `now`, in the order of a cycle.
     pub fn overdue(&self, now: Instant) -> Vec<Overdue> {
@@ -248,8 +276,9 @@ impl Liveness {
 }
 
 /// A job's loop: the first run after `first`, then one starting every interval of its first
-/// stage ([`until_next`]; read afresh from the generation in use each time, so a reload
-/// applies), until shutdown.
+/// stage, jittered, and backed off while its API calls fail ([`Schedule::wait`],
+/// [`until_next`]; read afresh from the generation in use each time, so a reload applies),
+/// until shutdown.
 async fn every(
     agent: Arc<Agent>,
     job: &'static [Stage],
@@ -266,23 +295,35 @@ async fn every(
         _ = tokio::time::sleep(first) => {}
         _ = shutdown.changed() => return,
     }
+    let mut failures = 0u32;
     loop {
         let started = Instant::now();
-        agent.run_stages(job).await;
-        let interval = agent.interval(job[0]);
+        let api_unavailable = agent.run_stages(job).await;
+        failures = if api_unavailable {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
+        let schedule = agent.generation().config.schedule;
+        let wait = schedule.wait(job[0], failures, fastrand::f64());
+        let interval = schedule.interval(job[0]);
+        for &stage in job {
+            agent.liveness.waits(stage, wait);
+        }
         tokio::select! {
-            _ = tokio::time::sleep(until_next(interval, started.elapsed())) => {}
+            _ = tokio::time::sleep(until_next(wait, interval, started.elapsed())) => {}
             _ = shutdown.changed() => return,
         }
     }
 }
 
-/// The wait before a job's next run: runs start every `interval`, not an interval after the
-/// last one ended, so that the length of a probe round (3 requests and a timeout: 1.4 s by
-/// default) does not stretch the time it takes to notice a dead PoP; but a run that took
-/// longer than its interval is followed by a tenth of one, never by the next at once.
-fn until_next(interval: Duration, took: Duration) -> Duration {
-    interval.saturating_sub(took).max(interval / 10)
+/// The wait before a job's next run, `wait` after the start of the last one: runs start on
+/// their schedule, not a wait after the last one ended, so that the length of a probe round (3
+/// requests and a timeout: 1.4 s by default) does not stretch the time it takes to notice a
+/// dead PoP; but a run that took longer is followed by a tenth of its `interval`, never by the
+/// next at once.
+fn until_next(wait: Duration, interval: Duration, took: Duration) -> Duration {
+    wait.saturating_sub(took).max(interval / 10)
 }
 
 /// Runs the agent until `shutdown` resolves (or, with `once`, for one cycle, which `shutdown`
@@ -315,8 +356,9 @@ pub async fn run<S>(
     }
     let mut tasks = tokio::task::JoinSet::new();
     let schedule = agent.generation().config.schedule;
+    let urgent = agent.pipeline.tunnels_pending();
     for job in JOBS {
-        let first = schedule.first_delay(job[0], fastrand::f64());
+        let first = schedule.first_delay(job[0], urgent, fastrand::f64());
         tasks.spawn(every(agent.clone(), job, first, stop_rx.clone()));
     }
     let stop = tokio::select! {

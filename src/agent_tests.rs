@@ -82,19 +82,24 @@ fn a_reload_changes_the_rule_from_the_next_run_as_it_does_the_wait() {
 }
 
 #[test]
-fn runs_start_every_interval_and_an_overrun_leaves_a_tenth_of_one() {
+fn runs_start_every_wait_and_an_overrun_leaves_a_tenth_of_the_interval() {
     let s = Duration::from_secs;
     let ms = Duration::from_millis;
     assert_eq!(
-        until_next(s(2), ms(1400)),
+        until_next(s(2), s(2), ms(1400)),
         ms(600),
         "a probe round's length is not added"
     );
-    assert_eq!(until_next(s(2), s(0)), s(2));
-    assert_eq!(until_next(s(2), s(2)), ms(200));
+    assert_eq!(until_next(s(2), s(2), s(0)), s(2));
+    assert_eq!(until_next(s(2), s(2), s(2)), ms(200));
     assert_eq!(
-        until_next(s(300), s(900)),
+        until_next(s(300), s(300), s(900)),
         s(30),
         "an API outage's retries do not chain runs"
+    );
+    assert_eq!(
+        until_next(s(1200), s(300), s(5)),
+        s(1195),
+        "a backed-off wait counts from the start of the run"
     );
 }

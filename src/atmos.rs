@@ -15,6 +15,7 @@
 mod client;
 mod endpoints;
 pub mod error;
+pub mod gate;
 pub mod origin;
 pub mod resource;
 pub mod retry;
@@ -29,6 +30,7 @@ pub use client::{
     Observer,
 };
 pub use error::ApiError;
+pub use gate::Gate;
 pub use resource::{Resource, StateSet};
 pub use retry::{Next, RetryPolicy, parse_retry_after};
 pub use settings::ApiSettings;

@@ -188,6 +188,14 @@ impl ApiObserver for Metrics {
     fn observe(&self, endpoint: &str, method: &str, code: &str, elapsed: Duration) {
         self.api.observe(endpoint, method, code, elapsed);
     }
+
+    fn held(&self, throttled: bool) {
+        self.api.held(throttled);
+    }
+
+    fn throttled(&self, throttled: bool) {
+        self.api.throttled(throttled);
+    }
 }
 
 #[cfg(test)]

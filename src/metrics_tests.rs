@@ -146,6 +146,8 @@ fn the_exported_names_are_the_documented_ones() {
             "popsel_api_up",
             "popsel_api_requests_total",
             "popsel_api_request_duration_seconds",
+            "popsel_api_throttled",
+            "popsel_api_held_back_total",
             "popsel_catalog_pops",
             "popsel_catalog_skipped_entries",
             "popsel_catalog_last_update_timestamp_seconds",

@@ -34,10 +34,11 @@ use crate::edge::HandOff;
 use crate::metrics::Metrics;
 use crate::probe::icmp::Prober;
 use crate::rank::Rankings;
+use crate::reconcile::apply::load_managed;
 use crate::reconcile::{ApplyReport, Fingerprinter, ManagedTunnels, Plan};
 use crate::schedule::Stage;
 use crate::select::{Change, Selection};
-use crate::state::StateError;
+use crate::state::{Loaded, StateError};
 use crate::survey::Survey;
 
 pub use error::{StageError, TunnelFailure};
@@ -92,6 +93,16 @@ pub struct TunnelPlan {
     /// it, and always for `apply`.
     save_first: bool,
     fingerprints: Fingerprinter,
+}
+
+/// How one of the agent's jobs went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRun {
+    /// Every stage succeeded.
+    pub succeeded: bool,
+    /// A stage failed because the API could not be used (it failed, throttled, or calls were
+    /// held back): the job backs off.
+    pub api_unavailable: bool,
 }
 
 /// `popsel plan`'s answer, for `popsel apply` to carry out.
@@ -194,17 +205,24 @@ impl Pipeline {
         matches!(self.mode, Mode::Agent(_))
     }
 
+    /// One of the agent's jobs ([`run`](Self::run)); whether all its stages succeeded.
+    pub async fn run_job(&self, job: &[Stage]) -> bool {
+        self.run(job).await.succeeded
+    }
+
     /// One of the agent's jobs: its stages in order, each counted and any failure reported.
-    /// Returns whether all succeeded.
     ///
     /// A panic in a stage ends that stage's run as a failure, like any other: counted,
     /// reported, and the stage runs again on its interval while the others go on. The agent is
     /// not ended: a restart would only run into the same panic, and what the stages share
     /// stays usable (the board's and the generation's locks shrug off poisoning; a stage
     /// commits its result at its end, so a run cut short leaves the last good one).
-    pub async fn run_job(&self, job: &[Stage]) -> bool {
+    pub async fn run(&self, job: &[Stage]) -> JobRun {
         use futures_util::FutureExt;
-        let mut ok = true;
+        let mut run = JobRun {
+            succeeded: true,
+            api_unavailable: false,
+        };
         for &stage in job {
             let result = std::panic::AssertUnwindSafe(self.run_stage(stage))
                 .catch_unwind()
@@ -220,11 +238,12 @@ impl Pipeline {
             let succeeded = result.is_ok();
             self.export(|m| m.stage_ran(stage, succeeded, SystemTime::now()));
             if let Err(error) = result {
+                run.api_unavailable |= error.api_unavailable();
                 self.report.notice(Notice::StageFailed { stage, error });
             }
-            ok &= succeeded;
+            run.succeeded &= succeeded;
         }
-        ok
+        run
     }
 
     /// Every stage once, in order (`popsel run --once`, the demo). Returns whether all
@@ -254,7 +273,7 @@ impl Pipeline {
                 }
             }
             Stage::Reconcile => {
-                let tunnels = self.plan_tunnels(generation, false).await?;
+                let tunnels = self.plan_tunnels(generation, false, false).await?;
                 let failures = TunnelFailure::of(self.reconcile(generation, tunnels).await?);
                 if failures.is_empty() {
                     Ok(())
@@ -266,6 +285,18 @@ impl Pipeline {
         }
     }
 
+    /// Whether a configured tunnel is not managed yet (a new site, or one added to the
+    /// config), so that the first reconcile run should not wait.
+    pub fn tunnels_pending(&self) -> bool {
+        let generation = self.generation();
+        match load_managed(&generation.state) {
+            Loaded::Found(managed) => managed
+                .first_unmanaged(&generation.config.locations)
+                .is_some(),
+            Loaded::Absent | Loaded::Damaged(_) => true,
+        }
+    }
+
     /// `popsel plan`: catalogue → resolve → probe → rank → select, and the reconcile plan.
     /// Writes nothing (but the state dir's fingerprint key, made on first use).
     pub async fn plan(&self, prune: bool) -> Result<Planned, StageError> {
@@ -274,7 +305,7 @@ impl Pipeline {
         self.catalog(generation).await?;
         self.measure(generation).await?;
         let decision = self.decide(generation)?;
-        let mut tunnels = self.plan_tunnels(generation, prune).await?;
+        let mut tunnels = self.plan_tunnels(generation, prune, true).await?;
         tunnels.save_first = true;
         Ok(Planned { decision, tunnels })
     }

@@ -8,8 +8,24 @@ use crate::reconcile::ManagedTunnels;
 /// `[connectors]` of the config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusSettings {
-    /// Connector ids whose status is watched; empty: all connectors.
-    pub watch: Vec<String>,
+    pub watch: Watched,
+}
+
+/// The connectors whose status is exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// These, each read by its id (none: no connector is watched).
+    Ids(Vec<String>),
+    /// Every connector of the account (`watch = ["*"]`): the account's connectors are listed
+    /// at each poll, so each agent costs the API in proportion to the account, not to its
+    /// site. For one site, not for a fleet.
+    All,
+}
+
+impl Default for Watched {
+    fn default() -> Self {
+        Watched::Ids(Vec::new())
+    }
 }
 
 /// A configured tunnel's status.
@@ -69,20 +85,18 @@ pub async fn poll(
     out
 }
 
-/// The watched connectors (all when the list is empty). A connector whose status cannot be
-/// read is `Unknown`; only failing to find the connectors fails.
-async fn connectors(
-    client: &Client,
-    watch: &[String],
-) -> Result<Vec<ConnectorStatusRow>, ApiError> {
-    let connectors = if watch.is_empty() {
-        client.list::<Connector>().await?
-    } else {
-        let mut out = Vec::new();
-        for id in watch {
-            out.push(client.get::<Connector>(id).await?);
+/// The watched connectors. A connector whose status cannot be read is `Unknown`; only
+/// failing to find the connectors fails.
+async fn connectors(client: &Client, watch: &Watched) -> Result<Vec<ConnectorStatusRow>, ApiError> {
+    let connectors = match watch {
+        Watched::All => client.list::<Connector>().await?,
+        Watched::Ids(ids) => {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(client.get::<Connector>(id).await?);
+            }
+            out
         }
-        out
     };
     let mut rows = Vec::new();
     for c in connectors {

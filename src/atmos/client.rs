@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::gate::{Admission, Gate};
 use super::origin::{check_base_url, origin_of, same_origin, shown_url};
 use super::resource::{API_ROOT, Resource, endpoint_template};
 use super::retry::{Next, RetryPolicy, parse_retry_after};
@@ -41,6 +42,13 @@ pub trait ApiObserver: Send + Sync {
     /// `endpoint` is a path template (`/api/v1/tunnels/{id}`), `code` the HTTP status or, when
     /// no answer came, `timeout`, `connection_refused` or `transport`.
     fn observe(&self, endpoint: &str, method: &str, code: &str, elapsed: Duration);
+
+    /// A call was held back by the agent's gate, without a request; `throttled`: because of a
+    /// 429 (else because the API failed).
+    fn held(&self, _throttled: bool) {}
+
+    /// After each call through the gate: whether it holds calls back because of a 429.
+    fn throttled(&self, _throttled: bool) {}
 }
 
 /// An optional [`ApiObserver`].
@@ -122,6 +130,7 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     http: reqwest::Client,
     base: Url,
@@ -132,6 +141,8 @@ struct Inner {
     observer: Observer,
     max_response_bytes: usize,
     max_catalog_bytes: usize,
+    /// The agent's: calls held back together while the API throttles or fails.
+    gate: Option<Arc<Gate>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -382,8 +393,18 @@ impl Client {
                 observer: config.observer,
                 max_response_bytes: config.max_response_bytes.max(1),
                 max_catalog_bytes: config.max_catalog_bytes.max(1),
+                gate: None,
             }),
         })
+    }
+
+    /// This client, its calls going through `gate` ([`Gate`]): the agent's clients share one.
+    pub fn with_gate(&self, gate: Arc<Gate>) -> Client {
+        let mut inner = (*self.inner).clone();
+        inner.gate = Some(gate);
+        Client {
+            inner: Arc::new(inner),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -607,12 +628,58 @@ impl Client {
         self.decode(call, &body)
     }
 
-    /// The retry loop: transient failures are retried under the retry policy, and `recovery`
-    /// decides what a lost answer means for the attempts after it.
+    /// One call through the gate, when there is one: held back without a request while it is
+    /// closed; in a single attempt when it is the probe; and its outcome told to the gate.
     pub(super) async fn retrying<R: Recovery>(
         &self,
         call: &Call<'_>,
         recovery: &R,
+    ) -> Result<R::Output, ApiError> {
+        let Some(gate) = &self.inner.gate else {
+            return self.retrying_ungated(call, recovery, None).await;
+        };
+        let ticket = match gate.admit(Instant::now()) {
+            Admission::Open => None,
+            Admission::Probe(ticket) => Some(ticket),
+            Admission::Held(hold) => {
+                if let Some(observer) = &self.inner.observer.0 {
+                    observer.held(hold.throttled);
+                }
+                return Err(ApiError::HeldBack {
+                    op: call.op.clone(),
+                    left: hold.left,
+                    throttled: hold.throttled,
+                });
+            }
+        };
+        let single = ticket.is_some().then_some(1);
+        let result = self.retrying_ungated(call, recovery, single).await;
+        match &result {
+            Err(e) if e.is_transient() => {
+                let throttled = matches!(e.root(), ApiError::RateLimited { .. });
+                let (now, jitter) = (Instant::now(), fastrand::f64());
+                let wait = gate.failed(ticket, now, throttled, e.retry_after(), jitter);
+                tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "API calls held back");
+            }
+            // Held back by a call that failed meanwhile: nothing learnt.
+            Err(ApiError::HeldBack { .. }) => drop(ticket),
+            _ => gate.answered(ticket),
+        }
+        if let Some(observer) = &self.inner.observer.0 {
+            observer.throttled(gate.throttled());
+        }
+        result
+    }
+
+    /// The retry loop: transient failures are retried under the retry policy (in at most
+    /// `max_attempts`, when given), and `recovery` decides what a lost answer means for the
+    /// attempts after it. Under a gate a 429 ends the call at once: the gate holds every call
+    /// back for it.
+    async fn retrying_ungated<R: Recovery>(
+        &self,
+        call: &Call<'_>,
+        recovery: &R,
+        max_attempts: Option<u32>,
     ) -> Result<R::Output, ApiError> {
         let start = Instant::now();
         let mut attempts = 0;
@@ -630,6 +697,11 @@ impl Client {
                 };
             }
             if !err.is_transient() {
+                return Err(err);
+            }
+            let throttled = matches!(err.root(), ApiError::RateLimited { .. });
+            let gated = self.inner.gate.is_some();
+            if max_attempts.is_some_and(|max| attempts >= max) || (gated && throttled) {
                 return Err(err);
             }
             let lost_now = err.is_ambiguous();

@@ -101,6 +101,19 @@ pub enum ApiError {
         last: Box<ApiError>,
     },
 
+    /// Not sent: the agent holds its API calls back after a 429 or a failure of the API, until
+    /// one call, the probe, gets an answer.
+    #[error(
+        "{op}: not sent: the API {}; popsel holds its API calls back, and one call tries again in {:.0}s",
+        if *.throttled { "throttled popsel (HTTP 429)" } else { "failed (server errors or no answer)" },
+        .left.as_secs_f64().ceil()
+    )]
+    HeldBack {
+        op: String,
+        left: Duration,
+        throttled: bool,
+    },
+
     #[error("{last} (gave up after {attempts} attempts in {:.1}s)", .elapsed.as_secs_f64())]
     GaveUp {
         attempts: u32,
@@ -164,6 +177,12 @@ impl ApiError {
         )
     }
 
+    /// The API cannot be used now: a transient failure, or a call held back because of one.
+    /// A stage that meets this backs off across its runs.
+    pub fn is_unavailable(&self) -> bool {
+        self.is_transient() || matches!(self.root(), ApiError::HeldBack { .. })
+    }
+
     /// The error is about reaching the API at all (for the `popsel_api_up` view of things).
     pub fn is_transport(&self) -> bool {
         matches!(
@@ -199,6 +218,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Redirected { .. } => "redirected",
             ApiError::BadPaging { .. } => "bad_paging",
+            ApiError::HeldBack { .. } => "held_back",
             ApiError::GaveUp { .. } | ApiError::RetryAfterBeyondBudget { .. } => "gave_up",
         }
     }

@@ -135,6 +135,8 @@ pub struct RawAgent {
     pub reconcile_interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub status_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub audit_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,7 +148,7 @@ pub struct RawMetrics {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnectors {
-    /// Connector ids to watch; absent or empty: all.
+    /// Connector ids to watch; absent or empty: none; `["*"]`: every connector of the account.
     #[serde(default)]
     pub watch: Vec<String>,
 }

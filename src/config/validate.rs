@@ -21,7 +21,7 @@ use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
 use crate::schedule::Schedule;
 use crate::select::SelectionSettings;
-use crate::status::StatusSettings;
+use crate::status::{StatusSettings, Watched};
 
 /// Collects problems as `key.path: message`.
 #[derive(Default)]
@@ -127,7 +127,7 @@ pub(super) fn validate(
         schedule,
         metrics,
         status: StatusSettings {
-            watch: raw.connectors.watch,
+            watch: watched(&mut p, raw.connectors.watch),
         },
     })
 }
@@ -365,6 +365,27 @@ fn schedule(p: &mut Problems, raw: RawAgent) -> Schedule {
             raw.status_interval,
             defaults.status_interval,
         ),
+        audit_interval: interval(
+            "audit_interval",
+            raw.audit_interval,
+            defaults.audit_interval,
+        ),
+    }
+}
+
+/// `[connectors] watch`: ids, or `"*"` alone for every connector of the account.
+fn watched(p: &mut Problems, watch: Vec<String>) -> Watched {
+    match watch.iter().position(|id| id == "*") {
+        None => Watched::Ids(watch),
+        Some(_) if watch.len() == 1 => Watched::All,
+        Some(at) => {
+            p.add(
+                &format!("connectors.watch[{at}]"),
+                "\"*\" (every connector of the account) stands alone: remove it, or the ids"
+                    .to_owned(),
+            );
+            Watched::All
+        }
     }
 }
 

@@ -17,6 +17,17 @@ const REQUESTS: Family = Family {
     help: "API requests by endpoint, method and HTTP code (or timeout, connection_refused, transport).",
     labels: &["endpoint", "method", "code"],
 };
+const THROTTLED: Family = Family {
+    name: "popsel_api_throttled",
+    help: "1 while the agent holds its API calls back because the API answered 429 (until a call is answered again).",
+    labels: &[],
+};
+const HELD_BACK: Family = Family {
+    name: "popsel_api_held_back_total",
+    help: "API calls not sent, held back while the API throttled popsel (reason throttled) or failed (reason failing).",
+    labels: &["reason"],
+};
+const HELD_BACK_REASONS: [&str; 2] = ["throttled", "failing"];
 const DURATION: Family = Family {
     name: "popsel_api_request_duration_seconds",
     help: "API request duration.",
@@ -29,22 +40,39 @@ pub struct ApiCollector {
     up: IntGauge,
     requests: IntCounterVec,
     duration: HistogramVec,
+    throttled: IntGauge,
+    held_back: IntCounterVec,
 }
 
 collector!(ApiCollector {
     up,
     requests,
-    duration
+    duration,
+    throttled,
+    held_back
 });
 
 impl ApiCollector {
-    pub const FAMILIES: [&'static str; 3] = [UP.name, REQUESTS.name, DURATION.name];
+    pub const FAMILIES: [&'static str; 5] = [
+        UP.name,
+        REQUESTS.name,
+        DURATION.name,
+        THROTTLED.name,
+        HELD_BACK.name,
+    ];
 
     pub fn new() -> Result<ApiCollector> {
+        let held_back = HELD_BACK.counters()?;
+        // From zero, so that an alert on its increase sees the first hold.
+        for reason in HELD_BACK_REASONS {
+            held_back.with_label_values(&[reason]);
+        }
         Ok(ApiCollector {
             up: UP.int_gauge()?,
             requests: REQUESTS.counters()?,
             duration: DURATION.histograms(exponential_buckets(0.005, 2.0, 12)?)?,
+            throttled: THROTTLED.int_gauge()?,
+            held_back,
         })
     }
 }
@@ -63,6 +91,16 @@ impl ApiObserver for ApiCollector {
             .parse::<u16>()
             .is_ok_and(|c| c < 500 && !matches!(c, 401 | 403 | 429));
         self.up.set(i64::from(answered));
+    }
+
+    fn held(&self, throttled: bool) {
+        let [throttled_reason, failing] = HELD_BACK_REASONS;
+        let reason = if throttled { throttled_reason } else { failing };
+        self.held_back.with_label_values(&[reason]).inc();
+    }
+
+    fn throttled(&self, throttled: bool) {
+        self.throttled.set(i64::from(throttled));
     }
 }
 

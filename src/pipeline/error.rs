@@ -29,6 +29,26 @@ pub enum StageError {
     Panicked(String),
 }
 
+impl StageError {
+    /// The stage failed because the API could not be used: it failed, throttled popsel, or
+    /// the call was held back for that.
+    pub fn api_unavailable(&self) -> bool {
+        match self {
+            StageError::CatalogRefresh(e) | StageError::Api(e) => e.is_unavailable(),
+            StageError::Status(errors) => errors.iter().any(ApiError::is_unavailable),
+            StageError::Tunnels(failures) => failures.iter().any(|f| match f {
+                TunnelFailure::Failed { error, .. } => error.api_unavailable(),
+                TunnelFailure::Conflict { .. } => false,
+            }),
+            StageError::NoCatalog
+            | StageError::NoSurvey
+            | StageError::State(_)
+            | StageError::HandOff(_)
+            | StageError::Panicked(_) => false,
+        }
+    }
+}
+
 /// A configured tunnel that reconcile could not bring in line.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelFailure {

@@ -161,14 +161,30 @@ impl Pipeline {
     }
 
     /// Reconcile, planning: the API's tunnels against the config and the managed tunnels.
+    ///
+    /// The agent reads the site's own tunnels, each by its id: a run costs the API as many
+    /// requests as the site has tunnels, however large the account. The whole account (every
+    /// page) is read only when that cannot do: for `popsel plan` (`whole`); when a configured
+    /// tunnel is not managed yet (to create, or adopt); when a managed one is gone (404) or
+    /// the plan would create or finds a conflict; when `tunnels.json` is damaged or absent;
+    /// and for the audit, once every `[agent] audit_interval`, for what only the account shows
+    /// (a tunnel in the way, a managed one forgotten).
     pub(super) async fn plan_tunnels(
         &self,
         generation: &Generation,
         prune: bool,
+        whole: bool,
     ) -> Result<TunnelPlan, StageError> {
+        if let (false, Loaded::Found(managed)) = (whole, load_managed(&generation.state)) {
+            if let Some(plan) = self.plan_by_id(generation, managed, prune).await? {
+                return Ok(plan);
+            }
+        }
         let actual = generation.client.list::<Tunnel>().await?;
         let (mut managed, rebuilt) = self.managed_tunnels(generation, &actual);
         let loaded = managed.clone();
+        let schedule = &generation.config.schedule;
+        managed.plan_audit(schedule.next_audit(SystemTime::now(), fastrand::f64()));
         let seen = managed.note_listing(&actual);
         for m in seen.missing {
             self.report.notice(Notice::ManagedTunnelMissing(m));
@@ -190,6 +206,56 @@ impl Pipeline {
             managed,
             fingerprints,
         })
+    }
+
+    /// Reconcile, planning from the managed tunnels read by id; `None` when the whole account
+    /// must be read instead (see [`plan_tunnels`](Self::plan_tunnels)).
+    async fn plan_by_id(
+        &self,
+        generation: &Generation,
+        mut managed: ManagedTunnels,
+        prune: bool,
+    ) -> Result<Option<TunnelPlan>, StageError> {
+        let loaded = managed.clone();
+        let locations = &generation.config.locations;
+        let schedule = &generation.config.schedule;
+        let now = SystemTime::now();
+        if managed.next_audit.is_none() {
+            managed.plan_audit(schedule.first_audit(now, fastrand::f64()));
+        }
+        if managed.audit_due(now, schedule.audit_interval) {
+            tracing::debug!("reconcile: the audit of the account is due");
+            return Ok(None);
+        }
+        if let Some(tunnel) = managed.first_unmanaged(locations) {
+            tracing::debug!(tunnel, "reconcile: not managed yet, the account is read");
+            return Ok(None);
+        }
+        let mut actual = Vec::with_capacity(managed.tunnels.len());
+        for id in managed.tunnels.keys() {
+            match generation.client.get::<Tunnel>(id).await {
+                Ok(tunnel) => actual.push(tunnel),
+                Err(e) if e.is_not_found() => {
+                    tracing::debug!(
+                        id,
+                        "reconcile: a managed tunnel is gone, the account is read"
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fingerprints = self.fingerprints(generation, &mut managed)?;
+        let plan = crate::reconcile::plan::plan(locations, &actual, &managed, &fingerprints, prune);
+        if plan.needs_account() {
+            return Ok(None);
+        }
+        Ok(Some(TunnelPlan {
+            plan,
+            save_first: managed != loaded,
+            managed,
+            fingerprints,
+        }))
     }
 
     /// Reconcile, carrying the plan out.

@@ -58,6 +58,22 @@ pub enum ApplyError {
     NotOurs(ApiError),
 }
 
+impl ApplyError {
+    /// The write failed because the API could not be used (see [`ApiError::is_unavailable`]).
+    pub fn api_unavailable(&self) -> bool {
+        match self {
+            ApplyError::Api(e) | ApplyError::NotOurs(e) => e.is_unavailable(),
+            ApplyError::AdoptionUnchecked { conflict, listing } => {
+                conflict.is_unavailable() || listing.is_unavailable()
+            }
+            ApplyError::NotSaved(_)
+            | ApplyError::PushNotRecorded(_)
+            | ApplyError::NotForgotten(_)
+            | ApplyError::NotInConfig => false,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "result", content = "detail", rename_all = "lowercase")]
 pub enum Outcome {

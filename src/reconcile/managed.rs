@@ -3,6 +3,7 @@
 //! log's lines. Pure: the I/O of reading and writing them is `apply`'s.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
@@ -74,9 +75,40 @@ pub struct ListingSeen {
 pub struct ManagedTunnels {
     pub version: u32,
     pub tunnels: BTreeMap<String, ManagedTunnel>,
+    /// When the reconcile stage next lists the whole account (unix seconds); until then it
+    /// reads the managed tunnels by id. Absent: not planned yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_audit: Option<u64>,
 }
 
 impl ManagedTunnels {
+    /// The first configured tunnel popsel does not manage (or that the last listing missed):
+    /// to create or adopt, which only a listing of the account can tell.
+    pub fn first_unmanaged<'a>(&self, locations: &'a [Location]) -> Option<&'a str> {
+        tunnels(locations)
+            .map(|(_, t)| t.name.as_str())
+            .find(|name| self.id_of(name).is_none())
+    }
+
+    /// Whether the audit planned is due at `now`. One planned further away than an
+    /// `audit_interval` (and its jitter) is due too: the clock went back, or the file was
+    /// edited.
+    pub fn audit_due(&self, now: SystemTime, audit_interval: Duration) -> bool {
+        let Some(next) = self.next_audit else {
+            return false;
+        };
+        let now = unix_seconds(now);
+        let furthest = audit_interval
+            .mul_f64(1.0 + crate::schedule::JITTER)
+            .as_secs();
+        next <= now || next > now.saturating_add(furthest)
+    }
+
+    /// Plans the next audit of the account at `at`.
+    pub fn plan_audit(&mut self, at: SystemTime) {
+        self.next_audit = Some(unix_seconds(at));
+    }
+
     /// The id of the managed tunnel named `name`, if it was in the last listing.
     pub fn id_of(&self, name: &str) -> Option<&str> {
         self.tunnels
@@ -151,6 +183,11 @@ impl ManagedTunnels {
         }
         marked
     }
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One line of `audit.log`.

@@ -61,6 +61,7 @@ fn a_managed_tunnel_is_forgotten_only_after_three_listings_in_a_row_without_it()
     let mut managed = ManagedTunnels {
         version: 1,
         tunnels: [("a".into(), entry("a")), ("b".into(), entry("b"))].into(),
+        next_audit: None,
     };
     // An empty page, then a partial one, then one with both: nothing is forgotten.
     let seen = managed.note_listing(&[]);
@@ -149,5 +150,21 @@ fn a_replaced_key_marks_every_tunnel_for_a_psk_push() {
         managed.tunnels["b"].psk_record_lost,
         Some(PskRecordLost::ManagedFileDamaged),
         "the first reason stands"
+    );
+}
+
+#[test]
+fn an_audit_is_due_once_its_time_has_come_or_when_it_is_planned_impossibly_far() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+    let mut managed = ManagedTunnels::default();
+    assert!(!managed.audit_due(now, day), "none planned: not due");
+    managed.plan_audit(now + day);
+    assert!(!managed.audit_due(now, day));
+    assert!(managed.audit_due(now + day, day));
+    managed.plan_audit(now + day * 2);
+    assert!(
+        managed.audit_due(now, day),
+        "two days away with a one-day interval: the clock went back"
     );
 }

@@ -141,6 +141,15 @@ impl Plan {
         self.actions.iter().filter(|a| a.is_write()).count()
     }
 
+    /// Whether a plan made from the managed tunnels alone, read by id, must be made again from
+    /// the whole account: it would create a tunnel (which may exist under that name, popsel's
+    /// to adopt, or be in the way) or it found a conflict (which the account may explain).
+    pub fn needs_account(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. } | Action::Conflict { .. }))
+    }
+
     pub fn conflicts(&self) -> usize {
         self.actions
             .iter()

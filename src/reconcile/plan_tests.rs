@@ -91,6 +91,7 @@ fn managed(entries: &[(&str, &str, &str)]) -> ManagedTunnels {
                 )
             })
             .collect(),
+        next_audit: None,
     }
 }
 
@@ -596,4 +597,38 @@ fn plan_text_marks_creates_unchanged_and_conflicts() {
     let json = plan_json(&created);
     assert_eq!(json["writes"], 2);
     assert_eq!(json["actions"][0]["action"], "create");
+}
+
+#[test]
+fn reading_by_id_serves_while_every_configured_tunnel_is_managed_and_in_the_last_listing() {
+    let site = both();
+    let (actual, mut managed) = in_sync();
+    assert_eq!(managed.first_unmanaged(&site.locations), None);
+    assert!(!run(&site, &actual, &managed, false).needs_account());
+
+    if let Some(m) = managed.tunnels.get_mut("t2") {
+        m.missing_listings = 1;
+    }
+    assert_eq!(managed.first_unmanaged(&site.locations), Some(NAME_2));
+    let (_, managed) = in_sync();
+    assert_eq!(
+        managed.first_unmanaged(&config(PSK_1, false).locations),
+        None,
+        "a managed tunnel gone from the config is an orphan, read by id too"
+    );
+}
+
+#[test]
+fn a_plan_that_would_create_or_finds_a_conflict_needs_the_whole_account() {
+    let config = both();
+    let (mut actual, managed) = in_sync();
+    actual.pop();
+    assert!(
+        run(&config, &actual, &managed, false).needs_account(),
+        "a create: the tunnel may exist under its name"
+    );
+    let (mut actual, managed) = in_sync();
+    actual[1].authentication_id = AUTH_1.into();
+    let plan = run(&config, &actual, &managed, false);
+    assert!(plan.conflicts() > 0 && plan.needs_account());
 }

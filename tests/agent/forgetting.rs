@@ -72,13 +72,14 @@ async fn an_empty_or_partial_listing_forgets_nothing_and_pushes_no_psk() {
     assert_eq!(count(&sim, "writes"), writes);
 }
 
-/// The agent, its reconcile stage meeting empty pages in a row: nothing forgotten, no PSK
-/// pushed.
+/// The agent, its reconcile stage meeting empty pages in a row (in its audits of the account,
+/// here every second): nothing forgotten, no PSK pushed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_forgets_nothing_over_empty_listings() {
     let sim = support::start_sim(support::no_faults()).await;
     let proxy = ListingProxy::start(&sim.url()).await;
-    let site = StateSite::new(&proxy.url);
+    let mut site = StateSite::new(&proxy.url);
+    site.edit_config(|c| c.with("[agent]\naudit_interval = \"1s\"\n"));
     assert_exit(&site.apply().await, 0);
     let remembered = records(&site);
     let puts = count(&sim, "PUT");

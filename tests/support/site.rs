@@ -16,8 +16,8 @@ pub use fixtures::*;
 use super::{TOKEN, popsel, toml_str};
 
 /// What an agent's config adds to the demo site: a short API timeout, a closed port as the
-/// name server (the catalogue's names never reach a real resolver), short intervals, and
-/// metrics on a port the kernel picks.
+/// name server (the catalogue's names never reach a real resolver), short intervals, metrics
+/// on a port the kernel picks, and every connector of the emulator watched.
 pub const AGENT_SECTIONS: &str = r#"
 [api]
 timeout = "5s"
@@ -34,6 +34,9 @@ status_interval = "1s"
 
 [metrics]
 listen = "127.0.0.1:0"
+
+[connectors]
+watch = ["*"]
 "#;
 
 /// The demo site talking to `api_url`, its state in `state/` next to the config.
