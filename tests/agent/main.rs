@@ -23,6 +23,7 @@ mod commands;
 mod crash;
 mod damaged_state;
 mod deploy;
+mod economy;
 mod first_cycle;
 mod flood;
 mod forgetting;
