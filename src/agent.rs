@@ -18,7 +18,7 @@ mod log;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -344,21 +344,40 @@ pub async fn run<S>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let reload = reload_on_hangup(agent.clone(), options.config_path.clone(), hangups);
     tokio::pin!(reload);
-    // The catalogue comes first: the other stages need it. A SIGHUP meanwhile reloads.
-    let interval = agent.interval(Stage::Catalog);
-    agent
-        .liveness
-        .expect(Stage::Catalog, Instant::now(), interval);
-    tokio::select! {
-        _ = agent.run_stages(&[Stage::Catalog]) => {}
-        stop = &mut shutdown => return Ok(Ended::Stopped(stop)),
-        never = &mut reload => match never {},
-    }
-    let mut tasks = tokio::task::JoinSet::new();
+    // The catalogue comes first: the other stages need it. A fresh one in the cache will do;
+    // otherwise it is fetched now, and a SIGHUP meanwhile reloads.
     let schedule = agent.generation().config.schedule;
+    let interval = schedule.interval(Stage::Catalog);
+    let refresh = match agent.pipeline.catalog_from_cache(interval) {
+        Some(fetched) => {
+            let due = fetched + schedule.wait(Stage::Catalog, 0, fastrand::f64());
+            let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
+            tracing::info!(
+                fetched = %crate::timestamp::rfc3339(fetched),
+                refresh_in_s = wait.as_secs(),
+                "using the cached catalogue"
+            );
+            wait
+        }
+        None => {
+            agent
+                .liveness
+                .expect(Stage::Catalog, Instant::now(), interval);
+            tokio::select! {
+                _ = agent.run_stages(&[Stage::Catalog]) => {}
+                stop = &mut shutdown => return Ok(Ended::Stopped(stop)),
+                never = &mut reload => match never {},
+            }
+            interval
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
     let urgent = agent.pipeline.tunnels_pending();
     for job in JOBS {
-        let first = schedule.first_delay(job[0], urgent, fastrand::f64());
+        let first = match job[0] {
+            Stage::Catalog => refresh,
+            stage => schedule.first_delay(stage, urgent, fastrand::f64()),
+        };
         tasks.spawn(every(agent.clone(), job, first, stop_rx.clone()));
     }
     let stop = tokio::select! {

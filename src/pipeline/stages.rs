@@ -2,7 +2,7 @@
 //! does its I/O through the stage's own module, leaves its result on the board and exports it.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::fetch::{self, CatalogInUse};
 use super::{
@@ -63,6 +63,30 @@ impl Pipeline {
                 recovery: Recovery::NoCachedCatalog,
             }),
         }
+    }
+
+    /// At the agent's start: the cached catalogue, when it was fetched less than `fresh_for`
+    /// ago, is used as it is, and the refresh waits for its turn, so that a fleet restarted at
+    /// once (an upgrade, a power cut) does not fetch the catalogue in the same second. Returns
+    /// when it was fetched; `None` (nothing cached, too old, damaged: fetch it now) otherwise.
+    pub fn catalog_from_cache(&self, fresh_for: Duration) -> Option<SystemTime> {
+        if !self.caches_catalog() {
+            return None;
+        }
+        let generation = self.generation();
+        let now = SystemTime::now();
+        let Loaded::Found(cached) = fetch::read_cache(&generation.state, now) else {
+            return None;
+        };
+        let age = now.duration_since(cached.fetched).ok()?;
+        if age >= fresh_for {
+            return None;
+        }
+        measure::announce_skipped(&cached.catalog, &*self.report);
+        self.export(|m| m.observe_catalog(&cached.catalog, cached.fetched));
+        let fetched = cached.fetched;
+        lock(&self.board).catalog.get_or_insert(cached);
+        Some(fetched)
     }
 
     /// resolve → probe, over the PoPs of the catalogue in use the config allows.

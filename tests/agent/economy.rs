@@ -249,3 +249,43 @@ async fn an_outage_costs_the_api_less_than_steady_state_and_the_agent_comes_back
         )
         .await;
 }
+
+/// A fleet restarted at once (an upgrade, a power cut) does not fetch the catalogue together:
+/// an agent whose cached catalogue is fresh starts on it and refreshes it in its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_starts_on_its_fresh_cached_catalogue_without_fetching_it() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    site.write_config_with("[agent]\ncatalog_interval = \"1h\"\n");
+    let fetches = |s: &Scrape| requests(s, "/api/v1/pops/ipsec", "GET");
+    {
+        let (agent, base) = site.start_agent(&[]).await;
+        let first = agent.first_cycle(&base).await;
+        assert_eq!(fetches(&first), 1.0, "{}", first.summary());
+    }
+    let (agent, base) = site.start_agent(&[]).await;
+    let first = agent
+        .scrape_until(
+            &base,
+            Duration::from_secs(15),
+            "selections and tunnel states",
+            |s| {
+                s.series("popsel_selected_pop_info", &[]).len() == 4
+                    && s.value("popsel_stage_runs_total", &[("stage", "status")]) >= Some(1.0)
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = crate::http::scrape(&base).await.expect("/metrics");
+    assert_eq!(
+        fetches(&later),
+        0.0,
+        "the cached catalogue was fetched again\n{}",
+        agent.stderr_tail()
+    );
+    assert_eq!(first.value("popsel_catalog_pops", &[]), Some(52.0));
+    assert_eq!(
+        crate::http::get_status(&format!("{base}/readyz")).await,
+        Some(200)
+    );
+}
