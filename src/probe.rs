@@ -4,6 +4,7 @@
 //! found ([`Probe`]) and its statistics ([`rtt_stats`]). The engine that sends the packets is
 //! [`icmp`].
 
+pub mod adaptive;
 pub mod icmp;
 
 use std::time::Duration;

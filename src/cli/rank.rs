@@ -15,6 +15,7 @@ use super::{ApiArgs, StderrReport, client, rank_output};
 use crate::catalog::{Catalog, Filter};
 use crate::location::Site;
 use crate::pipeline::{RankRequest, catalog_file, rank_once};
+use crate::probe::adaptive::{Adaptive, DEFAULT_CAP, MIN_TOP};
 use crate::probe::icmp::MAX_CONCURRENCY;
 use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
@@ -29,6 +30,15 @@ pub enum RankOutput {
     Json,
     Csv,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeMode {
+    Adaptive,
+    Fixed,
+}
+
+/// Fixed mode's count when `--count` is not given: fping's `-C 5`.
+const FIXED_COUNT: u16 = 5;
 
 #[derive(Debug, Args)]
 pub struct RankArgs {
@@ -47,9 +57,14 @@ pub struct RankArgs {
     /// Do not probe; rank by distance only
     #[arg(long)]
     pub no_probe: bool,
-    /// Echo requests per address
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub count: u16,
+    /// How to spend echo requests: adaptive (one to every address, then up to 20 in all to the
+    /// addresses that could still place their PoP in the top; the default) or fixed (--count
+    /// to every address, as fping does)
+    #[arg(long, value_enum)]
+    pub probes: Option<ProbeMode>,
+    /// Echo requests per address, fixed mode (implies --probes fixed) [default: 5]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: Option<u16>,
     /// Time between two requests to one address
     #[arg(long, value_parser = positive_duration, default_value = "200ms")]
     pub interval: Duration,
@@ -119,6 +134,15 @@ async fn load_catalog(args: &RankArgs, api: &ApiArgs) -> Result<Catalog, ExitCod
 }
 
 impl RankArgs {
+    /// `--count` means fixed; adaptive otherwise, unless asked.
+    fn mode(&self) -> ProbeMode {
+        match (self.probes, self.count) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => ProbeMode::Fixed,
+            (None, None) => ProbeMode::Adaptive,
+        }
+    }
+
     fn request(&self) -> RankRequest {
         RankRequest {
             site: self.site,
@@ -132,8 +156,10 @@ impl RankArgs {
                 timeout: self.dns_timeout,
                 ..DnsSettings::default()
             }),
+            adaptive: (!self.no_probe && self.mode() == ProbeMode::Adaptive)
+                .then(|| Adaptive::new(self.top.unwrap_or(MIN_TOP), self.interval, self.timeout)),
             probe: (!self.no_probe).then_some(ProbeSettings {
-                count: self.count,
+                count: self.count.unwrap_or(FIXED_COUNT),
                 interval: self.interval,
                 timeout: self.timeout,
                 concurrency: self.concurrency as usize,
@@ -146,6 +172,11 @@ impl RankArgs {
 }
 
 pub async fn run(args: RankArgs, api: &ApiArgs) -> ExitCode {
+    if args.probes == Some(ProbeMode::Adaptive) && args.count.is_some() {
+        return bad_input(anyhow::anyhow!(
+            "--count sets the requests of fixed mode; adaptive mode decides them (up to {DEFAULT_CAP} per address): drop --count, or use --probes fixed"
+        ));
+    }
     let catalog = match load_catalog(&args, api).await {
         Ok(c) => c,
         Err(code) => return code,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Table;
 use crate::probe::RttStats;
+use crate::probe::adaptive::score_range;
 use crate::rank::{Basis, MeasuredEndpoint, RankedPop, Ranking};
 
 /// Totals for the footer, taken before `--top` cuts the list.
@@ -57,7 +58,21 @@ fn endpoint_json(e: &MeasuredEndpoint) -> serde_json::Value {
         "reachable": probe.is_some_and(|p| p.reachable()),
         "loss": probe.map(|p| round(p.loss(), 4)),
         "rtt_ms": rtt_json(probe.and_then(|p| p.stats())),
+        "sent": probe.map(|p| p.sent),
+        "received": probe.map(|p| p.received),
     })
+}
+
+/// The plausible range of a PoP's score (its best endpoint's): see `probe::adaptive`.
+fn score_range_json(p: &RankedPop) -> serde_json::Value {
+    let range = p
+        .best_endpoint()
+        .and_then(|e| e.probe.as_ref())
+        .and_then(|probe| score_range(&probe.rtts, probe.sent));
+    match range {
+        Some((low, high)) => json!({"low": round(low, 3), "high": round(high, 3)}),
+        None => serde_json::Value::Null,
+    }
 }
 
 fn pop_json(p: &RankedPop) -> serde_json::Value {
@@ -72,6 +87,7 @@ fn pop_json(p: &RankedPop) -> serde_json::Value {
         "reachable": p.reachable,
         "loss": round(p.loss, 4),
         "score": p.score.map(|s| round(s, 3)),
+        "score_range_ms": score_range_json(p),
         "rtt_ms": rtt_json(p.rtt),
         "endpoint": p.best_endpoint().map(|e| json!({"fqdn": e.endpoint.fqdn, "ip": e.endpoint.ip})),
         "endpoints": p.endpoints.iter().map(endpoint_json).collect::<Vec<_>>(),

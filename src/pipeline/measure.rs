@@ -2,10 +2,12 @@
 //! site, one shot) and the stages of plan, apply and the agent.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::catalog::{Catalog, Filter, Pop};
 use crate::location::{Location, Site};
 use crate::probe::ProbeSettings;
+use crate::probe::adaptive::Adaptive;
 use crate::probe::icmp::Prober;
 use crate::rank::{Basis, Ranking, rank};
 use crate::resolve::dns::{DnsResolver, DnsSettings};
@@ -56,6 +58,7 @@ pub(super) async fn survey(
     dns: Option<&DnsResolver>,
     prober: Option<&Prober>,
     settings: &ProbeSettings,
+    adaptive: Option<&Adaptive>,
     report: &dyn Report,
 ) -> Survey {
     let answers = match dns {
@@ -76,7 +79,19 @@ pub(super) async fn survey(
     };
     if let Some(prober) = prober {
         let progress = |done, total| report.progress(done, total);
-        survey.probes = Some(prober.probe(&survey.addresses(), settings, &progress).await);
+        survey.probes = Some(match adaptive {
+            None => prober.probe(&survey.addresses(), settings, &progress).await,
+            Some(adaptive) => {
+                let pops: Vec<Vec<IpAddr>> = survey
+                    .pops
+                    .iter()
+                    .map(|(_, endpoints)| endpoints.iter().map(|e| e.ip).collect())
+                    .collect();
+                prober
+                    .probe_sequential(&pops, settings, adaptive, &progress)
+                    .await
+            }
+        });
     }
     survey
 }
@@ -89,6 +104,9 @@ pub struct RankRequest {
     pub dns: Option<DnsSettings>,
     /// `None`: no probing, rank by distance.
     pub probe: Option<ProbeSettings>,
+    /// Sequential probing (`--probes adaptive`); `None`: `probe.count` requests to every
+    /// address.
+    pub adaptive: Option<Adaptive>,
 }
 
 /// No PoP is left to rank once the filters are applied.
@@ -118,7 +136,16 @@ pub async fn rank_once(
         .and_then(|settings| resolver(settings, report));
     let prober = request.probe.as_ref().and_then(|s| icmp_prober(s, report));
     let settings = request.probe.clone().unwrap_or_default();
-    let surveyed = survey(pops, dns.as_ref(), prober.as_ref(), &settings, report).await;
+    let adaptive = request.adaptive.as_ref();
+    let surveyed = survey(
+        pops,
+        dns.as_ref(),
+        prober.as_ref(),
+        &settings,
+        adaptive,
+        report,
+    )
+    .await;
     let ranking = rank(
         request.site,
         surveyed.pops,

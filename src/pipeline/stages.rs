@@ -101,6 +101,7 @@ impl Pipeline {
             generation.dns.as_ref(),
             self.prober.as_ref(),
             &generation.config.probe,
+            None,
             &*self.report,
         )
         .await;

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 
 use super::{Probe, ProbeError, ProbeSettings};
 
+mod sequential;
+
 /// Bytes of echo data, as `ping` and `fping` send by default.
 const PAYLOAD: [u8; 56] = [0; 56];
 

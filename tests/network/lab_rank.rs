@@ -75,14 +75,21 @@ fn popsel_in(lab: &Lab) -> Command {
     cmd
 }
 
-/// `popsel rank` inside the lab on its world's catalogue, as JSON.
+/// `popsel rank` inside the lab on its world's catalogue, 5 requests to every address, as
+/// JSON.
 fn rank(lab: &Lab, dir: &Path, extra: &[&str]) -> Value {
+    let fixed = ["--count", "5", "--interval", "100ms", "--timeout", "1s"];
+    rank_probing(lab, dir, &fixed, extra)
+}
+
+/// `popsel rank` inside the lab on its world's catalogue, probing as `probing` says, as JSON.
+fn rank_probing(lab: &Lab, dir: &Path, probing: &[&str], extra: &[&str]) -> Value {
     let catalog = dir.join("catalog.json");
     lab.write_catalog(&catalog).expect("write the catalogue");
     let mut cmd = popsel_in(lab);
     cmd.args(["rank", "--site", SITE_ARG, "--catalog"])
         .arg(&catalog)
-        .args(["--count", "5", "--interval", "100ms", "--timeout", "1s"])
+        .args(probing)
         .args(["--output", "json"])
         .args(extra);
     let out = lab::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
@@ -375,4 +382,88 @@ fn a_whole_rank_cycle_against_the_emulator_in_the_lab() {
     let first = &world.pops[world.expected_order(true)[0].pop].pop;
     assert_eq!(pops[0]["city"], first.city.as_str(), "{ranking}");
     assert!(!support::stdout(&out).contains(support::TOKEN));
+}
+
+/// Every endpoint of a ranking, once per address.
+fn endpoints(ranking: &Value) -> Vec<&Value> {
+    let mut seen = std::collections::HashSet::new();
+    ranking["pops"]
+        .as_array()
+        .expect("pops")
+        .iter()
+        .flat_map(|p| p["endpoints"].as_array().expect("endpoints"))
+        .filter(|e| seen.insert(e["ip"].to_string()))
+        .collect()
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+/// `popsel rank`'s default, sequential probing: one request to every address, more only to
+/// the contenders. The top three come out in order, the lossy PoP (next to the best, losing
+/// 40%) never among them, on at most half of fping's 5 requests per address; the contenders
+/// get 20 requests, a silent address 3.
+#[test]
+fn adaptive_probing_settles_the_top_three_on_half_the_requests_and_leaves_the_lossy_pop_out() {
+    let world = world(60);
+    let order = world.expected_order(true);
+    let Some(lab) = start(world.clone()) else {
+        return;
+    };
+    let a = world.anomalies.clone().expect("anomalies");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nameserver = lab.nameserver().to_string();
+    let probing = ["--interval", "100ms", "--timeout", "1s"];
+    let run = || rank_probing(&lab, dir.path(), &probing, &["--nameserver", &nameserver]);
+    for _ in 0..3 {
+        let mut ranking = run();
+        let top_wrong = |ranking: &Value| {
+            order[..3]
+                .iter()
+                .enumerate()
+                .any(|(k, e)| rank_of(ranking, &world, e.pop) != k as u64 + 1)
+        };
+        if top_wrong(&ranking) {
+            eprintln!("{}\n{TIMING_RETRY}", summary(&ranking));
+            ranking = run();
+        }
+        let summary = summary(&ranking);
+        assert!(!top_wrong(&ranking), "top 3 out of order:\n{summary}");
+        assert!(rank_of(&ranking, &world, a.lossy) > 3, "{summary}");
+
+        let endpoints = endpoints(&ranking);
+        let sent: u64 = endpoints.iter().map(|e| count(&e["sent"])).sum();
+        let spent: Vec<String> = endpoints
+            .iter()
+            .filter(|e| count(&e["sent"]) > 1)
+            .map(|e| format!("{} sent {} received {}", e["ip"], e["sent"], e["received"]))
+            .collect();
+        assert!(
+            sent * 2 <= 5 * endpoints.len() as u64,
+            "{sent} requests to {} addresses\n{}\n{summary}",
+            endpoints.len(),
+            spent.join("\n")
+        );
+        for e in &endpoints {
+            assert!(count(&e["received"]) <= count(&e["sent"]), "{e}");
+        }
+        for e in &order[..3] {
+            let best = &find(&ranking, &world, e.pop)["endpoint"]["ip"];
+            let probed = endpoints.iter().find(|x| &x["ip"] == best).expect("best");
+            assert_eq!(count(&probed["sent"]), 20, "a contender: {probed}");
+        }
+        for e in find(&ranking, &world, a.silent)["endpoints"]
+            .as_array()
+            .expect("endpoints")
+        {
+            assert_eq!((count(&e["sent"]), count(&e["received"])), (3, 0), "{e}");
+        }
+        let best = find(&ranking, &world, order[0].pop);
+        let range = &best["score_range_ms"];
+        assert!(
+            ms(&range["low"]) <= ms(&best["score"]) && ms(&best["score"]) <= ms(&range["high"]),
+            "{best}"
+        );
+    }
 }
