@@ -21,6 +21,8 @@ mod selection;
 mod stages;
 mod status;
 
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use prometheus::core::Collector;
@@ -150,8 +152,10 @@ impl Metrics {
     }
 
     /// A probe round: per-endpoint gauges and counters, the RTT histogram per PoP.
-    pub fn observe_probes(&self, survey: &Survey) {
-        self.probe.observe(survey);
+    /// A probe round; `carried`: addresses not probed this round, whose last results the
+    /// survey carries (their gauges stand, their counters do not count them again).
+    pub fn observe_probes(&self, survey: &Survey, carried: &HashSet<IpAddr>) {
+        self.probe.observe(survey, carried);
     }
 
     pub fn observe_rankings(&self, rankings: &[(String, Ranking)]) {

@@ -67,7 +67,7 @@ fn the_family_lists_are_exactly_what_the_exposition_types() {
     observe_all_but_probes(&m);
     let unprobed = &names(&[&FAMILIES, process]) - &names(&[&PROBE_FAMILIES]);
     assert_eq!(typed_families(&m.encode()), unprobed);
-    m.observe_probes(&survey(&["Frankfurt"]));
+    m.observe_probes(&survey(&["Frankfurt"]), &HashSet::new());
     assert_eq!(
         typed_families(&m.encode()),
         names(&[&FAMILIES, process]),

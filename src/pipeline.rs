@@ -69,6 +69,8 @@ struct Board {
     selection: Selection,
     /// Endpoints whose PoP refused a location's tunnel, until when they are avoided.
     refused: HashMap<(String, IpAddr), Instant>,
+    /// Probe rounds so far (which are full: `measure::FULL_ROUND_EVERY`).
+    probe_rounds: u64,
 }
 
 /// How long an endpoint whose PoP refused a location's tunnel is ranked as silent. Then it may

@@ -2,6 +2,7 @@
 //! Nothing but a probe round fills them, so without one the exposition leaves them out.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Result, exponential_buckets};
@@ -95,9 +96,11 @@ impl ProbeCollector {
         })
     }
 
-    /// A probe round: per-endpoint gauges and counters, the RTT histogram per PoP. A survey
-    /// without probes (nothing could be probed) leaves the last round's series as they are.
-    pub fn observe(&self, survey: &Survey) {
+    /// A probe round: per-endpoint gauges and counters, the RTT histogram per PoP; the
+    /// addresses in `carried` were not probed this round, so they set their gauges only. A
+    /// survey without probes (nothing could be probed) leaves the last round's series as they
+    /// are.
+    pub fn observe(&self, survey: &Survey, carried: &HashSet<IpAddr>) {
         let Some(probes) = &survey.probes else {
             return;
         };
@@ -113,7 +116,7 @@ impl ProbeCollector {
                 };
                 let ip = e.ip.to_string();
                 let labels = [label.as_str(), &pop.country, &pop.provider, &e.fqdn, &ip];
-                self.observe_endpoint(&labels, p);
+                self.observe_endpoint(&labels, p, !carried.contains(&e.ip));
                 round
                     .endpoints
                     .insert(labels.iter().map(|s| s.to_string()).collect());
@@ -123,8 +126,9 @@ impl ProbeCollector {
         self.forget_departed(round);
     }
 
-    /// `labels` in `ENDPOINT` order.
-    fn observe_endpoint(&self, labels: &[&str; 5], p: &Probe) {
+    /// `labels` in `ENDPOINT` order; `fresh`: probed this round (its requests and replies
+    /// are counted).
+    fn observe_endpoint(&self, labels: &[&str; 5], p: &Probe, fresh: bool) {
         if let Some(stats) = p.stats() {
             self.rtt
                 .with_label_values(labels)
@@ -134,6 +138,12 @@ impl ProbeCollector {
         self.up
             .with_label_values(labels)
             .set(i64::from(p.reachable()));
+        if !fresh {
+            // The series must exist all the same: `forget_departed` keeps what this round saw.
+            self.requests.with_label_values(labels);
+            self.responses.with_label_values(labels);
+            return;
+        }
         self.requests
             .with_label_values(labels)
             .inc_by(u64::from(p.sent));

@@ -1,7 +1,7 @@
 //! resolve → probe → rank: the measuring part of the pipeline, shared by `popsel rank` (one
 //! site, one shot) and the stages of plan, apply and the agent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::catalog::{Catalog, Filter, Pop};
@@ -9,9 +9,10 @@ use crate::location::{Location, Site};
 use crate::probe::ProbeSettings;
 use crate::probe::adaptive::Adaptive;
 use crate::probe::icmp::Prober;
-use crate::rank::{Basis, Ranking, rank};
+use crate::rank::{Basis, Ranking, Rankings, rank};
 use crate::resolve::dns::{DnsResolver, DnsSettings};
 use crate::resolve::{self};
+use crate::select::Selection;
 use crate::survey::Survey;
 
 use super::notice::{Notice, Report};
@@ -58,7 +59,7 @@ pub(super) async fn survey(
     dns: Option<&DnsResolver>,
     prober: Option<&Prober>,
     settings: &ProbeSettings,
-    adaptive: Option<&Adaptive>,
+    probing: Probing<'_>,
     report: &dyn Report,
 ) -> Survey {
     let answers = match dns {
@@ -79,9 +80,14 @@ pub(super) async fn survey(
     };
     if let Some(prober) = prober {
         let progress = |done, total| report.progress(done, total);
-        survey.probes = Some(match adaptive {
-            None => prober.probe(&survey.addresses(), settings, &progress).await,
-            Some(adaptive) => {
+        survey.probes = Some(match probing {
+            Probing::Fixed => prober.probe(&survey.addresses(), settings, &progress).await,
+            Probing::Only(contenders) => {
+                let mut targets = survey.addresses();
+                targets.retain(|ip| contenders.contains(ip));
+                prober.probe(&targets, settings, &progress).await
+            }
+            Probing::Sequential(adaptive) => {
                 let pops: Vec<Vec<IpAddr>> = survey
                     .pops
                     .iter()
@@ -94,6 +100,71 @@ pub(super) async fn survey(
         });
     }
     survey
+}
+
+/// How a survey spends its echo requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Probing<'a> {
+    /// `count` to every address.
+    Fixed,
+    /// `count` to these addresses only (the agent's rounds between full ones).
+    Only(&'a HashSet<IpAddr>),
+    /// Sequentially: one to every address, more to the contenders (`popsel rank`).
+    Sequential(&'a Adaptive),
+}
+
+/// Every this many probe rounds the agent probes every address; in the others, only its
+/// contenders ([`contenders`]). A dead primary is noticed as fast as before (it is always a
+/// contender); the other PoPs' metrics are at most this many rounds old (2 minutes at the
+/// default 30 s).
+pub const FULL_ROUND_EVERY: u64 = 4;
+
+/// How many of each location's best PoPs are probed in every round.
+pub const CONTENDER_RANKS: usize = 5;
+
+/// The addresses the agent probes in every round: those of each location's best
+/// [`CONTENDER_RANKS`] PoPs by measured latency (a challenger must beat the current choice
+/// round after round, so it is among them), and every chosen endpoint.
+pub fn contenders(rankings: &Rankings, selection: &Selection) -> HashSet<IpAddr> {
+    let mut out = HashSet::new();
+    for (_, ranking) in rankings {
+        if ranking.basis != Basis::Latency {
+            continue;
+        }
+        for pop in ranking.pops.iter().take(CONTENDER_RANKS) {
+            out.extend(pop.endpoints.iter().map(|e| e.endpoint.ip));
+        }
+    }
+    for location in selection.locations.values() {
+        for role in [&location.primary, &location.secondary] {
+            out.extend(role.choice.as_ref().map(|c| c.ip));
+        }
+    }
+    out
+}
+
+/// Gives `surveyed` the last known probe of each of its addresses this round did not probe,
+/// from `previous`; returns those addresses.
+pub fn carry_over(surveyed: &mut Survey, previous: Option<&Survey>) -> HashSet<IpAddr> {
+    let mut carried = HashSet::new();
+    let (Some(probes), Some(before)) = (
+        surveyed.probes.as_mut(),
+        previous.and_then(|p| p.probes.as_ref()),
+    ) else {
+        return carried;
+    };
+    for (_, endpoints) in &surveyed.pops {
+        for e in endpoints {
+            if probes.contains_key(&e.ip) {
+                continue;
+            }
+            if let Some(probe) = before.get(&e.ip) {
+                probes.insert(e.ip, probe.clone());
+                carried.insert(e.ip);
+            }
+        }
+    }
+    carried
 }
 
 /// What `popsel rank` asks for.
@@ -136,13 +207,16 @@ pub async fn rank_once(
         .and_then(|settings| resolver(settings, report));
     let prober = request.probe.as_ref().and_then(|s| icmp_prober(s, report));
     let settings = request.probe.clone().unwrap_or_default();
-    let adaptive = request.adaptive.as_ref();
+    let probing = request
+        .adaptive
+        .as_ref()
+        .map_or(Probing::Fixed, Probing::Sequential);
     let surveyed = survey(
         pops,
         dns.as_ref(),
         prober.as_ref(),
         &settings,
-        adaptive,
+        probing,
         report,
     )
     .await;
@@ -157,3 +231,7 @@ pub async fn rank_once(
     }
     Ok(ranking)
 }
+
+#[cfg(test)]
+#[path = "measure_tests.rs"]
+mod tests;

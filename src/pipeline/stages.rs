@@ -90,22 +90,39 @@ impl Pipeline {
     }
 
     /// resolve → probe, over the PoPs of the catalogue in use the config allows.
+    ///
+    /// Every [`measure::FULL_ROUND_EVERY`]th round probes every address; the others only the
+    /// contenders ([`measure::contenders`]), the rest keeping what the last round found.
     pub(super) async fn measure(&self, generation: &Generation) -> Result<(), StageError> {
-        let pops = lock(&self.board)
-            .catalog
+        let (pops, previous, contenders) = {
+            let mut board = lock(&self.board);
+            let pops = board
+                .catalog
+                .as_ref()
+                .map(|c| generation.config.selection.filter.apply(&c.catalog.pops))
+                .ok_or(StageError::NoCatalog)?;
+            let round = board.probe_rounds;
+            board.probe_rounds = round.wrapping_add(1);
+            let contenders = (round % measure::FULL_ROUND_EVERY != 0)
+                .then(|| measure::contenders(&board.rankings, &board.selection))
+                .filter(|c| !c.is_empty());
+            (pops, board.survey.clone(), contenders)
+        };
+        let previous = previous.filter(|_| contenders.is_some());
+        let probing = contenders
             .as_ref()
-            .map(|c| generation.config.selection.filter.apply(&c.catalog.pops))
-            .ok_or(StageError::NoCatalog)?;
-        let surveyed = measure::survey(
+            .map_or(measure::Probing::Fixed, measure::Probing::Only);
+        let mut surveyed = measure::survey(
             pops,
             generation.dns.as_ref(),
             self.prober.as_ref(),
             &generation.config.probe,
-            None,
+            probing,
             &*self.report,
         )
         .await;
-        self.export(|m| m.observe_probes(&surveyed));
+        let carried = measure::carry_over(&mut surveyed, previous.as_deref());
+        self.export(|m| m.observe_probes(&surveyed, &carried));
         lock(&self.board).survey = Some(Arc::new(surveyed));
         Ok(())
     }

@@ -19,6 +19,7 @@ use lab::dns;
 mod ipsec_files;
 mod ipsec_lab;
 mod ipsec_vici;
+mod lab_agent;
 mod lab_rank;
 mod probe_icmp;
 mod probe_xfrm;
