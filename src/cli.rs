@@ -2,7 +2,10 @@
 //! this only turns arguments into calls and results into output.
 
 mod api;
+mod check;
 mod demo;
+mod help;
+mod manual;
 mod provision;
 mod rank;
 mod rank_output;
@@ -10,41 +13,82 @@ mod report;
 mod run;
 mod table;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::atmos::{
     self, Client, ClientConfig, DEFAULT_BASE_URL, Observer, RetryPolicy, TOKEN_ENV,
 };
-use crate::config::Config;
+use crate::config::{CONFIG_ENV, Config, ConfigSource, DEFAULT_CONFIG_PATH, NoConfig};
 use crate::sim::{self, Faults, Sim, SimOptions};
 
 pub use report::StderrReport;
 pub use table::Table;
 
+/// The environment variable that gives the API base URL when `--api-url` does not.
+pub const API_URL_ENV: &str = "POPSEL_API_URL";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "popsel",
     version,
-    about = "SD-WAN PoP selection and tunnel provisioning agent for Atmos Cloud"
+    about = "SD-WAN PoP selection and tunnel provisioning agent for Atmos Cloud",
+    after_help = help::POPSEL
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub api: ApiArgs,
-    /// Log lines for people (human) or collectors (json), on stderr
-    #[arg(long, global = true, value_enum, default_value_t)]
-    pub log_format: LogFormat,
+    leading: Leading,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The options earlier versions took anywhere, before the subcommand included
+/// (`popsel --api-url URL tunnels list`), when they were global. Still taken there, so that
+/// scripts written then keep working, but hidden: each command lists the options it uses, and
+/// one given here to a command that does not use it is a usage error.
+#[derive(Debug, Default, Args)]
+struct Leading {
+    #[arg(long = "api-url", id = "leading_api_url", hide = true)]
+    api_url: Option<String>,
+    #[arg(long = "token-file", id = "leading_token_file", hide = true)]
+    token_file: Option<PathBuf>,
+    #[arg(long = "config", id = "leading_config", hide = true)]
+    config: Option<PathBuf>,
+    #[arg(
+        long = "log-format",
+        id = "leading_log_format",
+        hide = true,
+        value_enum
+    )]
+    log_format: Option<LogFormat>,
+}
+
 impl Cli {
+    /// The command line of this process, the options given before the subcommand moved to it.
+    /// Exits with a usage error (2) as clap does.
+    pub fn parse_args() -> Cli {
+        Self::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// As [`Cli::parse_args`], from `args` (the program name first).
+    pub fn from_args(
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::try_parse_from(args)?;
+        let leading = std::mem::take(&mut cli.leading);
+        leading.move_to(&mut cli.command).map_err(|message| {
+            Cli::command().error(clap::error::ErrorKind::UnknownArgument, message)
+        })?;
+        Ok(cli)
+    }
+
     /// Tokio worker threads for this command; `None` keeps tokio's default of one per core.
     /// The daemon is I/O-bound (well under 1% of a core) and every worker thread costs a glibc
     /// malloc arena of about 2.5 MiB resident (`benches/agent_resources.py`, 10 min at 300
@@ -56,21 +100,119 @@ impl Cli {
             _ => None,
         }
     }
+
+    /// How log lines are written (human for the commands without `--log-format`).
+    pub fn log_format(&self) -> LogFormat {
+        self.command
+            .log()
+            .and_then(|l| l.log_format)
+            .unwrap_or_default()
+    }
 }
 
-/// Where the API is and how to authenticate. The token itself only comes from the environment
-/// or a file, never from the command line, where `ps` would show it.
-#[derive(Debug, Args)]
-pub struct ApiArgs {
-    /// API base URL [default: the config's, else https://admin-api.axissecurity.com]
-    #[arg(long, env = "POPSEL_API_URL", global = true)]
+impl Leading {
+    /// Each option into the command's own, unless given there too (the later one wins, as
+    /// when an option is repeated). Err names an option the command does not take.
+    fn move_to(self, command: &mut Command) -> Result<(), String> {
+        let name = command.name();
+        let refused = |option: &str| {
+            format!("{option} is not an option of `popsel {name}` (see popsel {name} --help)")
+        };
+        let mut slots = command.slots();
+        fill(
+            self.api_url,
+            slots.connection.as_mut().map(|c| &mut c.api_url),
+        )
+        .map_err(|()| refused("--api-url"))?;
+        fill(
+            self.token_file,
+            slots.connection.as_mut().map(|c| &mut c.token_file),
+        )
+        .map_err(|()| refused("--token-file"))?;
+        fill(self.config, slots.config).map_err(|()| refused("--config"))?;
+        fill(self.log_format, slots.log.map(|l| &mut l.log_format))
+            .map_err(|()| refused("--log-format"))?;
+        Ok(())
+    }
+}
+
+/// `value` into `slot` unless the slot has one; Err when there is a value and no slot.
+fn fill<T>(value: Option<T>, slot: Option<&mut Option<T>>) -> Result<(), ()> {
+    match (value, slot) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(()),
+        (Some(value), Some(slot)) => {
+            slot.get_or_insert(value);
+            Ok(())
+        }
+    }
+}
+
+/// Where the API is and how to authenticate, for the commands that talk to it. The token
+/// itself only comes from the environment or a file, never from the command line, where `ps`
+/// would show it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Connection {
+    /// API base URL [env: POPSEL_API_URL] [default: the config's [api] base_url, else
+    /// https://admin-api.axissecurity.com]
+    #[arg(long, global = true, value_name = "URL", help_heading = "API")]
     pub api_url: Option<String>,
-    /// File holding the API token (POPSEL_API_TOKEN wins over it)
-    #[arg(long, global = true)]
+    /// File holding the API token (POPSEL_API_TOKEN wins over it) [default: the config's [api]
+    /// token_file]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "API")]
     pub token_file: Option<PathBuf>,
-    /// Configuration file (TOML); its [api] section is used
-    #[arg(long, global = true)]
+}
+
+impl Connection {
+    /// `--api-url`, else `POPSEL_API_URL` (empty counts as unset), else the config's, else
+    /// Atmos.
+    fn base_url(&self, config: &Config) -> String {
+        self.api_url
+            .clone()
+            .or_else(|| std::env::var(API_URL_ENV).ok().filter(|v| !v.is_empty()))
+            .or(config.api.base_url.clone())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned())
+    }
+}
+
+/// The API options of the commands that work without a config (`tunnels`, `connectors`,
+/// `pops`, `rank`): a config is read only when named, for its `[api]` section.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Config file whose [api] section to use [env: POPSEL_CONFIG] [default: none]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "API")]
     pub config: Option<PathBuf>,
+}
+
+/// The config and API options of the commands that need a config (`run`, `plan`, `apply`,
+/// `check`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SiteArgs {
+    /// Config file [default: $POPSEL_CONFIG, else /etc/popsel/popsel.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+impl SiteArgs {
+    /// `--config`, else `POPSEL_CONFIG`, else /etc/popsel/popsel.toml if there is one.
+    pub fn source(&self) -> Result<ConfigSource, NoConfig> {
+        ConfigSource::find(
+            self.config.as_deref(),
+            std::env::var_os(CONFIG_ENV).as_deref(),
+            Path::new(DEFAULT_CONFIG_PATH),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Log lines on stderr for people (human) or collectors (json) [default: human]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -90,36 +232,171 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage Atmos IPsec tunnels
+    #[command(after_help = help::TUNNELS)]
     Tunnels {
-        #[arg(long, global = true, value_enum, default_value_t)]
+        /// Output format
+        #[arg(long, short, global = true, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        log: LogArgs,
         #[command(subcommand)]
         command: api::TunnelCommand,
     },
     /// Manage Atmos connectors
+    #[command(after_help = help::CONNECTORS)]
     Connectors {
-        #[arg(long, global = true, value_enum, default_value_t)]
+        /// Output format
+        #[arg(long, short, global = true, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        log: LogArgs,
         #[command(subcommand)]
         command: api::ConnectorCommand,
     },
     /// Rank the PoPs from a site: DNS, ICMP latency, distance
-    Rank(rank::RankArgs),
+    #[command(after_help = help::RANK)]
+    Rank {
+        #[command(flatten)]
+        args: rank::RankArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Show the IPsec PoP catalogue
+    #[command(after_help = help::POPS)]
     Pops {
-        #[arg(long, value_enum, default_value_t)]
+        /// Output format
+        #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Show each location's PoP selection and what apply would change on the API
+    #[command(after_help = help::PLAN)]
     Plan(provision::PlanArgs),
     /// Carry the plan out: create or update the locations' tunnels, write the hand-off
+    #[command(after_help = help::APPLY)]
     Apply(provision::ApplyArgs),
     /// Run the agent: probe, select, reconcile, poll status, serve metrics
+    #[command(after_help = help::RUN)]
     Run(run::RunArgs),
+    /// Check a config offline, as `popsel run` would load it: one problem per line
+    #[command(after_help = help::CHECK)]
+    Check(check::CheckArgs),
     /// Run the Atmos API emulator
+    #[command(after_help = help::SIM)]
     Sim(SimArgs),
     /// The agent against an in-process emulator with the sample catalogue: no account needed
-    Demo(demo::DemoArgs),
+    #[command(after_help = help::DEMO)]
+    Demo {
+        #[command(flatten)]
+        args: demo::DemoArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Print a shell completion script
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: manual::Shell,
+    },
+    /// Print the manual page (roff)
+    #[command(after_help = help::MAN)]
+    Man {
+        /// The command whose page to print, e.g. `plan` or `tunnels create` [default: popsel's]
+        command: Vec<String>,
+    },
+}
+
+/// Where a command keeps the options that [`Leading`] may fill.
+#[derive(Default)]
+struct Slots<'a> {
+    connection: Option<&'a mut Connection>,
+    config: Option<&'a mut Option<PathBuf>>,
+    log: Option<&'a mut LogArgs>,
+}
+
+impl Slots<'_> {
+    fn api<'a>(api: &'a mut ApiArgs, log: Option<&'a mut LogArgs>) -> Slots<'a> {
+        Slots {
+            connection: Some(&mut api.connection),
+            config: Some(&mut api.config),
+            log,
+        }
+    }
+
+    fn site<'a>(site: &'a mut SiteArgs, log: Option<&'a mut LogArgs>) -> Slots<'a> {
+        Slots {
+            connection: Some(&mut site.connection),
+            config: Some(&mut site.config),
+            log,
+        }
+    }
+}
+
+impl Command {
+    /// The name the command is called by.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Tunnels { .. } => "tunnels",
+            Command::Connectors { .. } => "connectors",
+            Command::Rank { .. } => "rank",
+            Command::Pops { .. } => "pops",
+            Command::Plan(_) => "plan",
+            Command::Apply(_) => "apply",
+            Command::Run(_) => "run",
+            Command::Check(_) => "check",
+            Command::Sim(_) => "sim",
+            Command::Demo { .. } => "demo",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+        }
+    }
+
+    fn slots(&mut self) -> Slots<'_> {
+        match self {
+            Command::Tunnels { api, log, .. }
+            | Command::Connectors { api, log, .. }
+            | Command::Rank { api, log, .. }
+            | Command::Pops { api, log, .. } => Slots::api(api, Some(log)),
+            Command::Plan(args) => Slots::site(&mut args.site, Some(&mut args.log)),
+            Command::Apply(args) => Slots::site(&mut args.site, Some(&mut args.log)),
+            Command::Run(args) => Slots::site(&mut args.site, Some(&mut args.log)),
+            Command::Check(args) => Slots::site(&mut args.site, None),
+            Command::Sim(args) => Slots {
+                log: Some(&mut args.log),
+                ..Slots::default()
+            },
+            Command::Demo { log, .. } => Slots {
+                log: Some(log),
+                ..Slots::default()
+            },
+            Command::Completions { .. } | Command::Man { .. } => Slots::default(),
+        }
+    }
+
+    fn log(&self) -> Option<&LogArgs> {
+        match self {
+            Command::Tunnels { log, .. }
+            | Command::Connectors { log, .. }
+            | Command::Rank { log, .. }
+            | Command::Pops { log, .. }
+            | Command::Demo { log, .. } => Some(log),
+            Command::Plan(args) => Some(&args.log),
+            Command::Apply(args) => Some(&args.log),
+            Command::Run(args) => Some(&args.log),
+            Command::Sim(args) => Some(&args.log),
+            Command::Check(_) | Command::Completions { .. } | Command::Man { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,47 +426,66 @@ pub struct SimArgs {
     /// IPsec lab's PoP responders only; off by default, as Atmos never returns a PSK
     #[arg(long)]
     pub expose_psks_for_lab: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Tunnels { output, command } => {
-            api::tunnels(&client(&cli.api)?, command, output).await?
-        }
-        Command::Connectors { output, command } => {
-            api::connectors(&client(&cli.api)?, command, output).await?
-        }
-        Command::Pops { output } => api::pops(&client(&cli.api)?, output).await?,
-        Command::Rank(args) => return Ok(rank::run(args, &cli.api).await),
-        Command::Plan(args) => return provision::plan(&cli.api, args).await,
-        Command::Apply(args) => return provision::apply(&cli.api, args).await,
-        Command::Run(args) => return run::run(&cli.api, args).await,
+        Command::Tunnels {
+            output,
+            api,
+            command,
+            ..
+        } => api::tunnels(&client(&api)?, command, output).await?,
+        Command::Connectors {
+            output,
+            api,
+            command,
+            ..
+        } => api::connectors(&client(&api)?, command, output).await?,
+        Command::Pops { output, api, .. } => api::pops(&client(&api)?, output).await?,
+        Command::Rank { args, api, .. } => return Ok(rank::run(args, &api).await),
+        Command::Plan(args) => return provision::plan(args).await,
+        Command::Apply(args) => return provision::apply(args).await,
+        Command::Run(args) => return run::run(args).await,
+        Command::Check(args) => return Ok(check::check(&args)),
         Command::Sim(args) => serve_sim(args).await?,
-        Command::Demo(args) => return demo::run(args).await,
+        Command::Demo { args, .. } => return demo::run(args).await,
+        Command::Completions { shell } => manual::completions(shell)?,
+        Command::Man { command } => manual::man(&command)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The API client from flags, environment and config, in that order of precedence.
+/// The API client of a command that works without a config: flags, environment, and the
+/// config only when `--config` or `POPSEL_CONFIG` names one.
 pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
+    let named = ConfigSource::given(
+        args.config.as_deref(),
+        std::env::var_os(CONFIG_ENV).as_deref(),
+    );
+    let config = match named {
+        Some(source) => source.load()?,
         None => Config::api_only(Default::default()),
     };
-    client_from_config(args, &config, Observer::default(), RetryPolicy::default())
+    client_from_config(
+        &args.connection,
+        &config,
+        Observer::default(),
+        RetryPolicy::default(),
+    )
 }
 
+/// The API client from flags, environment and config, in that order of precedence. Builds it
+/// only: no request is made.
 pub fn client_from_config(
-    args: &ApiArgs,
+    args: &Connection,
     config: &Config,
     observer: Observer,
     retry: RetryPolicy,
 ) -> anyhow::Result<Client> {
-    let base_url = args
-        .api_url
-        .clone()
-        .or(config.api.base_url.clone())
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let base_url = args.base_url(config);
     let token_file = args
         .token_file
         .as_deref()
@@ -315,3 +611,7 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

@@ -12,6 +12,7 @@
 mod raw;
 mod validate;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::atmos::ApiSettings;
@@ -25,6 +26,78 @@ use crate::select::SelectionSettings;
 use crate::status::StatusSettings;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/popsel";
+/// The environment variable that names the config when `--config` does not.
+pub const CONFIG_ENV: &str = "POPSEL_CONFIG";
+/// Where the commands that need a config look last (the path the packages install it at).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/popsel/popsel.toml";
+
+/// Where a command's config file comes from: the first of `--config`, `POPSEL_CONFIG` and, for
+/// the commands that need one, [`DEFAULT_CONFIG_PATH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    Flag(PathBuf),
+    Env(PathBuf),
+    Default(PathBuf),
+}
+
+/// None of the places a config is looked for has one; the message names them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no config: give --config FILE, set {CONFIG_ENV}=FILE, or install one as {} \
+     (config/popsel.example.toml documents every key)",
+    .default.display()
+)]
+pub struct NoConfig {
+    pub default: PathBuf,
+}
+
+impl ConfigSource {
+    /// The config the operator named: `--config` (`flag`), else `POPSEL_CONFIG` (`env`, its
+    /// value; empty counts as unset). For the commands that work without a config, which never
+    /// read one the operator did not name.
+    pub fn given(flag: Option<&Path>, env: Option<&OsStr>) -> Option<ConfigSource> {
+        if let Some(path) = flag {
+            return Some(ConfigSource::Flag(path.to_owned()));
+        }
+        env.filter(|v| !v.is_empty())
+            .map(|v| ConfigSource::Env(PathBuf::from(v)))
+    }
+
+    /// The config of a command that needs one: as [`ConfigSource::given`], else `default` when
+    /// there is something at that path (or it cannot be told, so that the load says why).
+    pub fn find(
+        flag: Option<&Path>,
+        env: Option<&OsStr>,
+        default: &Path,
+    ) -> Result<ConfigSource, NoConfig> {
+        if let Some(given) = Self::given(flag, env) {
+            return Ok(given);
+        }
+        if default.try_exists().unwrap_or(true) {
+            return Ok(ConfigSource::Default(default.to_owned()));
+        }
+        Err(NoConfig {
+            default: default.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::Default(p) => p,
+        }
+    }
+
+    /// Loads the config, an error saying where its path came from when the environment named
+    /// it (the operator may not know it is set).
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(self.path()).map_err(|mut e| {
+            if let ConfigSource::Env(_) = self {
+                e.origin = format!("{} (from {CONFIG_ENV})", e.origin);
+            }
+            e
+        })
+    }
+}
 
 /// A validated configuration: each stage's settings, assembled.
 #[derive(Debug, Clone)]

@@ -447,3 +447,102 @@ fn credentials_in_the_api_url_are_refused_and_never_shown() {
     };
     assert!(!format!("{settings:?}").contains("url-s3cret"));
 }
+
+// ---- where the config comes from ----
+
+mod discovery {
+    use std::ffi::OsStr;
+    use std::path::Path;
+
+    use super::super::{ConfigSource, NoConfig};
+
+    #[test]
+    fn the_flag_wins_over_the_environment_and_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("popsel.toml");
+        std::fs::write(&default, "").unwrap();
+        let flag = Path::new("flag.toml");
+        let env = OsStr::new("env.toml");
+        assert_eq!(
+            ConfigSource::find(Some(flag), Some(env), &default),
+            Ok(ConfigSource::Flag(flag.into()))
+        );
+        assert_eq!(
+            ConfigSource::given(Some(flag), Some(env)),
+            Some(ConfigSource::Flag(flag.into()))
+        );
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_default_and_empty_is_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("popsel.toml");
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(
+            ConfigSource::find(None, Some(OsStr::new("env.toml")), &default),
+            Ok(ConfigSource::Env("env.toml".into()))
+        );
+        assert_eq!(
+            ConfigSource::find(None, Some(OsStr::new("")), &default),
+            Ok(ConfigSource::Default(default.clone()))
+        );
+        assert_eq!(ConfigSource::given(None, Some(OsStr::new(""))), None);
+    }
+
+    #[test]
+    fn the_default_only_when_something_is_there_and_only_for_who_needs_a_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("popsel.toml");
+        let missing = ConfigSource::find(None, None, &default).unwrap_err();
+        assert_eq!(
+            missing,
+            NoConfig {
+                default: default.clone()
+            }
+        );
+        let message = missing.to_string();
+        for named in ["--config", "POPSEL_CONFIG", &default.display().to_string()] {
+            assert!(message.contains(named), "{named} in {message}");
+        }
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(
+            ConfigSource::find(None, None, &default),
+            Ok(ConfigSource::Default(default.clone()))
+        );
+        // A command that works without a config never falls back to the default.
+        assert_eq!(ConfigSource::given(None, None), None);
+    }
+
+    #[test]
+    fn a_default_that_cannot_be_looked_at_is_taken_so_that_the_load_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // A path under a regular file: neither there nor not, as far as stat can tell.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let below = file.join("popsel.toml");
+        assert_eq!(
+            ConfigSource::find(None, None, &below),
+            Ok(ConfigSource::Default(below.clone()))
+        );
+    }
+
+    #[test]
+    fn a_config_named_by_the_environment_says_so_when_it_fails() {
+        let e = ConfigSource::Env("/nonexistent/popsel.toml".into())
+            .load()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config /nonexistent/popsel.toml (from POPSEL_CONFIG): "),
+            "{e}"
+        );
+        let e = ConfigSource::Flag("/nonexistent/popsel.toml".into())
+            .load()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config /nonexistent/popsel.toml: "),
+            "{e}"
+        );
+    }
+}

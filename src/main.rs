@@ -3,16 +3,15 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = popsel::cli::Cli::parse();
+    let cli = popsel::cli::Cli::parse_args();
     let filter = EnvFilter::try_from_env("POPSEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match cli.log_format() {
         popsel::cli::LogFormat::Json => logs.json().init(),
         popsel::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }

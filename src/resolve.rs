@@ -7,6 +7,7 @@
 //! endpoints, never take any away.
 
 pub mod dns;
+pub mod nameserver;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

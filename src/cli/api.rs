@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
-use super::{Output, Table, print_json};
+use super::{Output, Table, help, print_json};
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::atmos::{
     Client, Connector, ConnectorSpec, ConnectorUpdate, Lenient, PopDocument, Resource, Tunnel,
@@ -19,68 +19,114 @@ use crate::atmos::{
 #[derive(Debug, Subcommand)]
 pub enum TunnelCommand {
     /// List every tunnel (all pages)
+    #[command(after_help = help::TUNNELS_LIST)]
     List,
     /// Show one tunnel
-    Get { id: String },
+    #[command(after_help = help::TUNNELS_GET)]
+    Get {
+        /// The tunnel's ID
+        id: String,
+    },
     /// Create a tunnel
+    #[command(after_help = help::TUNNELS_CREATE)]
     Create {
+        /// The tunnel's name, unique in the account
         #[arg(long)]
         name: String,
         /// Email or IP address the tunnel authenticates as
         #[arg(long)]
         authentication_id: String,
+        /// ID of the Atmos location the tunnel belongs to
         #[arg(long)]
         location_id: String,
         #[command(flatten)]
         psk: PskSource,
     },
     /// Change a tunnel's fields (PUT); fields not given are left as they are
+    #[command(after_help = help::TUNNELS_UPDATE)]
     Update {
+        /// The tunnel's ID
         id: String,
+        /// New name
         #[arg(long)]
         name: Option<String>,
+        /// New authentication ID (email or IP address)
         #[arg(long)]
         authentication_id: Option<String>,
+        /// New location ID
         #[arg(long)]
         location_id: Option<String>,
         #[command(flatten)]
         psk: PskSource,
     },
     /// Delete a tunnel
-    Delete { id: String },
+    #[command(after_help = help::TUNNELS_DELETE)]
+    Delete {
+        /// The tunnel's ID
+        id: String,
+    },
     /// Show whether a tunnel is Connected or Disconnected
-    Status { id: String },
+    #[command(after_help = help::TUNNELS_STATUS)]
+    Status {
+        /// The tunnel's ID
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
     /// List every connector (all pages)
+    #[command(after_help = help::CONNECTORS_LIST)]
     List,
     /// Show one connector
-    Get { id: String },
+    #[command(after_help = help::CONNECTORS_GET)]
+    Get {
+        /// The connector's ID
+        id: String,
+    },
     /// Create a connector and print its installation command
+    #[command(after_help = help::CONNECTORS_CREATE)]
     Create {
+        /// The connector's name
         #[arg(long)]
         name: String,
+        /// ID of the connector zone to put it in (optional)
         #[arg(long)]
         zone_id: Option<String>,
     },
     /// Change a connector's fields; fields not given are left as they are
+    #[command(after_help = help::CONNECTORS_UPDATE)]
     Update {
+        /// The connector's ID
         id: String,
+        /// New name
         #[arg(long)]
         name: Option<String>,
+        /// Enable (true) or disable (false) the connector
         #[arg(long)]
         enabled: Option<bool>,
+        /// New connector zone ID
         #[arg(long)]
         zone_id: Option<String>,
     },
     /// Delete a connector
-    Delete { id: String },
+    #[command(after_help = help::CONNECTORS_DELETE)]
+    Delete {
+        /// The connector's ID
+        id: String,
+    },
     /// Show a connector's status
-    Status { id: String },
+    #[command(after_help = help::CONNECTORS_STATUS)]
+    Status {
+        /// The connector's ID
+        id: String,
+    },
     /// Make a new installation command (the old one stops working)
-    Regenerate { id: String },
+    #[command(after_help = help::CONNECTORS_REGENERATE)]
+    Regenerate {
+        /// The connector's ID
+        id: String,
+    },
 }
 
 /// Where a PSK comes from. At most one.

@@ -1,24 +1,28 @@
 //! `popsel plan` and `popsel apply`: each location's PoP selection and the reconciliation of
 //! its Atmos tunnels with the config.
 //!
-//! plan exit codes: 0 no changes, 2 changes pending, 1 error (conflicts included: they need a
-//! human). apply exit codes: 0 done, 1 something failed or conflicts remain.
+//! plan exit codes, as terraform's: 0 success, changes pending or not; 1 error (conflicts
+//! included: they need a human); with `--detailed-exitcode`, 0 no changes and 2 changes
+//! pending. Without the flag plan never exits 2, so that a usage error (clap's exit 2) is
+//! never read as "changes pending". apply exit codes: 0 done, 1 something failed or conflicts
+//! remain.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 
-use super::{ApiArgs, Output, StderrReport, Table, client_from_config, print_json};
+use super::{LogArgs, Output, SiteArgs, StderrReport, Table, client_from_config, print_json};
 use crate::config::Config;
 use crate::location::Role;
 use crate::pipeline::{self, Generation, Mode, Pipeline, Planned};
 use crate::reconcile;
 use crate::select::{Change, Selection};
 
+/// What plan and apply share: how one pass runs and prints.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct PassArgs {
     /// Do not probe: rank every location by distance
     #[arg(long)]
     pub no_probe: bool,
@@ -28,17 +32,47 @@ pub struct PlanArgs {
     /// Also delete tunnels popsel manages that are no longer in the config
     #[arg(long)]
     pub prune: bool,
-    #[arg(long, value_enum, default_value_t)]
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub pass: PassArgs,
+    /// Exit 2 when changes are pending and 0 when there are none (as terraform plan
+    /// -detailed-exitcode); without it, 0 either way
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub pass: PassArgs,
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// plan's exit code when it got to the end (see the module's comment).
+fn plan_exit_code(conflicts: usize, writes: usize, detailed: bool) -> ExitCode {
+    if conflicts > 0 {
+        ExitCode::FAILURE
+    } else if detailed && writes > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// How a command uses the state dir.
@@ -52,18 +86,19 @@ enum StateUse {
     Write,
 }
 
-/// The pipeline of the config named on the command line, for one pass.
+/// The pipeline of the site's config, for one pass.
 fn pipeline(
-    api: &ApiArgs,
-    args: &PlanArgs,
+    site: &SiteArgs,
+    args: &PassArgs,
     state_use: StateUse,
 ) -> anyhow::Result<(Config, Pipeline)> {
-    let path = api
-        .config
-        .as_deref()
-        .context("plan and apply need --config FILE (see config/popsel.example.toml)")?;
-    let config = Config::load(path)?;
-    let client = client_from_config(api, &config, Default::default(), Default::default())?;
+    let config = site.source()?.load()?;
+    let client = client_from_config(
+        &site.connection,
+        &config,
+        Default::default(),
+        Default::default(),
+    )?;
     let report = Box::new(StderrReport::new(false));
     let prober = pipeline::prober(&config.locations, args.no_probe, &config.probe, &*report);
     let generation = match state_use {
@@ -123,10 +158,10 @@ fn changes_text(changes: &[Change]) -> String {
         .collect()
 }
 
-pub async fn plan(api: &ApiArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (config, pipeline) = pipeline(api, &args, StateUse::Read)?;
-    let Planned { decision, tunnels } = pipeline.plan(args.prune).await?;
-    match args.output {
+pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let (config, pipeline) = pipeline(&args.site, &args.pass, StateUse::Read)?;
+    let Planned { decision, tunnels } = pipeline.plan(args.pass.prune).await?;
+    match args.pass.output {
         Output::Json => print_json(&serde_json::json!({
             "selection": decision.selection,
             "plan": reconcile::plan_json(&tunnels.plan),
@@ -139,13 +174,11 @@ pub async fn plan(api: &ApiArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
             print!("\n{}", reconcile::plan_text(&tunnels.plan, None));
         }
     }
-    Ok(if tunnels.plan.conflicts() > 0 {
-        ExitCode::FAILURE
-    } else if tunnels.plan.writes() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(plan_exit_code(
+        tunnels.plan.conflicts(),
+        tunnels.plan.writes(),
+        args.detailed_exitcode,
+    ))
 }
 
 /// Asks on the terminal; refuses when stdin is not one.
@@ -162,15 +195,15 @@ fn confirm(writes: usize) -> anyhow::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let (config, pipeline) = pipeline(api, &args.plan, StateUse::Write)?;
-    let planned = pipeline.plan(args.plan.prune).await?;
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let (config, pipeline) = pipeline(&args.site, &args.pass, StateUse::Write)?;
+    let planned = pipeline.plan(args.pass.prune).await?;
     let plan = planned.tunnels.plan.clone();
     let (selection, changes) = (
         planned.decision.selection.clone(),
         planned.decision.changes.clone(),
     );
-    if args.plan.output == Output::Table {
+    if args.pass.output == Output::Table {
         print!("{}", selection_text(&config, &selection));
         print!("\n{}", reconcile::plan_text(&plan, None));
     }
@@ -185,7 +218,7 @@ pub async fn apply(api: &ApiArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             "popsel: warning: {failure}; the selection change is handed off again by the next run"
         );
     }
-    match args.plan.output {
+    match args.pass.output {
         Output::Table => {
             if writes > 0 {
                 print!(

@@ -19,6 +19,7 @@ use crate::probe::adaptive::{Adaptive, DEFAULT_CAP, MIN_TOP};
 use crate::probe::icmp::MAX_CONCURRENCY;
 use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
+use crate::resolve::nameserver::parse_nameserver;
 
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_NOTHING_TO_RANK: u8 = 3;
@@ -48,8 +49,9 @@ pub struct RankArgs {
     /// Read the catalogue from this file (JSON, as GET /api/v1/pops/ipsec returns) instead of the API
     #[arg(long)]
     pub catalog: Option<PathBuf>,
-    /// DNS server to ask instead of the system's (repeatable)
-    #[arg(long = "nameserver", value_name = "IP:PORT")]
+    /// DNS server to ask instead of the system's: IP (port 53) or IP:PORT, [IPv6]:PORT for
+    /// IPv6 (repeatable)
+    #[arg(long = "nameserver", value_name = "IP:PORT", value_parser = parse_nameserver)]
     pub nameservers: Vec<SocketAddr>,
     /// Do not look FQDNs up; probe the listed addresses only
     #[arg(long)]
@@ -100,7 +102,8 @@ pub struct RankArgs {
     /// Show only the best N PoPs
     #[arg(long)]
     pub top: Option<usize>,
-    #[arg(long, value_enum, default_value_t)]
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t)]
     pub output: RankOutput,
 }
 

@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 
 #[cfg(unix)]
 use super::hangup_signal;
-use super::{ApiArgs, client_from_config, shutdown_signal};
+use super::{Connection, LogArgs, SiteArgs, client_from_config, shutdown_signal};
 use crate::agent::{self, Agent, ClientFactory, Ended, RunOptions};
 use crate::atmos::Observer;
 use crate::config::Config;
@@ -24,22 +23,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_probe: bool,
     /// Serve metrics here instead of the config's [metrics] listen
-    #[arg(long)]
+    #[arg(long, value_name = "IP:PORT")]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Builds the client of a config, flags and environment winning, reporting to the metrics.
-pub fn client_factory(api: &ApiArgs) -> ClientFactory {
-    let api_url = api.api_url.clone();
-    let token_file = api.token_file.clone();
+pub fn client_factory(connection: &Connection) -> ClientFactory {
+    let connection = connection.clone();
     Box::new(move |config: &Config, metrics| {
-        let args = ApiArgs {
-            api_url: api_url.clone(),
-            token_file: token_file.clone(),
-            config: None,
-        };
         client_from_config(
-            &args,
+            &connection,
             config,
             Observer(Some(metrics.clone())),
             agent::STAGE_RETRY,
@@ -49,7 +46,7 @@ pub fn client_factory(api: &ApiArgs) -> ClientFactory {
 
 /// Exit codes: 0 when stopped by SIGTERM/SIGINT (the agent's normal end); with `--once`, 0 when
 /// every stage succeeded, 1 when one failed, 130/143 when SIGINT/SIGTERM cut the cycle short.
-pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The handlers before anything else, the config included: no signal may be fatal during
     // start-up. SIGTERM/SIGINT then stop the agent as soon as it gets to them; a SIGHUP stays
     // pending and reloads the config once the agent runs (the config read at start-up may
@@ -57,18 +54,15 @@ pub async fn run(api: &ApiArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal();
     #[cfg(unix)]
     let hangups = Some(hangup_signal()?);
-    let path = api
-        .config
-        .clone()
-        .context("popsel run needs --config FILE (see config/popsel.example.toml)")?;
-    let config = Config::load(&path)?;
+    let source = args.site.source()?;
+    let config = source.load()?;
     let listen = args.metrics_listen.unwrap_or(config.metrics.listen);
-    let agent = Agent::new(config, client_factory(api), args.no_probe)?;
+    let agent = Agent::new(config, client_factory(&args.site.connection), args.no_probe)?;
     let (addr, server) = agent::serve_metrics(agent.clone(), listen).await?;
     tracing::info!("metrics on http://{addr}/metrics");
     let options = RunOptions {
         once: args.once,
-        config_path: Some(path),
+        config_path: Some(source.path().to_owned()),
         #[cfg(unix)]
         hangups,
     };

@@ -19,7 +19,9 @@ mod http;
 mod process;
 mod site;
 
+mod check;
 mod commands;
+mod config_discovery;
 mod crash;
 mod damaged_state;
 mod deploy;
@@ -29,6 +31,7 @@ mod flood;
 mod forgetting;
 mod full_disk;
 mod health;
+mod manual;
 mod outage;
 mod panics;
 mod promtool;

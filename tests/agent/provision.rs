@@ -87,8 +87,11 @@ impl Site {
             .command(command, &[&["--no-probe", "--no-dns"], args].concat())
     }
 
+    /// `plan --detailed-exitcode`: exit 2 says changes are pending, 0 that there are none.
     async fn plan(&self, args: &[&str]) -> Output {
-        support::run(self.command("plan", args)).await
+        let mut all = vec!["--detailed-exitcode"];
+        all.extend_from_slice(args);
+        support::run(self.command("plan", &all)).await
     }
 
     /// `apply --yes`.
@@ -181,11 +184,19 @@ fn assert_configured(sim: &Sim, psk_1: &str, psk_2: &str) {
 // ---- plan and apply on an empty account, then again ----
 
 #[tokio::test(flavor = "multi_thread")]
-async fn plan_on_an_empty_account_shows_creates_and_exits_2() {
+async fn plan_on_an_empty_account_shows_creates_and_exits_0_or_2_with_detailed_exitcode() {
     let sim = support::start_sim(Faults::default()).await;
     let site = Site::new(&sim);
+    // As terraform plan: success whether or not changes are pending…
+    let plain = support::run(site.command("plan", &[])).await;
+    assert_exit(&plain, 0);
+    // …and 2 for "changes pending" only when asked for.
     let out = site.plan(&[]).await;
     assert_exit(&out, 2);
+    assert_contains(
+        &support::stdout(&plain),
+        "Plan: 2 to create, 0 to update, 0 to delete",
+    );
     let text = support::stdout(&out);
     assert_contains(
         &text,

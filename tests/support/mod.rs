@@ -10,6 +10,7 @@
 pub mod api;
 pub mod bounded;
 pub mod chaos;
+pub mod config_site;
 pub mod flood;
 pub mod hostile;
 pub mod ipsec;

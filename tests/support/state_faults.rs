@@ -82,9 +82,9 @@ impl StateSite {
         run_bounded(self.command("apply", &["--yes"])).await
     }
 
-    /// `popsel plan`, within a minute.
+    /// `popsel plan --detailed-exitcode` (2: changes pending, 0: none), within a minute.
     pub async fn plan(&self) -> Output {
-        run_bounded(self.command("plan", &[])).await
+        run_bounded(self.command("plan", &["--detailed-exitcode"])).await
     }
 
     /// `popsel run --once`, within a minute.
