@@ -1,7 +1,6 @@
 //! From the file as written to a `Config`: every value checked, every problem collected with
 //! its key path before anything is reported.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::metrics::MetricsSettings;
 use crate::probe::icmp::MAX_CONCURRENCY;
 use crate::probe::{ProbeSettings, interface_name};
 use crate::resolve::dns::DnsSettings;
+use crate::resolve::nameserver::parse_nameserver;
 use crate::schedule::Schedule;
 use crate::select::SelectionSettings;
 use crate::status::{StatusSettings, Watched};
@@ -82,15 +82,6 @@ fn resolve_path(base: &Path, path: &Path) -> PathBuf {
     } else {
         base.join(path)
     }
-}
-
-/// An `IP:PORT` or a bare `IP` (port 53).
-fn nameserver(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>().ok().or_else(|| {
-        s.parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, 53))
-    })
 }
 
 pub(super) fn validate(
@@ -243,12 +234,9 @@ fn dns(p: &mut Problems, raw: RawDns) -> DnsSettings {
     let defaults = DnsSettings::default();
     let mut nameservers = Vec::new();
     for (i, s) in raw.nameservers.unwrap_or_default().iter().enumerate() {
-        match nameserver(s) {
-            Some(addr) => nameservers.push(addr),
-            None => p.add(
-                &format!("dns.nameservers[{i}]"),
-                format!("{s:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\" or \"[::1]:53\")"),
-            ),
+        match parse_nameserver(s) {
+            Ok(addr) => nameservers.push(addr),
+            Err(e) => p.add(&format!("dns.nameservers[{i}]"), e),
         }
     }
     DnsSettings {

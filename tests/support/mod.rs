@@ -71,7 +71,12 @@ pub fn no_faults() -> Faults {
 /// The `popsel` binary, with a clean environment as far as popsel is concerned.
 pub fn popsel() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_popsel"));
-    for var in ["POPSEL_API_URL", "POPSEL_API_TOKEN", "POPSEL_LOG"] {
+    for var in [
+        "POPSEL_API_URL",
+        "POPSEL_API_TOKEN",
+        "POPSEL_LOG",
+        "POPSEL_CONFIG",
+    ] {
         cmd.env_remove(var);
     }
     cmd
