@@ -13,6 +13,8 @@
 //! answers at all (or ICMP is not available) the basis is "distance": every PoP is ordered by
 //! great-circle distance and its score is that distance in km.
 
+pub mod contenders;
+
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::IpAddr;

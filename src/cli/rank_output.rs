@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Table;
 use crate::probe::RttStats;
-use crate::probe::adaptive::score_range;
+use crate::rank::contenders::score_range;
 use crate::rank::{Basis, MeasuredEndpoint, RankedPop, Ranking};
 
 /// Totals for the footer, taken before `--top` cuts the list.
@@ -63,7 +63,7 @@ fn endpoint_json(e: &MeasuredEndpoint) -> serde_json::Value {
     })
 }
 
-/// The plausible range of a PoP's score (its best endpoint's): see `probe::adaptive`.
+/// The plausible range of a PoP's score (its best endpoint's): see `rank::contenders`.
 fn score_range_json(p: &RankedPop) -> serde_json::Value {
     let range = p
         .best_endpoint()

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use crate::catalog::{Catalog, Filter, Pop};
 use crate::location::{Location, Site};
 use crate::probe::ProbeSettings;
-use crate::probe::adaptive::Adaptive;
+use crate::probe::adaptive::{Adaptive, Tally};
 use crate::probe::icmp::Prober;
-use crate::rank::{Basis, Ranking, Rankings, rank};
+use crate::rank::{Basis, Ranking, Rankings, contenders, rank};
 use crate::resolve::dns::{DnsResolver, DnsSettings};
 use crate::resolve::{self};
 use crate::select::Selection;
@@ -93,8 +93,11 @@ pub(super) async fn survey(
                     .iter()
                     .map(|(_, endpoints)| endpoints.iter().map(|e| e.ip).collect())
                     .collect();
+                let wanted = |pops: &[Vec<usize>], tallies: &[Tally]| {
+                    contenders::contenders(pops, tallies, adaptive)
+                };
                 prober
-                    .probe_sequential(&pops, settings, adaptive, &progress)
+                    .probe_sequential(&pops, settings, adaptive, &wanted, &progress)
                     .await
             }
         });
@@ -114,7 +117,7 @@ pub enum Probing<'a> {
 }
 
 /// Every this many probe rounds the agent probes every address; in the others, only its
-/// contenders ([`contenders`]). A dead primary is noticed as fast as before (it is always a
+/// contenders ([`probed_every_round`]). A dead primary is noticed as fast as before (it is always a
 /// contender); the other PoPs' metrics are at most this many rounds old (2 minutes at the
 /// default 30 s).
 pub const FULL_ROUND_EVERY: u64 = 4;
@@ -125,7 +128,7 @@ pub const CONTENDER_RANKS: usize = 5;
 /// The addresses the agent probes in every round: those of each location's best
 /// [`CONTENDER_RANKS`] PoPs by measured latency (a challenger must beat the current choice
 /// round after round, so it is among them), and every chosen endpoint.
-pub fn contenders(rankings: &Rankings, selection: &Selection) -> HashSet<IpAddr> {
+pub fn probed_every_round(rankings: &Rankings, selection: &Selection) -> HashSet<IpAddr> {
     let mut out = HashSet::new();
     for (_, ranking) in rankings {
         if ranking.basis != Basis::Latency {

@@ -83,10 +83,13 @@ fn the_contenders_are_each_locations_best_five_and_every_chosen_endpoint() {
     let ranking = rank(site, surveyed.pops, surveyed.probes.as_ref(), vec![]);
     let rankings: Rankings = vec![("chicago".into(), ranking)];
     let mut expected: HashSet<IpAddr> = (1..=5).map(ip).collect();
-    assert_eq!(contenders(&rankings, &Selection::default()), expected);
+    assert_eq!(
+        probed_every_round(&rankings, &Selection::default()),
+        expected
+    );
     expected.insert(ip(8));
     assert_eq!(
-        contenders(&rankings, &chose(8)),
+        probed_every_round(&rankings, &chose(8)),
         expected,
         "the chosen PoP, whatever its rank"
     );

@@ -92,7 +92,7 @@ impl Pipeline {
     /// resolve → probe, over the PoPs of the catalogue in use the config allows.
     ///
     /// Every [`measure::FULL_ROUND_EVERY`]th round probes every address; the others only the
-    /// contenders ([`measure::contenders`]), the rest keeping what the last round found.
+    /// contenders ([`measure::probed_every_round`]), the rest keeping what the last round found.
     pub(super) async fn measure(&self, generation: &Generation) -> Result<(), StageError> {
         let (pops, previous, contenders) = {
             let mut board = lock(&self.board);
@@ -104,7 +104,7 @@ impl Pipeline {
             let round = board.probe_rounds;
             board.probe_rounds = round.wrapping_add(1);
             let contenders = (round % measure::FULL_ROUND_EVERY != 0)
-                .then(|| measure::contenders(&board.rankings, &board.selection))
+                .then(|| measure::probed_every_round(&board.rankings, &board.selection))
                 .filter(|c| !c.is_empty());
             (pops, board.survey.clone(), contenders)
         };

@@ -27,6 +27,8 @@ use super::{Probe, ProbeError, ProbeSettings};
 
 mod sequential;
 
+pub use sequential::Decision;
+
 /// Bytes of echo data, as `ping` and `fping` send by default.
 const PAYLOAD: [u8; 56] = [0; 56];
 

@@ -1,6 +1,6 @@
-//! The engine of sequential probing: one request to every address, then more only to the
-//! contenders ([`crate::probe::adaptive`]), each `follow_up` apart, until none is left and
-//! every request has its reply or its timeout.
+//! The engine of sequential probing: one request to every address, then more only to those
+//! the caller's decision names (the rank stage's contenders), each `follow_up` apart, until
+//! none is named and every request has its reply or its timeout.
 //!
 //! One coordinator decides; each request is a task of its own that takes a slot of the
 //! packet pacer, sends, waits for its reply and reports back. Requests get sequence numbers
@@ -18,8 +18,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{PAYLOAD, Pacer, Prober, is_echo_reply};
-use crate::probe::adaptive::{Adaptive, Tally, contenders};
+use crate::probe::adaptive::{Adaptive, Tally};
 use crate::probe::{Probe, ProbeError, ProbeSettings};
+
+/// Which addresses get another request, given each PoP's addresses and their tallies.
+pub type Decision<'a> = dyn Fn(&[Vec<usize>], &[Tally]) -> Vec<bool> + Sync + 'a;
 
 /// What a request's task reports.
 enum Event {
@@ -70,7 +73,8 @@ impl Followed {
 }
 
 impl Prober {
-    /// Sequential probing of `pops` (each PoP's addresses): see [`crate::probe::adaptive`].
+    /// Sequential probing of `pops` (each PoP's addresses). At each tick `wanted(pops,
+    /// tallies)` says which addresses get another request (`pops` as indices into `tallies`);
     /// `settings` gives the timeout and the packet rate; `progress(done, total)` is called as
     /// addresses are done with.
     pub async fn probe_sequential(
@@ -78,6 +82,7 @@ impl Prober {
         pops: &[Vec<IpAddr>],
         settings: &ProbeSettings,
         adaptive: &Adaptive,
+        wanted: &Decision<'_>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> HashMap<IpAddr, Probe> {
         let (addresses, groups) = index(pops);
@@ -113,7 +118,7 @@ impl Prober {
                     .max();
             }
             let tallies: Vec<Tally> = followed.iter().map(|f| f.tally.clone()).collect();
-            let wanted = contenders(&groups, &tallies, adaptive);
+            let wanted = wanted(&groups, &tallies);
             let done = followed
                 .iter()
                 .zip(&wanted)
