@@ -10,10 +10,12 @@
 //! dir and used when the API is down. `/healthz` turns unhealthy when a stage stops completing
 //! runs ([`Liveness`]). SIGTERM/SIGINT: stages under way get 5 s to finish, then are abandoned;
 //! state is written as each stage ends, so nothing is lost. SIGHUP: the config is reloaded as a
-//! new generation, swapped in whole; an invalid one is reported and the old one kept.
+//! new generation, swapped in whole; an invalid one is reported and the old one kept. Under
+//! systemd, each of these is notified ([`notify`]).
 
 mod http;
 mod log;
+mod notify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -76,6 +78,8 @@ pub struct Agent {
     liveness: Liveness,
     /// Every client's, across reloads.
     gate: Arc<Gate>,
+    /// What systemd is told (nothing when it gave no notification socket).
+    systemd: notify::Systemd,
 }
 
 /// The agent's gate: the first backoff as long as the shortest interval of a job that calls
@@ -110,6 +114,7 @@ impl Agent {
             make_client,
             liveness: Liveness::default(),
             gate,
+            systemd: notify::Systemd::from_env(),
         }))
     }
 
@@ -164,14 +169,18 @@ impl Agent {
         self.generation().config.schedule.interval(stage)
     }
 
-    /// Runs `stages` in order, each a job of its own, noting each completed run. Returns
-    /// whether one of them failed because the API could not be used.
+    /// Runs `stages` in order, each a job of its own, noting each completed run, and telling
+    /// systemd once the agent is ready. Returns whether one of them failed because the API
+    /// could not be used.
     async fn run_stages(&self, stages: &[Stage]) -> bool {
         let mut api_unavailable = false;
         for &stage in stages {
             api_unavailable |= self.pipeline.run(&[stage]).await.api_unavailable;
             self.liveness
                 .completed(stage, Instant::now(), self.interval(stage));
+            if self.ready() {
+                self.systemd.ready();
+            }
         }
         api_unavailable
     }
@@ -342,6 +351,9 @@ pub async fn run<S>(
         return Ok(once(&agent, shutdown, hangups).await);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(every) = agent.systemd.watchdog_interval() {
+        tokio::spawn(feed_watchdog(agent.clone(), every, stop_rx.clone()));
+    }
     let reload = reload_on_hangup(agent.clone(), options.config_path.clone(), hangups);
     tokio::pin!(reload);
     // The catalogue comes first: the other stages need it. A fresh one in the cache will do;
@@ -365,7 +377,10 @@ pub async fn run<S>(
                 .expect(Stage::Catalog, Instant::now(), interval);
             tokio::select! {
                 _ = agent.run_stages(&[Stage::Catalog]) => {}
-                stop = &mut shutdown => return Ok(Ended::Stopped(stop)),
+                stop = &mut shutdown => {
+                    agent.systemd.stopping();
+                    return Ok(Ended::Stopped(stop));
+                }
                 never = &mut reload => match never {},
             }
             interval
@@ -384,6 +399,7 @@ pub async fn run<S>(
         stop = &mut shutdown => stop,
         never = &mut reload => match never {},
     };
+    agent.systemd.stopping();
     tracing::info!("shutting down: stages under way get 5 s");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
@@ -395,6 +411,38 @@ pub async fn run<S>(
         tasks.abort_all();
     }
     Ok(Ended::Stopped(stop))
+}
+
+/// Tells systemd's watchdog the agent is alive every `every`, as long as no stage is overdue
+/// (what `/healthz` says): a stage that stopped completing runs, or a process too stuck to run
+/// this loop, is then restarted by systemd. Until shutdown.
+async fn feed_watchdog(agent: Arc<Agent>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut withheld = false;
+    loop {
+        let overdue = agent.overdue();
+        if overdue.is_empty() {
+            agent.systemd.alive();
+            if withheld {
+                tracing::info!("every stage completes its runs again: watchdog pings resume");
+                agent.systemd.status("running");
+                withheld = false;
+            }
+        } else if !withheld {
+            let stuck: Vec<String> = overdue.iter().map(Overdue::to_string).collect();
+            tracing::error!(
+                "{}: no more systemd watchdog pings, systemd will restart popsel",
+                stuck.join("; ")
+            );
+            agent
+                .systemd
+                .status(&format!("stuck: {}", stuck.join("; ")));
+            withheld = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// `--once`: one cycle, unless `shutdown` comes first (the stage under way is abandoned; what
@@ -435,7 +483,8 @@ async fn next_hangup(hangups: &mut Option<Hangups>) {
     std::future::pending::<()>().await
 }
 
-/// Reloads the config on every SIGHUP (one that came during start-up, once); never returns.
+/// Reloads the config on every SIGHUP (one that came during start-up, once), between
+/// RELOADING=1 and READY=1 to systemd; never returns.
 async fn reload_on_hangup(
     agent: Arc<Agent>,
     path: Option<PathBuf>,
@@ -443,21 +492,41 @@ async fn reload_on_hangup(
 ) -> std::convert::Infallible {
     loop {
         next_hangup(&mut hangups).await;
-        let Some(path) = &path else {
-            tracing::warn!("SIGHUP: no config file to reload");
-            continue;
-        };
-        // A panic while reading or applying the new config (a bug, or a file nobody foresaw)
-        // is a failed reload, like an invalid config, not the end of the agent.
-        let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Config::load(path)
-                .map_err(anyhow::Error::from)
-                .and_then(|c| agent.reload(c))
-        }))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the reload panicked")));
-        match reloaded {
-            Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
-            Err(e) => tracing::error!("config not reloaded, keeping the old one: {e:#}"),
+        agent.systemd.reloading(
+            || reload_from(&agent, path.as_deref()),
+            |&reloaded| {
+                if reloaded {
+                    "running; config reloaded"
+                } else {
+                    "running; config not reloaded, the previous one kept (see the log)"
+                }
+            },
+        );
+    }
+}
+
+/// One reload of the config at `path`; whether the new one is in use.
+fn reload_from(agent: &Agent, path: Option<&std::path::Path>) -> bool {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no config file to reload");
+        return false;
+    };
+    // A panic while reading or applying the new config (a bug, or a file nobody foresaw) is a
+    // failed reload, like an invalid config, not the end of the agent.
+    let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Config::load(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| agent.reload(c))
+    }))
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the reload panicked")));
+    match reloaded {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "config reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!("config not reloaded, keeping the old one: {e:#}");
+            false
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod credential;
 mod locations;
 
 use super::raw::{
@@ -90,7 +91,7 @@ pub(super) fn validate(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<String>> {
     let mut p = Problems::default();
-    let api = api(&mut p, raw.api, base);
+    let api = api(&mut p, raw.api, base, env);
     let probe = probe(&mut p, raw.probe);
     let dns = dns(&mut p, raw.dns);
     let selection = selection(&mut p, raw.selection);
@@ -123,7 +124,12 @@ pub(super) fn validate(
     })
 }
 
-fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
+fn api(
+    p: &mut Problems,
+    raw: RawApi,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> ApiSettings {
     let defaults = ApiSettings::default();
     if let Some(size) = raw.page_size {
         if !(1..=1000).contains(&size) {
@@ -143,9 +149,14 @@ fn api(p: &mut Problems, raw: RawApi, base: &Path) -> ApiSettings {
             );
         }
     }
+    let token_file = raw.token_file.and_then(|file| {
+        credential::secret_path(&file, base, env)
+            .map_err(|why| p.add("api.token_file", why))
+            .ok()
+    });
     ApiSettings {
         base_url: raw.base_url,
-        token_file: raw.token_file.map(|f| resolve_path(base, &f)),
+        token_file,
         timeout,
         page_size: raw.page_size.unwrap_or(defaults.page_size),
         max_response_bytes: byte_cap(

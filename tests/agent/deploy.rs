@@ -1,5 +1,6 @@
-//! The deployment kit: alert rules pass their unit tests, the systemd unit verifies, and every
-//! metric the rules and the dashboard use is one the agent exports.
+//! The deployment kit: alert rules pass their unit tests, the systemd unit verifies and stays
+//! hardened, the container recipe sends the builder only what it needs, and every metric the
+//! rules and the dashboard use is one the agent exports.
 
 use crate::support;
 
@@ -140,10 +141,20 @@ fn the_dashboard_is_importable_json() {
     }
 }
 
+const UNIT: &str = "deploy/systemd/popsel.service";
+/// The drop-in for systemd older than 253, which has no `Type=notify-reload`.
+const BEFORE_253: &str = "deploy/systemd/before-253.conf";
+
 #[test]
 fn the_systemd_unit_is_hardened_and_verifies_where_systemd_analyze_exists() {
-    let unit = std::fs::read_to_string("deploy/systemd/popsel.service").unwrap();
+    let unit = std::fs::read_to_string(UNIT).unwrap();
     for line in [
+        "Type=notify-reload",
+        "NotifyAccess=main",
+        "ExecStartPre=/usr/bin/popsel check --config /etc/popsel/popsel.toml",
+        "ExecStart=/usr/bin/popsel run --config /etc/popsel/popsel.toml --log-format json",
+        "WatchdogSec=2min",
+        "LoadCredential=popsel:/etc/popsel/credentials",
         "DynamicUser=yes",
         "AmbientCapabilities=CAP_NET_RAW",
         "CapabilityBoundingSet=CAP_NET_RAW",
@@ -155,36 +166,193 @@ fn the_systemd_unit_is_hardened_and_verifies_where_systemd_analyze_exists() {
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
-    if !has("systemd-analyze") {
+    // notify-reload sends SIGHUP itself and waits for popsel's READY=1: no ExecReload=.
+    assert!(!unit.lines().any(|l| l.starts_with("ExecReload=")));
+    let Some(version) = systemd_version() else {
         eprintln!(
             "systemd-analyze is not installed: verification skipped (it runs where the tool exists)"
         );
         return;
-    }
-    // Point ExecStart at the binary under test, which exists here.
+    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("popsel.service");
-    std::fs::write(
-        &path,
-        unit.replace("/usr/local/bin/popsel", env!("CARGO_BIN_EXE_popsel")),
-    )
-    .unwrap();
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("popsel.service:"),
-        "systemd-analyze verify:\n{stderr}"
-    );
+    let ran = dir.path().join("popsel-ran");
+    let unit_file = unit_under_test(&unit, dir.path(), &ran);
+    let problems = verify(&unit_file);
+    if version >= 253 {
+        assert!(problems.is_empty(), "systemd-analyze verify:\n{problems}");
+    } else {
+        // This systemd predates notify-reload: the type is all it may object to, and the unit
+        // with the drop-in it then needs verifies.
+        assert!(
+            problems
+                .lines()
+                .all(|l| l.contains("Failed to parse service type, ignoring: notify-reload")),
+            "systemd {version}, systemd-analyze verify:\n{problems}"
+        );
+        let without_type: String = unit
+            .lines()
+            .filter(|l| *l != "Type=notify-reload")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let unit_file = unit_under_test(&without_type, dir.path(), &ran);
+        let drop_ins = dir.path().join("popsel.service.d");
+        std::fs::create_dir_all(&drop_ins).unwrap();
+        std::fs::copy(BEFORE_253, drop_ins.join("before-253.conf")).unwrap();
+        let problems = verify(&unit_file);
+        assert!(problems.is_empty(), "with {BEFORE_253}:\n{problems}");
+    }
+    // Verifying runs none of the unit's commands (the binary's `check` among them).
+    assert!(!ran.exists(), "systemd-analyze ran the unit's commands");
 }
 
 #[test]
-fn the_container_recipe_and_scrape_config_exist() {
+fn the_systemd_unit_exposure_stays_at_most_2() {
+    if systemd_version().is_none() {
+        eprintln!("systemd-analyze is not installed: the exposure is measured where it exists");
+        return;
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", UNIT])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for popsel.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level in:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{text}");
+}
+
+/// The version of the systemd whose `systemd-analyze` is installed, if any.
+fn systemd_version() -> Option<u32> {
+    let out = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The unit in `dir`, its commands pointing at a script that would leave `ran` behind if it
+/// ever ran (the binary the unit names is not installed here).
+fn unit_under_test(unit: &str, dir: &Path, ran: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("popsel");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("popsel.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/popsel", &script.display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
+/// What `systemd-analyze verify` says about the unit (the man page named in Documentation= is
+/// installed by the package, not here).
+fn verify(unit_file: &Path) -> String {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(unit_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "systemd-analyze verify:\n{stderr}");
+    stderr
+        .lines()
+        .filter(|l| l.contains("popsel.service"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The top-level entries of the repository the build context sends, by `.containerignore`:
+/// an allow-list (`*`, then `!name` lines).
+fn sent_to_the_builder() -> BTreeSet<String> {
+    let ignore = std::fs::read_to_string(".containerignore").unwrap();
+    let rules: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(rules.first(), Some(&"*"), "an allow-list: {rules:?}");
+    rules[1..]
+        .iter()
+        .map(|r| {
+            r.strip_prefix('!')
+                .unwrap_or_else(|| panic!("not an exception: {r}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_container_recipe_sends_only_what_the_build_reads_and_caches_the_dependencies() {
     let recipe = std::fs::read_to_string("deploy/container/Containerfile").unwrap();
     assert!(recipe.contains("cargo build --release --locked") && recipe.contains("USER 65534"));
+    let sent = sent_to_the_builder();
+    for never in ["target", ".git", "fuzz", "tests"] {
+        assert!(!sent.contains(never), "{never} is sent to the builder");
+    }
+    assert_eq!(
+        std::fs::read_link(".dockerignore").ok(),
+        Some(".containerignore".into()),
+        "docker reads .dockerignore: the same file"
+    );
+    // Every COPY from the context is sent.
+    for line in recipe
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for source in &words[1..words.len() - 1] {
+            assert!(sent.contains(*source), "{line}: {source} is not sent");
+        }
+    }
+    // The dependency layer: the manifest alone, then a build, before popsel's own code.
+    let manifest = recipe
+        .find("COPY Cargo.toml Cargo.lock")
+        .expect("the manifest first");
+    let first_build = recipe.find("cargo build").unwrap();
+    let code = recipe.find("COPY src src").expect("then the code");
+    assert!(manifest < first_build && first_build < code, "{recipe}");
+    // cargo reads no manifest whose targets are missing: each bench has its stand-in.
+    let cargo: toml::Table = std::fs::read_to_string("Cargo.toml")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stand_ins = recipe[manifest..first_build]
+        .lines()
+        .find(|l| l.contains("for bench in"))
+        .expect("the benches' stand-ins");
+    for bench in cargo["bench"].as_array().unwrap() {
+        let name = bench["name"].as_str().unwrap();
+        assert!(
+            stand_ins
+                .split_whitespace()
+                .any(|w| w.trim_end_matches(';') == name),
+            "no stand-in for bench {name}: {stand_ins}"
+        );
+    }
+    // The revision is passed in, after the dependency layer.
+    let arg = recipe
+        .find("ARG POPSEL_REVISION")
+        .expect("the revision, a build arg");
+    assert!(arg > first_build && recipe[arg..].contains("POPSEL_REVISION=\"$POPSEL_REVISION\""));
+}
+
+#[test]
+fn the_scrape_config_exists() {
     let scrape = std::fs::read_to_string("deploy/prometheus/scrape.yml").unwrap();
     assert!(scrape.contains("job_name: popsel") && scrape.contains("alerts.yml"));
     assert!(Path::new("deploy/prometheus/alerts.yml").exists());

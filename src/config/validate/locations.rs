@@ -8,7 +8,8 @@ use std::path::Path;
 use secrecy::SecretString;
 
 use super::super::raw::{RawLocation, RawTunnel};
-use super::{Problems, resolve_path};
+use super::Problems;
+use super::credential::secret_path;
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::edge::swanctl::section_name;
 use crate::location::{Location, Role, Site, TrafficSelector, TunnelConfig};
@@ -244,8 +245,14 @@ fn psk(
             return None;
         }
         (Some(file), None) => {
-            let path = resolve_path(base, file);
             let fkey = format!("{key}.psk_file");
+            let path = match secret_path(file, base, env) {
+                Ok(path) => path,
+                Err(why) => {
+                    p.add(&fkey, why);
+                    return None;
+                }
+            };
             if let Err(why) = check_secret_file(&path) {
                 p.add(&fkey, why);
                 return None;
