@@ -1,18 +1,21 @@
 use super::*;
 use crate::metrics::fixtures::{exposition, sample, survey};
 
+/// The labels of the Frankfurt endpoint of `survey(&["Frankfurt", …])`.
+const FRANKFURT: [(&str, &str); 5] = [
+    ("pop", "DE/Frankfurt/AWS"),
+    ("country", "DE"),
+    ("provider", "AWS"),
+    ("fqdn", "frankfurt.pops.test"),
+    ("ip", "198.18.0.1"),
+];
+
 #[test]
 fn probe_rounds_export_endpoint_series_and_drop_departed_pops() {
     let c = ProbeCollector::new().unwrap();
     c.observe(&survey(&["Frankfurt", "Munich"]), &HashSet::new());
     let text = exposition(c.clone());
-    let labels = [
-        ("pop", "DE/Frankfurt/AWS"),
-        ("country", "DE"),
-        ("provider", "AWS"),
-        ("fqdn", "frankfurt.pops.test"),
-        ("ip", "198.18.0.1"),
-    ];
+    let labels = FRANKFURT;
     assert_eq!(
         sample(&text, "popsel_pop_rtt_seconds", &labels),
         Some(0.004),
@@ -69,13 +72,7 @@ fn a_carried_over_probe_keeps_its_gauges_and_is_not_counted_again() {
     let ip: IpAddr = "198.18.0.1".parse().unwrap();
     c.observe(&round, &HashSet::from([ip]));
     let text = exposition(c.clone());
-    let labels = [
-        ("pop", "DE/Frankfurt/AWS"),
-        ("country", "DE"),
-        ("provider", "AWS"),
-        ("fqdn", "frankfurt.pops.test"),
-        ("ip", "198.18.0.1"),
-    ];
+    let labels = FRANKFURT;
     assert_eq!(
         sample(&text, "popsel_probe_requests_total", &labels),
         Some(3.0),

@@ -56,13 +56,14 @@ fn binary_to_pack(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn the_debian_package_holds_the_binary_unit_config_man_page_and_completions() {
-    let available = if cargo_deb_installed() {
-        Ok(())
-    } else {
-        Err("cargo-deb is not installed (cargo install cargo-deb --locked): the package is not \
+    let available =
+        if cargo_deb_installed() {
+            Ok(())
+        } else {
+            Err("cargo-deb is not installed (cargo install cargo-deb --locked): the package is not \
              built here"
             .to_owned())
-    };
+        };
     if !crate::support::can_run_privileged(available) {
         return;
     }

@@ -70,17 +70,7 @@ impl ConfigSite {
 /// popsel reads (no token, no PSK, no `POPSEL_CONFIG` but the one `named` gives).
 pub fn bare(named: &Named, args: &[&str]) -> Command {
     let mut cmd = popsel();
-    cmd.env_remove("POPSEL_CONFIG").stdin(Stdio::null());
-    for var in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(var);
-    }
+    cmd.stdin(Stdio::null());
     let (flag, env): (Option<&Path>, Option<&Path>) = match named {
         Named::Flag(p) => (Some(p), None),
         Named::Env(p) => (None, Some(p)),

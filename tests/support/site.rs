@@ -103,16 +103,6 @@ impl SiteDir {
             .env("POPSEL_API_TOKEN", TOKEN)
             .envs(&self.env)
             .stdin(Stdio::null());
-        for var in [
-            "http_proxy",
-            "HTTP_PROXY",
-            "https_proxy",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-        ] {
-            cmd.env_remove(var);
-        }
         cmd
     }
 }
