@@ -1,20 +1,33 @@
 //! Ranking a 10,000-PoP catalogue: parse the JSON document, validate it, score and sort.
 //! `cargo bench --bench rank`. Probing and DNS are not part of it: they are measured against
 //! fping in the latency lab.
+//!
+//! Groups:
+//! - `rank 10k PoPs`: the whole (the README's figure), then each step on its own so that a
+//!   regression shows where it is;
+//! - `parse 10k-PoP document`: our parse next to serde_json's own on the same bytes (a
+//!   `serde_json::Value`, and a minimal typed struct with no validation), in MB/s.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use popsel::catalog::Catalog;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use popsel::atmos::types::PopDocument;
+use popsel::catalog::{Catalog, Pop};
 use popsel::location::Site;
 use popsel::probe::Probe;
 use popsel::rank::rank;
-use popsel::resolve::{self, Answer};
+use popsel::resolve::{self, Answer, Endpoint};
+use serde::Deserialize;
 
 const POPS: usize = 10_000;
+
+const SITE: Site = Site {
+    latitude: 41.88,
+    longitude: -87.63,
+};
 
 /// A catalogue of `POPS` PoPs spread over the globe, two FQDNs each, as the API sends it.
 fn catalogue_json() -> String {
@@ -79,35 +92,119 @@ fn probes(catalog: &Catalog) -> HashMap<IpAddr, Probe> {
     out
 }
 
-fn bench(c: &mut Criterion) {
+/// Each PoP with its endpoints, as the survey hands them to the rank stage (no DNS).
+fn surveyed(pops: Vec<Pop>) -> Vec<(Pop, Vec<Endpoint>)> {
+    let no_dns: HashMap<String, Answer> = HashMap::new();
+    pops.into_iter()
+        .map(|p| {
+            let e = resolve::endpoints(&p, &no_dns);
+            (p, e)
+        })
+        .collect()
+}
+
+fn rank_catalogue(c: &mut Criterion) {
     let text = catalogue_json();
     let catalog = Catalog::from_json(&text).expect("catalogue");
     assert_eq!(catalog.pops.len(), POPS);
     let probes = probes(&catalog);
-    let site = Site {
-        latitude: 41.88,
-        longitude: -87.63,
-    };
-    let no_dns: HashMap<String, Answer> = HashMap::new();
-    c.bench_function("rank 10k PoPs (parse + score + sort)", |b| {
+    let mut group = c.benchmark_group("rank 10k PoPs");
+    group.bench_function("parse + validate + score + sort", |b| {
         b.iter(|| {
             let catalog = Catalog::from_json(black_box(&text)).expect("catalogue");
-            let pops = catalog
-                .pops
-                .into_iter()
-                .map(|p| {
-                    let e = resolve::endpoints(&p, &no_dns);
-                    (p, e)
-                })
-                .collect();
-            black_box(rank(site, pops, Some(&probes), catalog.skipped))
+            let pops = surveyed(catalog.pops);
+            black_box(rank(SITE, pops, Some(&probes), catalog.skipped))
         })
     });
+    group.bench_function("parse + validate (Catalog::from_json)", |b| {
+        b.iter(|| Catalog::from_json(black_box(&text)).expect("catalogue"))
+    });
+    group.bench_function("endpoints (resolve::endpoints, no DNS)", |b| {
+        b.iter_batched(
+            || catalog.pops.clone(),
+            |pops| black_box(surveyed(pops)),
+            BatchSize::LargeInput,
+        )
+    });
+    let pops = surveyed(catalog.pops.clone());
+    group.bench_function("score + sort (rank)", |b| {
+        b.iter_batched(
+            || pops.clone(),
+            |pops| black_box(rank(SITE, pops, Some(&probes), Vec::new())),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("agent's path: PopDocument + Catalog::from_document", |b| {
+        b.iter(|| {
+            let document: PopDocument =
+                serde_json::from_slice(black_box(text.as_bytes())).expect("document");
+            Catalog::from_document(&document)
+        })
+    });
+    group.finish();
+}
+
+/// serde_json into the catalogue's shape with nothing checked: the floor a typed parse of the
+/// same bytes can reach.
+#[derive(Deserialize)]
+struct MinimalDocument {
+    #[serde(rename = "ipSecLocations")]
+    _countries: Vec<MinimalCountry>,
+}
+
+#[derive(Deserialize)]
+struct MinimalCountry {
+    #[serde(rename = "country")]
+    _country: String,
+    #[serde(rename = "locations")]
+    _locations: Vec<MinimalLocation>,
+}
+
+#[derive(Deserialize)]
+struct MinimalLocation {
+    #[serde(rename = "city")]
+    _city: String,
+    #[serde(rename = "latitude")]
+    _latitude: String,
+    #[serde(rename = "longitude")]
+    _longitude: String,
+    #[serde(rename = "provider")]
+    _provider: String,
+    #[serde(rename = "fqdn")]
+    _fqdn: Vec<MinimalFqdn>,
+}
+
+#[derive(Deserialize)]
+struct MinimalFqdn {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "ip")]
+    _ip: Vec<String>,
+}
+
+fn parse_throughput(c: &mut Criterion) {
+    let text = catalogue_json();
+    let mut group = c.benchmark_group("parse 10k-PoP document");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("popsel Catalog::from_json (parse + validate)", |b| {
+        b.iter(|| Catalog::from_json(black_box(&text)).expect("catalogue"))
+    });
+    group.bench_function("serde_json::Value", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<serde_json::Value>(black_box(text.as_bytes())).expect("json")
+        })
+    });
+    group.bench_function("serde_json minimal typed struct", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<MinimalDocument>(black_box(text.as_bytes())).expect("json")
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(8));
-    targets = bench
+    targets = rank_catalogue, parse_throughput
 }
 criterion_main!(benches);

@@ -5,11 +5,15 @@
 //! its country and city and the reason; one bad entry never aborts the run, and nothing is
 //! dropped without a trace.
 
+mod wire;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atmos::types::{Coordinate, Lenient, PopCountry, PopDocument, PopEntry};
+use crate::atmos::types::{Coordinate, CoordinateRef, Lenient, PopDocument, PopEntry};
 
 /// An IPsec PoP as the catalogue lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,41 +82,173 @@ pub struct Catalog {
 impl Catalog {
     /// Validates every entry of `doc`.
     pub fn from_document(doc: &PopDocument) -> Catalog {
-        let mut catalog = Catalog::default();
+        let mut builder = Builder::default();
         for (i, country) in doc.ip_sec_locations.iter().enumerate() {
-            match country {
-                Lenient::Valid(country) => catalog.add_country(country),
-                Lenient::Invalid { error, .. } => catalog.skipped.push(Skipped {
-                    country: format!("ipSecLocations[{i}]"),
-                    city: String::new(),
-                    reason: format!("country entry does not have the documented shape: {error}"),
-                }),
+            let country = match country {
+                Lenient::Valid(country) => country,
+                Lenient::Invalid { error, .. } => {
+                    builder.skip(bad_country(i, error));
+                    continue;
+                }
+            };
+            let code = country.country.trim();
+            for (j, entry) in country.locations.iter().enumerate() {
+                builder.add(match entry {
+                    Lenient::Valid(entry) => parse_pop(code, document_entry(entry)),
+                    Lenient::Invalid { error, .. } => Err(bad_entry(code, j, error)),
+                });
             }
         }
-        catalog
+        builder.catalog
     }
 
-    /// Parses the JSON text of a catalogue (`GET /api/v1/pops/ipsec` as sent, or a file).
+    /// Parses the JSON text of a catalogue (`GET /api/v1/pops/ipsec` as sent, or a file)
+    /// straight into the catalogue, in one pass. The same as [`Catalog::from_document`] of the
+    /// text read as a [`PopDocument`], the same error when it is not one, without the
+    /// intermediate document.
     pub fn from_json(text: &str) -> Result<Catalog, serde_json::Error> {
-        let doc: PopDocument = serde_json::from_str(text)?;
-        Ok(Catalog::from_document(&doc))
+        let mut builder = Builder::default();
+        wire::read(text, |i, code, country| match code {
+            Ok(code) => {
+                let code = code.trim();
+                for (j, entry) in country.entries().enumerate() {
+                    builder.add(match entry {
+                        Ok(entry) => parse_pop(code, entry),
+                        Err(error) => Err(bad_entry(code, j, error)),
+                    });
+                }
+            }
+            Err(error) => builder.skip(bad_country(i, error)),
+        })?;
+        Ok(builder.catalog)
+    }
+}
+
+fn bad_country(index: usize, error: &str) -> Skipped {
+    Skipped {
+        country: format!("ipSecLocations[{index}]"),
+        city: String::new(),
+        reason: format!("country entry does not have the documented shape: {error}"),
+    }
+}
+
+fn bad_entry(country: &str, index: usize, error: &str) -> Skipped {
+    Skipped {
+        country: country.to_owned(),
+        city: format!("locations[{index}]"),
+        reason: format!("entry does not have the documented shape: {error}"),
+    }
+}
+
+/// A location entry of the documented shape, as read: from a [`PopDocument`] or straight from
+/// the text. `fqdns` are its FQDN elements of the documented shape, each with its name and the
+/// listed addresses that parse.
+struct EntryView<'a, F> {
+    city: Option<&'a str>,
+    latitude: Option<CoordinateRef<'a>>,
+    longitude: Option<CoordinateRef<'a>>,
+    provider: Option<&'a str>,
+    fqdns: F,
+}
+
+fn document_entry(
+    entry: &PopEntry,
+) -> EntryView<'_, impl Iterator<Item = (Option<&str>, impl Iterator<Item = IpAddr>)>> {
+    EntryView {
+        city: entry.city.as_deref(),
+        latitude: entry.latitude.as_ref().map(Coordinate::as_borrowed),
+        longitude: entry.longitude.as_ref().map(Coordinate::as_borrowed),
+        provider: entry.provider.as_deref(),
+        fqdns: entry.fqdn.iter().filter_map(Lenient::valid).map(|f| {
+            let ips = f.ip.0.iter().filter_map(|ip| ip.trim().parse().ok());
+            (f.name.as_deref(), ips)
+        }),
+    }
+}
+
+/// The catalogue as its entries come: PoPs in the order first listed, a PoP listed twice
+/// merged into its first entry.
+#[derive(Default)]
+struct Builder {
+    catalog: Catalog,
+    /// Where the first entry of each PoP is in `catalog.pops`, by the hash of its id: finding
+    /// it by a scan made a 10,000-PoP catalogue quadratic. Keyed at random per run, so that a
+    /// hostile catalogue cannot choose colliding names.
+    first: HashMap<u64, usize, BuildHasherDefault<Hashed>>,
+    hasher: RandomState,
+}
+
+/// The hasher of a map whose keys are already hashes: it keeps them as they are.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
     }
 
-    fn add_country(&mut self, country: &PopCountry) {
-        let code = country.country.trim();
-        for (i, entry) in country.locations.iter().enumerate() {
-            let result = match entry {
-                Lenient::Valid(entry) => parse_pop(code, entry),
-                Lenient::Invalid { error, .. } => Err(Skipped {
-                    country: code.to_owned(),
-                    city: format!("locations[{i}]"),
-                    reason: format!("entry does not have the documented shape: {error}"),
-                }),
-            };
-            match result {
-                Ok(pop) => self.add_pop(pop),
-                Err(skipped) => self.skipped.push(skipped),
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+impl Builder {
+    fn add(&mut self, entry: Result<Pop, Skipped>) {
+        match entry {
+            Ok(pop) => self.add_pop(pop),
+            Err(skipped) => self.skip(skipped),
+        }
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        self.catalog.skipped.push(skipped);
+    }
+
+    /// A PoP listed twice (same country, city and provider) is one PoP: its FQDNs are merged
+    /// into the first entry, whose coordinates stand.
+    fn add_pop(&mut self, pop: Pop) {
+        let same =
+            |p: &Pop| p.country == pop.country && p.city == pop.city && p.provider == pop.provider;
+        let key = self
+            .hasher
+            .hash_one((&pop.country, &pop.city, &pop.provider));
+        let pops = &mut self.catalog.pops;
+        let first = match self.first.get(&key) {
+            Some(&i) if pops.get(i).is_some_and(same) => Some(i),
+            // Another PoP with the same 64-bit hash: as good as never, but still correct.
+            Some(_) => pops.iter().position(same),
+            None => None,
+        };
+        match first.and_then(|i| pops.get_mut(i)) {
+            Some(first) => merge_fqdns(&mut first.fqdns, pop.fqdns),
+            None => {
+                self.first.entry(key).or_insert(pops.len());
+                pops.push(pop);
             }
+        }
+    }
+}
+
+/// `more` added to `fqdns`: an FQDN already there gains the addresses it lacks.
+fn merge_fqdns(fqdns: &mut Vec<ListedFqdn>, more: impl IntoIterator<Item = ListedFqdn>) {
+    for fqdn in more {
+        match fqdns.iter_mut().find(|f| f.name == fqdn.name) {
+            Some(f) => add_addresses(&mut f.ips, fqdn.ips),
+            None => fqdns.push(fqdn),
+        }
+    }
+}
+
+fn add_addresses(ips: &mut Vec<IpAddr>, more: impl IntoIterator<Item = IpAddr>) {
+    for ip in more {
+        if !ips.contains(&ip) {
+            ips.push(ip);
         }
     }
 }
@@ -154,34 +290,7 @@ impl Filter {
     }
 }
 
-impl Catalog {
-    /// A PoP listed twice (same country, city and provider) is one PoP: its FQDNs are merged
-    /// into the first entry, whose coordinates stand.
-    fn add_pop(&mut self, pop: Pop) {
-        let same = |p: &&mut Pop| {
-            p.country == pop.country && p.city == pop.city && p.provider == pop.provider
-        };
-        match self.pops.iter_mut().find(same) {
-            Some(first) => {
-                for fqdn in pop.fqdns {
-                    match first.fqdns.iter_mut().find(|f| f.name == fqdn.name) {
-                        Some(f) => {
-                            for ip in fqdn.ips {
-                                if !f.ips.contains(&ip) {
-                                    f.ips.push(ip);
-                                }
-                            }
-                        }
-                        None => first.fqdns.push(fqdn),
-                    }
-                }
-            }
-            None => self.pops.push(pop),
-        }
-    }
-}
-
-fn coordinate(value: &Option<Coordinate>, name: &str, limit: f64) -> Result<f64, String> {
+fn coordinate(value: Option<CoordinateRef<'_>>, name: &str, limit: f64) -> Result<f64, String> {
     let Some(value) = value else {
         return Err(format!("{name} is missing"));
     };
@@ -196,8 +305,12 @@ fn coordinate(value: &Option<Coordinate>, name: &str, limit: f64) -> Result<f64,
     Ok(degrees)
 }
 
-fn parse_pop(country: &str, entry: &PopEntry) -> Result<Pop, Skipped> {
-    let city = entry.city.as_deref().map(str::trim).unwrap_or_default();
+fn parse_pop<'a, F, I>(country: &str, entry: EntryView<'a, F>) -> Result<Pop, Skipped>
+where
+    F: Iterator<Item = (Option<&'a str>, I)>,
+    I: Iterator<Item = IpAddr>,
+{
+    let city = entry.city.map(str::trim).unwrap_or_default();
     let skip = |reason: String| Skipped {
         country: country.to_owned(),
         city: city.to_owned(),
@@ -206,40 +319,21 @@ fn parse_pop(country: &str, entry: &PopEntry) -> Result<Pop, Skipped> {
     if city.is_empty() {
         return Err(skip("city is missing".into()));
     }
-    let latitude = coordinate(&entry.latitude, "latitude", 90.0).map_err(skip)?;
-    let longitude = coordinate(&entry.longitude, "longitude", 180.0).map_err(skip)?;
+    let latitude = coordinate(entry.latitude, "latitude", 90.0).map_err(skip)?;
+    let longitude = coordinate(entry.longitude, "longitude", 180.0).map_err(skip)?;
     let mut fqdns: Vec<ListedFqdn> = Vec::new();
-    for fqdn in entry.fqdn.iter().filter_map(Lenient::valid) {
-        let Some(name) = fqdn
-            .name
-            .as_deref()
-            .map(normalize_name)
-            .filter(|n| !n.is_empty())
-        else {
+    for (name, listed) in entry.fqdns {
+        let Some(name) = name.map(normalize_name).filter(|n| !n.is_empty()) else {
             continue;
         };
         // An address that does not parse is dropped; the name may still resolve through DNS.
-        let ips: Vec<IpAddr> = fqdn
-            .ip
-            .0
-            .iter()
-            .filter_map(|ip| ip.trim().parse().ok())
-            .collect();
+        let ips: Vec<IpAddr> = listed.collect();
         // A name that cannot be looked up (the document's own sample has the placeholder
         // `<tunnel-name>.axisapps.io`) is still useful for its listed addresses.
         if ips.is_empty() && !is_hostname(&name) {
             continue;
         }
-        match fqdns.iter_mut().find(|f| f.name == name) {
-            Some(existing) => {
-                for ip in ips {
-                    if !existing.ips.contains(&ip) {
-                        existing.ips.push(ip);
-                    }
-                }
-            }
-            None => fqdns.push(ListedFqdn { name, ips }),
-        }
+        merge_fqdns(&mut fqdns, [ListedFqdn { name, ips }]);
     }
     if fqdns.is_empty() {
         return Err(skip("no usable FQDN".into()));
@@ -249,7 +343,6 @@ fn parse_pop(country: &str, entry: &PopEntry) -> Result<Pop, Skipped> {
         city: city.to_owned(),
         provider: entry
             .provider
-            .as_deref()
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .unwrap_or("unknown")

@@ -123,46 +123,100 @@ fn measure(
     endpoints: Vec<Endpoint>,
     probes: Option<&HashMap<IpAddr, Probe>>,
 ) -> RankedPop {
+    // The best endpoint (the first of equals) with what makes it best: its round-trip
+    // statistics are computed once, here, not again for its score, loss and `rtt`.
+    let mut best: Option<(usize, f64, RttStats, f64)> = None;
     let endpoints: Vec<MeasuredEndpoint> = endpoints
         .into_iter()
-        .map(|endpoint| MeasuredEndpoint {
-            probe: probes.and_then(|p| p.get(&endpoint.ip)).cloned(),
-            endpoint,
+        .enumerate()
+        .map(|(i, endpoint)| {
+            let probe = probes.and_then(|p| p.get(&endpoint.ip)).cloned();
+            if let Some((probe, stats)) = probe.as_ref().and_then(|p| Some((p, p.stats()?))) {
+                let loss = probe.loss();
+                let score = endpoint_score(&stats, loss);
+                if best.is_none_or(|(_, b, _, _)| score.total_cmp(&b).is_lt()) {
+                    best = Some((i, score, stats, loss));
+                }
+            }
+            MeasuredEndpoint { endpoint, probe }
         })
         .collect();
-    let best = endpoints
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| e.score().map(|s| (i, s)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i);
-    let best_probe = best.and_then(|i| endpoints[i].probe.as_ref());
     RankedPop {
         rank: 0,
         distance_km: distance_km(site, &pop),
         reachable: best.is_some(),
-        loss: best_probe.map_or(1.0, Probe::loss),
-        score: best.and_then(|i| endpoints[i].score()),
-        rtt: best_probe.and_then(Probe::stats),
-        best: best.or((!endpoints.is_empty()).then_some(0)),
+        loss: best.map_or(1.0, |(_, _, _, loss)| loss),
+        score: best.map(|(_, score, _, _)| score),
+        rtt: best.map(|(_, _, stats, _)| stats),
+        best: best
+            .map(|(i, _, _, _)| i)
+            .or((!endpoints.is_empty()).then_some(0)),
         pop,
         endpoints,
     }
 }
 
+/// What the order of the ranking looks at before the names, computed once per PoP.
+#[derive(Clone, Copy)]
+struct SortKey {
+    reachable: bool,
+    score: Option<f64>,
+    distance_km: f64,
+}
+
+impl SortKey {
+    fn of(p: &RankedPop) -> Self {
+        SortKey {
+            reachable: p.reachable,
+            score: p.score,
+            distance_km: p.distance_km,
+        }
+    }
+
+    fn cmp(&self, b: &Self) -> Ordering {
+        let a = self;
+        b.reachable
+            .cmp(&a.reachable)
+            .then_with(|| match (a.score, b.score) {
+                (Some(x), Some(y)) if a.reachable && b.reachable => x.total_cmp(&y),
+                _ => Ordering::Equal,
+            })
+            .then_with(|| a.distance_km.total_cmp(&b.distance_km))
+    }
+}
+
+/// Country, city, provider: the last of the order, which makes it total.
+fn names(p: &RankedPop) -> (&str, &str, &str) {
+    (&p.pop.country, &p.pop.city, &p.pop.provider)
+}
+
 /// The order of the ranking: reachable first, then by score, then by distance; name fields
 /// last so that the order is total and does not depend on the catalogue's order.
 pub fn compare(a: &RankedPop, b: &RankedPop) -> Ordering {
-    b.reachable
-        .cmp(&a.reachable)
-        .then_with(|| match (a.score, b.score) {
-            (Some(x), Some(y)) if a.reachable && b.reachable => x.total_cmp(&y),
-            _ => Ordering::Equal,
-        })
-        .then_with(|| a.distance_km.total_cmp(&b.distance_km))
-        .then_with(|| a.pop.country.cmp(&b.pop.country))
-        .then_with(|| a.pop.city.cmp(&b.pop.city))
-        .then_with(|| a.pop.provider.cmp(&b.pop.provider))
+    SortKey::of(a)
+        .cmp(&SortKey::of(b))
+        .then_with(|| names(a).cmp(&names(b)))
+}
+
+/// `pops` in the order of [`compare`], equals in their order (a stable sort). The keys are
+/// sorted, not the PoPs: a ranked PoP is a few hundred bytes, which a sort would move about
+/// n log n times; here each moves once, from its slot to its place.
+fn sorted(mut slots: Vec<Option<RankedPop>>) -> Vec<RankedPop> {
+    let names_at = |i: usize| slots.get(i).and_then(Option::as_ref).map(names);
+    let mut keys: Vec<(SortKey, usize)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((SortKey::of(p.as_ref()?), i)))
+        .collect();
+    // Equals stay in input order through the index, as a stable sort would keep them.
+    keys.sort_unstable_by(|(a, i), (b, j)| {
+        a.cmp(b)
+            .then_with(|| names_at(*i).cmp(&names_at(*j)))
+            .then(i.cmp(j))
+    });
+    keys.into_iter()
+        .filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// Ranks PoPs and their endpoints from `site`. `probes` is `None` when nothing could be probed.
@@ -172,21 +226,21 @@ pub fn rank(
     probes: Option<&HashMap<IpAddr, Probe>>,
     skipped: Vec<Skipped>,
 ) -> Ranking {
-    let mut ranked: Vec<RankedPop> = pops
+    let mut ranked: Vec<Option<RankedPop>> = pops
         .into_iter()
-        .map(|(pop, endpoints)| measure(site, pop, endpoints, probes))
+        .map(|(pop, endpoints)| Some(measure(site, pop, endpoints, probes)))
         .collect();
-    let basis = if ranked.iter().any(|p| p.reachable) {
+    let basis = if ranked.iter().flatten().any(|p| p.reachable) {
         Basis::Latency
     } else {
         Basis::Distance
     };
     if basis == Basis::Distance {
-        for p in &mut ranked {
+        for p in ranked.iter_mut().flatten() {
             p.score = Some(p.distance_km);
         }
     }
-    ranked.sort_by(compare);
+    let mut ranked = sorted(ranked);
     for (i, p) in ranked.iter_mut().enumerate() {
         p.rank = i + 1;
     }

@@ -334,3 +334,82 @@ fn an_address_whose_pop_refused_the_tunnel_ranks_as_silent_for_that_location_onl
         "another location's own"
     );
 }
+
+/// The ranking computed the plain way: each endpoint's score recomputed wherever it is needed,
+/// the ranked PoPs themselves sorted by [`compare`].
+fn ranked_the_plain_way(
+    site: Site,
+    pops: Vec<(Pop, Vec<Endpoint>)>,
+    probes: Option<&HashMap<IpAddr, Probe>>,
+) -> Vec<RankedPop> {
+    let mut ranked: Vec<RankedPop> = pops
+        .into_iter()
+        .map(|(pop, endpoints)| {
+            let endpoints: Vec<MeasuredEndpoint> = endpoints
+                .into_iter()
+                .map(|endpoint| MeasuredEndpoint {
+                    probe: probes.and_then(|p| p.get(&endpoint.ip)).cloned(),
+                    endpoint,
+                })
+                .collect();
+            let best = endpoints
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.score().map(|s| (i, s)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i);
+            let best_probe = best.and_then(|i| endpoints[i].probe.as_ref());
+            RankedPop {
+                rank: 0,
+                distance_km: distance_km(site, &pop),
+                reachable: best.is_some(),
+                loss: best_probe.map_or(1.0, Probe::loss),
+                score: best.and_then(|i| endpoints[i].score()),
+                rtt: best_probe.and_then(Probe::stats),
+                best: best.or((!endpoints.is_empty()).then_some(0)),
+                pop,
+                endpoints,
+            }
+        })
+        .collect();
+    if !ranked.iter().any(|p| p.reachable) {
+        for p in &mut ranked {
+            p.score = Some(p.distance_km);
+        }
+    }
+    ranked.sort_by(compare);
+    for (i, p) in ranked.iter_mut().enumerate() {
+        p.rank = i + 1;
+    }
+    ranked
+}
+
+proptest! {
+    /// The ranking is the plain one: the same best endpoints, scores and order, ties and PoPs
+    /// listed twice included.
+    #[test]
+    fn ranking_is_the_plain_ranking(
+        pops in prop::collection::vec(
+            (0u8..6, 0u8..3, prop::collection::vec((0u8..12, prop::collection::vec(0u8..4, 0..6), 0u32..3), 0..4)),
+            0..30,
+        ),
+        probed in any::<bool>(),
+    ) {
+        let mut input = Vec::new();
+        let mut probes = HashMap::new();
+        for (city, lon, endpoints) in &pops {
+            let city = format!("City{city}");
+            let mut listed = Vec::new();
+            for (host, rtts, lost) in endpoints {
+                let ip = format!("198.18.0.{host}");
+                let rtts: Vec<f64> = rtts.iter().map(|&r| f64::from(r) * 10.0).collect();
+                probes.insert(ip.parse().unwrap(), probe(&rtts, *lost));
+                listed.push(endpoint(&city, &ip));
+            }
+            input.push((pop(&city, 0.0, f64::from(*lon)), listed));
+        }
+        let probes = probed.then_some(&probes);
+        let ranking = rank(SITE, input.clone(), probes, vec![]);
+        prop_assert_eq!(ranking.pops, ranked_the_plain_way(SITE, input, probes));
+    }
+}

@@ -239,6 +239,10 @@ pub struct Page<T> {
 
 /// `GET /api/v1/pops/ipsec`: the IPsec PoP catalogue as sent. Turning it into a validated
 /// catalogue (numbers, ranges, skipping bad entries) is the `catalog` stage's job.
+///
+/// `Catalog::from_json` reads the same text straight into the catalogue, without this type,
+/// and must accept, refuse and report exactly what it does: a change to the shape of these
+/// types is a change there too (the catalogue's tests compare the two on generated documents).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PopDocument {
     #[serde(rename = "ipSecLocations", alias = "IpSecLocations", default)]
@@ -286,19 +290,47 @@ pub enum Coordinate {
 impl Coordinate {
     /// The value in degrees, or `None` when the text is not a finite number.
     pub fn degrees(&self) -> Option<f64> {
-        let v = match self {
-            Coordinate::Text(t) => t.trim().parse::<f64>().ok()?,
-            Coordinate::Number(n) => *n,
-        };
-        v.is_finite().then_some(v)
+        self.as_borrowed().degrees()
+    }
+
+    pub fn as_borrowed(&self) -> CoordinateRef<'_> {
+        match self {
+            Coordinate::Text(t) => CoordinateRef::Text(t),
+            Coordinate::Number(n) => CoordinateRef::Number(*n),
+        }
     }
 }
 
 impl fmt::Display for Coordinate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_borrowed().fmt(f)
+    }
+}
+
+/// A [`Coordinate`] whose text is borrowed: the catalogue reads coordinates straight from the
+/// document's text without a copy of each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CoordinateRef<'a> {
+    Text(&'a str),
+    Number(f64),
+}
+
+impl CoordinateRef<'_> {
+    /// The value in degrees, or `None` when the text is not a finite number.
+    pub fn degrees(self) -> Option<f64> {
+        let v = match self {
+            CoordinateRef::Text(t) => t.trim().parse::<f64>().ok()?,
+            CoordinateRef::Number(n) => n,
+        };
+        v.is_finite().then_some(v)
+    }
+}
+
+impl fmt::Display for CoordinateRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Coordinate::Text(t) => write!(f, "{t:?}"),
-            Coordinate::Number(n) => write!(f, "{n}"),
+            CoordinateRef::Text(t) => write!(f, "{t:?}"),
+            CoordinateRef::Number(n) => write!(f, "{n}"),
         }
     }
 }
