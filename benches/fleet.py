@@ -43,6 +43,7 @@ library only. Exit status 0 when every target is met, 1 otherwise.
 """
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -58,6 +59,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -112,6 +114,7 @@ class Sim:
             [popsel, "sim", "--listen", "127.0.0.1:0"],
             env=dict(os.environ, POPSEL_API_TOKEN=TOKEN),
             stdout=subprocess.PIPE, stderr=self.log, text=True,
+            start_new_session=True,  # an autogroup of its own: see LAUNCHER
         )
         line = self.proc.stdout.readline()
         m = re.search(r"listening on (http://\S+)", line)
@@ -119,29 +122,31 @@ class Sim:
             sys.exit(f"popsel sim did not start: {line!r}; see {workdir}/sim.log")
         self.url = m.group(1)
 
-    def request(self, method, path, body=None, timeout=10):
+    def request(self, method, path, body=None, timeout=10, attempts=5):
+        """Only idempotent requests, so a connection the emulator closed under us (beyond 256
+        connections it closes one for each new one, see Poller) is simply tried again."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {TOKEN}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                text = resp.read().decode()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, None
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    text = resp.read().decode()
+                    return resp.status, json.loads(text) if text else None
+            except urllib.error.HTTPError as e:
+                return e.code, None
+            except (OSError, http.client.HTTPException):
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(0.2)
 
     def set_fail_rate(self, fail_rate):
         status, _ = self.request("PUT", "/_sim/faults", {
             "fail_rate": fail_rate, "throttle_rate": 0, "delay_ms": 0, "retry_after_secs": 1})
         if status not in (200, 204):
             sys.exit(f"PUT /_sim/faults answered {status}")
-
-    def requests_so_far(self):
-        """API requests received since the start, all methods."""
-        _, counts = self.request("GET", "/_sim/requests", timeout=5)
-        return sum(v for k, v in counts.items() if k != "writes")
 
     def tunnels(self):
         """Every tunnel of the account. Not counted by the poller: called once the series ends."""
@@ -197,28 +202,63 @@ def rss_kib(pid):
 
 class Poller(threading.Thread):
     """Reads the emulator's request counter, its CPU time and the machine's once a second, on
-    whole-second deadlines from its start; each sample carries its monotonic time."""
+    whole-second deadlines from its start; each sample carries its monotonic time.
+
+    It keeps one connection open: when a whole fleet calls at once, new connections can wait in
+    the emulator's accept queue or lose their SYN (retried after 1, 2, 4 s), and a poller that
+    connected anew each second lost up to 8 s of resolution right at the peaks."""
 
     def __init__(self, sim):
         super().__init__(daemon=True)
         self.sim = sim
+        self.address = urllib.parse.urlsplit(sim.url)
+        self.conn = None
         self.samples = []
+        self.misses = []  # (monotonic time, what went wrong) of the failed reads
         self.halt = threading.Event()
+
+    def requests_so_far(self, deadline):
+        """API requests received since the start, all methods; None if nothing answered before
+        the deadline. A connection that failed is replaced at once: beyond its 256 connections
+        the emulator closes the oldest idle one for each new one, and in a burst of a fleet of
+        500 that is often this one, just when the sample matters most."""
+        while True:
+            timeout = max(0.5, deadline - time.monotonic())
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(
+                        self.address.hostname, self.address.port, timeout=timeout)
+                self.conn.timeout = timeout
+                if self.conn.sock is not None:
+                    self.conn.sock.settimeout(timeout)
+                self.conn.request("GET", "/_sim/requests",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+                resp = self.conn.getresponse()
+                counts = json.loads(resp.read())
+                if resp.status == 200:
+                    return sum(v for k, v in counts.items() if k != "writes")
+                self.misses.append((time.monotonic(), f"HTTP {resp.status}"))
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                self.misses.append((time.monotonic(), type(e).__name__))
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            if time.monotonic() >= deadline:
+                return None  # the next sample covers this second too
 
     def run(self):
         start = time.monotonic()
         tick = 0
         while not self.halt.is_set():
-            try:
-                count = self.sim.requests_so_far()
-            except (OSError, ValueError, AttributeError):
-                count = None  # the next sample covers this second too
+            count = self.requests_so_far(start + tick + 1)
             now = time.monotonic()
             if count is not None:
                 busy, total = machine_cpu()
                 self.samples.append((now, count, self.sim.cpu_seconds(), busy, total))
             tick = max(tick + 1, math.floor(now - start) + 1)
             self.halt.wait(max(0.0, start + tick - time.monotonic()))
+        if self.conn is not None:
+            self.conn.close()
 
 
 def bins(samples, t0):
@@ -243,6 +283,11 @@ def window(series, start, end):
 def rate(bs):
     seconds = sum(b["end"] - b["start"] for b in bs)
     return sum(b["requests"] for b in bs) / seconds if seconds > 0 else 0.0
+
+
+def longest(bs):
+    """The longest bin: above a second, the poller missed samples and peaks are averaged out."""
+    return max((b["end"] - b["start"] for b in bs), default=0.0)
 
 
 def peak(bs):
@@ -311,6 +356,38 @@ psk_env = "{PSK_ENV}"
     return path
 
 
+# Runs in a session of its own (so the whole fleet is one autogroup of the kernel's scheduler,
+# beside the emulator's: on a 2-core machine, 500 agents waking at once otherwise starve the
+# emulator, which answers everything late, and the figures measure the scheduler). It forks
+# every agent held before its exec (a shell that waits for the end of one pipe, then execs
+# popsel): forking 500 processes takes seconds on a busy machine, the release is one close().
+# Reads the agents from one JSON line on stdin, prints their pids as one JSON line, waits for
+# a line on stdin, releases them, prints "released", then one JSON line [pid, exit code] per
+# agent that exits, until none is left.
+LAUNCHER = r"""
+import json, os, subprocess, sys
+agents = json.loads(sys.stdin.readline())
+gate, release = os.pipe()
+hold = f'read _ <&{gate}; exec "$0" "$@" {gate}<&-'
+pids = []
+for agent in agents:
+    with open(agent["log"], "w") as log:
+        pids.append(subprocess.Popen(["/bin/sh", "-c", hold, *agent["argv"]], env=agent["env"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, pass_fds=(gate,)).pid)
+os.close(gate)
+print(json.dumps(pids), flush=True)
+sys.stdin.readline()
+os.close(release)
+print("released", flush=True)
+left = set(pids)
+while left:
+    pid, status = os.wait()
+    if pid in left:
+        left.discard(pid)
+        print(json.dumps([pid, os.waitstatus_to_exitcode(status)]), flush=True)
+"""
+
+
 class Fleet:
     def __init__(self, popsel, workdir, sim_url, n, args):
         self.popsel = popsel
@@ -318,47 +395,92 @@ class Fleet:
         self.ports = free_ports(args.metrics_port, n)
         self.configs = [write_agent(d, i, sim_url, p, args)
                         for i, (d, p) in enumerate(zip(self.dirs, self.ports))]
+        self.launcher = None
+        self.pids = []
+        self.exits = {}  # pid: exit code, as the launcher reports them
+        self.deaths = {}  # agent index: (phase, exit code)
+
+    def spawn(self):
+        """Every agent forked and held before its exec (see LAUNCHER)."""
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("POPSEL_")}
         base_env["POPSEL_API_TOKEN"] = TOKEN
-        self.envs = [dict(base_env, **{PSK_ENV: secrets.token_urlsafe(12)[:16]}) for _ in range(n)]
-        self.procs = []
-        self.deaths = {}
+        agents = [{"argv": [self.popsel, "run", "--no-probe", "--config", config],
+                   "env": dict(base_env, **{PSK_ENV: secrets.token_urlsafe(12)[:16]}),
+                   "log": os.path.join(agent_dir, "agent.log")}
+                  for agent_dir, config in zip(self.dirs, self.configs)]
+        self.launcher = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, start_new_session=True)
+        self.launcher.stdin.write(json.dumps(agents) + "\n")
+        self.launcher.stdin.flush()
+        line = self.launcher.stdout.readline()
+        if not line:
+            sys.exit("the launcher did not start the agents")
+        self.pids = json.loads(line)
 
-    def start(self):
-        """Every agent, as fast as they can be forked. Returns the seconds it took."""
+    def release(self):
+        """Lets every agent exec at once. Returns the seconds until the last one had."""
         began = time.monotonic()
-        for agent_dir, config, env in zip(self.dirs, self.configs, self.envs):
-            with open(os.path.join(agent_dir, "agent.log"), "w") as log:
-                self.procs.append(subprocess.Popen(
-                    [self.popsel, "run", "--no-probe", "--config", config],
-                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                ))
+        self.launcher.stdin.write("go\n")
+        self.launcher.stdin.flush()
+        self.launcher.stdin.close()
+        if self.launcher.stdout.readline().strip() != "released":
+            sys.exit("the launcher did not release the agents")
+        threading.Thread(target=self.read_exits, daemon=True).start()
+        binary = os.path.realpath(self.popsel)
+        waiting = set(self.pids)
+        while waiting and time.monotonic() - began < 60:
+            for pid in list(waiting):
+                try:
+                    if pid in self.exits or os.readlink(f"/proc/{pid}/exe") == binary:
+                        waiting.discard(pid)
+                except OSError:
+                    waiting.discard(pid)
+            time.sleep(0.02)
         return time.monotonic() - began
+
+    def read_exits(self):
+        for line in self.launcher.stdout:
+            pid, code = json.loads(line)
+            self.exits[pid] = code
+
+    def running(self):
+        return [pid for pid in self.pids if pid not in self.exits]
 
     def check(self, phase):
         """Records agents that exited since the last check, with the phase they died in."""
-        for i, proc in enumerate(self.procs):
-            if i not in self.deaths and proc.poll() is not None:
-                self.deaths[i] = (phase, proc.returncode)
+        for i, pid in enumerate(self.pids):
+            if i not in self.deaths and pid in self.exits:
+                self.deaths[i] = (phase, self.exits[pid])
 
     def rss(self):
-        values = [v for v in (rss_kib(p.pid) for p in self.procs if p.poll() is None) if v]
-        return [v / 1024 for v in values]
+        return [v / 1024 for v in (rss_kib(pid) for pid in self.running()) if v]
+
+    def cpu_seconds(self):
+        return sum(process_cpu(pid) for pid in self.running())
 
     def scrape(self, count):
         return [scrape(port) for port in self.ports[:count]]
 
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.procs:
+    def signal_running(self, signum):
+        for pid in self.running():
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self):
+        """SIGTERM, 15 s, then SIGKILL for the rest."""
+        if self.launcher is None:
+            return
+        self.signal_running(signal.SIGTERM)
+        if not self.launcher.stdin.closed:  # never released: the held shells are gone now
+            self.launcher.stdin.close()
+        try:
+            self.launcher.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.signal_running(signal.SIGKILL)
+            self.launcher.wait(timeout=15)
 
 
 # Label values may hold braces (the endpoint template /api/v1/tunnels/{id}).
@@ -367,8 +489,8 @@ METRIC_LINE = re.compile(r'^(popsel_api_requests_total|popsel_stage_runs_total|'
 
 
 def scrape(port):
-    """{("api", endpoint, method): n, ("runs", stage): n, ("failures", stage): n} of one agent;
-    the API counter summed over codes (in steady state every code is 2xx anyway)."""
+    """{("api", endpoint, method): n, ("code", code): n, ("runs", stage): n,
+    ("failures", stage): n} of one agent; the API counter by endpoint is summed over codes."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             text = resp.read().decode()
@@ -381,6 +503,8 @@ def scrape(port):
             continue
         labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2)))
         if m.group(1) == "popsel_api_requests_total":
+            code = labels.get("code", "?")
+            out[("code", code)] = out.get(("code", code), 0) + float(m.group(3))
             key = ("api", labels.get("endpoint", "?"), labels.get("method", "?"))
         elif m.group(1) == "popsel_stage_runs_total":
             key = ("runs", labels.get("stage", "?"))
@@ -392,20 +516,17 @@ def scrape(port):
 
 def steady_costs(before, after):
     """API requests per stage run over the steady window, summed over the scraped agents:
-    {"runs": {stage: n}, "failures": {stage: n}, "endpoints": {(endpoint, method): n}}."""
-    runs, failures, endpoints = {}, {}, {}
+    {"runs": {stage: n}, "failures": {stage: n}, "codes": {code: n},
+    "endpoints": {(endpoint, method): n}}."""
+    sums = {"runs": {}, "failures": {}, "code": {}, "api": {}}
     for b, a in zip(before, after):
         if b is None or a is None:
             continue
         for key, value in a.items():
-            delta = value - b.get(key, 0)
-            if key[0] == "runs":
-                runs[key[1]] = runs.get(key[1], 0) + delta
-            elif key[0] == "failures":
-                failures[key[1]] = failures.get(key[1], 0) + delta
-            else:
-                endpoints[(key[1], key[2])] = endpoints.get((key[1], key[2]), 0) + delta
-    return {"runs": runs, "failures": failures, "endpoints": endpoints}
+            table, name = key[0], key[1:] if key[0] == "api" else key[1]
+            sums[table][name] = sums[table].get(name, 0) + value - b.get(key, 0)
+    return {"runs": sums["runs"], "failures": sums["failures"], "codes": sums["code"],
+            "endpoints": sums["api"]}
 
 
 # ---- one N ----
@@ -423,22 +544,38 @@ def run_fleet(popsel, n, args, workdir):
     """One emulator, n agents, the four phases. Returns the figures and the raw series."""
     os.makedirs(workdir)
     sim = Sim(popsel, workdir)
+    try:
+        result = measure(sim, popsel, n, args, workdir)
+    finally:
+        sim.stop()
+    with open(os.path.join(workdir, "sim.log")) as f:
+        result["sim_connection_limit_warnings"] = sum("connections open, its limit" in l for l in f)
+    return result
+
+
+def measure(sim, popsel, n, args, workdir):
     fleet = Fleet(popsel, workdir, sim.url, n, args)
     poller = Poller(sim)
     poller.start()
-    time.sleep(1.5)  # a sample or two before the agents start
     try:
+        forked = time.monotonic()
+        fleet.spawn()
+        forked = time.monotonic() - forked
+        time.sleep(1.5)  # a sample or two before the agents start
         t0 = time.monotonic()
-        spread = fleet.start()
-        print(f"  N={n}: {n} agents started in {spread:.1f} s; warm-up {args.warmup:.0f} s", flush=True)
+        spread = fleet.release()
+        print(f"  N={n}: {n} agents forked in {forked:.1f} s, held, then released: all "
+              f"running popsel {spread:.1f} s later; warm-up {args.warmup:.0f} s", flush=True)
         steady_at = args.warmup
         outage_at = steady_at + args.steady
         recovery_at = outage_at + args.outage
         end_at = recovery_at + args.recovery
         wait_until(t0, steady_at, fleet, "warm-up")
         scraped_before = fleet.scrape(SCRAPED_AGENTS)
+        agents_cpu = fleet.cpu_seconds()
         wait_until(t0, outage_at, fleet, "steady")
         scraped_after = fleet.scrape(SCRAPED_AGENTS)
+        agents_cpu = (fleet.cpu_seconds() - agents_cpu) / args.steady
         rss = fleet.rss()
         sim.set_fail_rate(1.0)
         outage_began = time.monotonic() - t0
@@ -453,15 +590,15 @@ def run_fleet(popsel, n, args, workdir):
         poller.halt.set()
         poller.join()
         fleet.stop()
-    try:
-        tunnels = sim.tunnels()
-    finally:
-        sim.stop()
+    tunnels = sim.tunnels()
     series = bins(poller.samples, t0)
     phases = {"steady": [steady_at, outage_at], "outage": [outage_began, recovery_began],
               "recovery": [recovery_began, end_at]}
-    return figures(n, series, phases, rss, tunnels, fleet,
-                   steady_costs(scraped_before, scraped_after), spread)
+    result = figures(n, series, phases, rss, tunnels, fleet,
+                     steady_costs(scraped_before, scraped_after), spread)
+    result["agents_cpu_steady"] = agents_cpu
+    result["poller_misses"] = [[round(t - t0, 3), what] for t, what in poller.misses]
+    return result
 
 
 def figures(n, series, phases, rss, tunnels, fleet, costs, spread):
@@ -486,6 +623,8 @@ def figures(n, series, phases, rss, tunnels, fleet, costs, spread):
         "recovery_peak_over_steady": ratio(peak(first)),
         "recovery_mean_over_steady": ratio(rate(first)),
         "recovery_window_mean_over_steady": ratio(rate(window(series, *phases["recovery"]))),
+        "longest_bin_s": {"steady": longest(steady), "outage": longest(outage),
+                          "recovery_30s": longest(first)},
         "tunnels": len(tunnels),
         "tunnels_expected": TUNNELS_PER_AGENT * n,
         "duplicates": sum(c - 1 for c in names.values() if c > 1),
@@ -497,7 +636,7 @@ def figures(n, series, phases, rss, tunnels, fleet, costs, spread):
         "deaths": [{"agent": i, "phase": p, "exit": rc, "log": os.path.join(fleet.dirs[i], "agent.log")}
                    for i, (p, rc) in sorted(fleet.deaths.items())],
         "costs": {
-            "runs": costs["runs"], "failures": costs["failures"],
+            "runs": costs["runs"], "failures": costs["failures"], "codes": costs["codes"],
             "endpoints": [{"endpoint": e, "method": m, "requests": v}
                           for (e, m), v in sorted(costs["endpoints"].items())],
         },
@@ -515,8 +654,9 @@ def print_table(results):
     base = results[0]["req_per_agent_per_min"]
     print("| N | req/agent/min | vs N={} | steady req/s | peak s / mean | outage / steady "
           "| recovery peak / steady (30 s) | recovery mean / steady (30 s) | duplicates "
-          "| tunnels | RSS mean / max MiB | sim CPU steady / max (cores) | died |".format(results[0]["agents"]))
-    print("|" + "---|" * 13)
+          "| tunnels | RSS mean / max MiB | agents' CPU steady (cores) | sim CPU steady / max (cores) "
+          "| died |".format(results[0]["agents"]))
+    print("|" + "---|" * 14)
     for r in results:
         print(f"| {r['agents']} | {fmt(r['req_per_agent_per_min'])} "
               f"| {fmt(r['req_per_agent_per_min'] / base if base else float('nan'))} "
@@ -525,6 +665,7 @@ def print_table(results):
               f"| {fmt(r['recovery_mean_over_steady'])} | {r['duplicates']} "
               f"| {r['tunnels']}/{r['tunnels_expected']} "
               f"| {fmt(r['rss_mib_mean'], 1)} / {fmt(r['rss_mib_max'], 1)} "
+              f"| {fmt(r.get('agents_cpu_steady'))} "
               f"| {fmt(r['sim_cpu_steady_mean'])} / {fmt(r['sim_cpu_max'])} | {len(r['deaths'])} |")
 
 
@@ -642,6 +783,14 @@ def report(results, args):
             print(f"  NOTE  N={r['agents']}: the emulator used {fmt(r['sim_cpu_steady_mean'])} cores "
                   f"on average in the steady window, {fmt(r['sim_cpu_max'])} at most: near "
                   f"saturation, these figures measure the emulator as much as the agents")
+        if r.get("sim_connection_limit_warnings"):
+            print(f"  NOTE  N={r['agents']}: the emulator reached its connection limit and closed "
+                  f"agents' idle connections to admit new ones (sim.log): bursts then reconnect")
+        gaps = {k: v for k, v in r["longest_bin_s"].items() if v > 1.5}
+        if gaps:
+            print(f"  NOTE  N={r['agents']}: samples missed (longest bin, s: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in gaps.items())
+                  + "): peaks there are averaged over the gap")
         if r["deaths"]:
             d = r["deaths"][0]
             print(f"  NOTE  N={r['agents']}: {len(r['deaths'])} agents exited (first: agent "
@@ -649,6 +798,10 @@ def report(results, args):
         if r["tunnels"] != r["tunnels_expected"]:
             print(f"  NOTE  N={r['agents']}: the emulator holds {r['tunnels']} tunnels, "
                   f"{r['tunnels_expected']} expected")
+        odd = {c: v for c, v in r["costs"]["codes"].items() if v and not c.startswith("2")}
+        if odd:
+            print(f"  NOTE  N={r['agents']}: API calls not answered 2xx in the steady window "
+                  f"(scraped agents, by code): {odd}")
         failures = {s: v for s, v in r["costs"]["failures"].items() if v}
         if failures:
             print(f"  NOTE  N={r['agents']}: stage failures in the steady window (scraped agents): {failures}")
@@ -709,6 +862,9 @@ def prepare(args):
 
 
 def main():
+    # The emulator and the agents run in sessions of their own (see LAUNCHER), out of reach of
+    # the terminal's signals: SIGTERM and SIGINT unwind through the code that stops them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     popsel = prepare(args)
     print(f"fleet: {popsel}; N = {args.agent_counts}; intervals catalog {args.catalog_interval_text}, "
