@@ -2,25 +2,31 @@
 """Fleet economy: the load N agents put on the API, in steady state, in an outage and after it.
 
 For each N of --agents, starts one `popsel sim` on loopback and N `popsel run --no-probe`
-agents against it, all within a few seconds (a fleet started together, as after a fleet-wide
-upgrade). Each agent has its own config, state dir, metrics port and log, and one local
+agents against it, all released at once (a fleet started together, as after a fleet-wide
+upgrade: they are forked first, held before their exec, then let go with one close()). Each
+agent has its own config, state dir, metrics port and log under --workdir, and one local
 location with two tunnels (primary and secondary) whose names, authentication IDs and
-location ID are its own. The script polls the emulator's request counter (GET /_sim/requests)
-once a second for the whole run, then:
+location ID are its own. The agents run in one session of their own and the emulator in
+another, so that the scheduler's autogroups keep 500 agents waking together from starving the
+emulator. The script reads the emulator's request counter (GET /_sim/requests) once a second
+for the whole run, then:
 
     warm-up   --warmup s (default 5 x the reconcile interval: five cycles of the reconcile
               and status stages; 5 x the catalogue interval would be 5 min more per N)
-    steady    --steady s    mean load, busiest second, one agent's /metrics at both ends
+    steady    --steady s    mean load, busiest second, the first 5 agents' /metrics at both
+                            ends, every agent's RSS at the end
     outage    --outage s    every API request answered 500 (PUT /_sim/faults fail_rate 1.0)
     recovery  --recovery s  faults off; the first 30 s are the recovery figures
 
-then stops the agents (SIGTERM, then SIGKILL), lists the emulator's tunnels (duplicates by
-name must be 0) and stops the emulator. A fresh emulator per N.
+then stops the agents (SIGTERM, then SIGKILL after 15 s), lists the emulator's tunnels
+(duplicates by name must be 0) and stops the emulator. A fresh emulator per N.
 
     python3 benches/fleet.py [--agents 100,250,500] [--quick] [--json out.json]
         [--warmup S] [--steady S] [--outage S] [--recovery S]
         [--catalog-interval 60s] [--reconcile-interval 30s] [--status-interval 10s]
-        [--popsel target/release/popsel] [--keep]
+        [--probe-interval 30s] [--default-catalog-interval 1h]
+        [--default-reconcile-interval 5m] [--default-status-interval 1m]
+        [--popsel target/release/popsel] [--metrics-port 30000] [--workdir DIR] [--keep]
 
 Figures (issue 15, "Fleet economy"), with the targets the issue sets:
   req/agent/min    steady-window requests / seconds x 60 / N; flat within 10% across N
@@ -32,14 +38,17 @@ Figures (issue 15, "Fleet economy"), with the targets the issue sets:
   duplicates       tunnel names held more than once by the emulator after the run; 0
   RSS              VmRSS of every agent at the end of the steady window, mean and max
 It also estimates the API load of 10,000 sites at the default intervals (catalogue 1 h,
-reconcile 5 min, status 1 min; flags --default-*-interval): each agent's API requests per
-stage run, from /metrics (popsel_api_requests_total by endpoint over popsel_stage_runs_total),
-counted over the steady window, fitted against the tunnels the account holds when several N
-were measured (listing tunnels pages through all of the account's), then scaled.
+reconcile 5 min, status 1 min): each agent's API requests per stage run, from /metrics
+(popsel_api_requests_total by endpoint over popsel_stage_runs_total), counted over the steady
+window, fitted as a + b x (tunnels in the account) when several N were measured (listing
+tunnels pages through all of the account's), then scaled.
 
-The emulator's CPU is sampled from /proc: if it saturates, the figures measure the emulator,
-not the agents, and the script says so. Loopback only, no root needed. Python 3.11, standard
-library only. Exit status 0 when every target is met, 1 otherwise.
+Notes are printed where the figures are not the agents' alone: the emulator's CPU (from
+/proc), seconds the poller could not sample (a bin longer than 1.5 s averages its peak
+away), calls the agents saw fail in the steady window, the emulator reaching its connection
+limit, agents that exited (with the path of a log; each N's directory is removed unless an
+agent died or --keep is given). Loopback only, no root needed. Python 3.11, standard library
+only. Exit status 0 when every target is met, 1 otherwise.
 """
 
 import argparse
