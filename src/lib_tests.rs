@@ -13,6 +13,8 @@ const PURE: &[&str] = &[
     "atmos::rules",
     "atmos::types",
     "catalog",
+    "catalog::wire",
+    "catalog::wire::lenient",
     "edge::sa_plan",
     "edge::swanctl",
     "edge::vici::message",
