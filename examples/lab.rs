@@ -6,8 +6,11 @@
 //!     cargo build --bin popsel --example lab
 //!     sudo target/debug/examples/lab --site 41.88,-87.63 --pops 60 --write-catalog /tmp/world.json
 //!
-//! The code is the test support's (`tests/support/lab/`); `benches/fping_compare.py` drives
-//! this example.
+//!     # the benchmark world of issue 14: a 40%-lossy PoP next to the best, random loss
+//!     sudo target/debug/examples/lab --world lossy-neighbour --write-world /tmp/world.json
+//!
+//! The code is the test support's (`tests/support/lab/`); `benches/fping_compare.py` and
+//! `benches/rank_adaptive.py` drive this example.
 
 #[path = "../tests/support/lab/mod.rs"]
 mod lab;
@@ -15,9 +18,9 @@ mod lab;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use lab::Lab;
-use lab::world::{Spec, World};
+use lab::world::{LossMode, NEIGHBOUR_POPS, Spec, World};
 use popsel::location::Site;
 use serde_json::json;
 
@@ -27,18 +30,32 @@ struct Args {
     /// Where the world is seen from, as LAT,LON
     #[arg(long, value_parser = Site::parse, allow_hyphen_values = true, default_value = "41.88,-87.63")]
     site: Site,
-    /// PoPs in the catalogue
-    #[arg(long, default_value_t = 60)]
-    pops: usize,
-    /// FQDNs per PoP (one address each)
+    /// Which world: `standard` (delay from distance, with the anomalies below) or
+    /// `lossy-neighbour` (the benchmark of adaptive probing: a 40%-lossy PoP under 1 ms behind
+    /// the best, two PoPs within 1 ms of each other just behind, one silent; 2 FQDNs per PoP,
+    /// random loss)
+    #[arg(long, value_enum, default_value_t = WorldKind::Standard)]
+    world: WorldKind,
+    /// PoPs in the catalogue [default: 60; lossy-neighbour: 45]
+    #[arg(long)]
+    pops: Option<usize>,
+    /// FQDNs per PoP (one address each; the standard world)
     #[arg(long, default_value_t = 2)]
     fqdns_per_pop: usize,
     /// Seed of the world (city order, jitter)
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// No congested, lossy, silent, DNS-only or NXDOMAIN anomaly: every address answers
+    /// No congested, lossy, silent, DNS-only or NXDOMAIN anomaly: every address answers (the
+    /// standard world)
     #[arg(long)]
     no_anomalies: bool,
+    /// Drop each echo request at random with its address's loss ratio (Bernoulli), rather
+    /// than evenly (exactly 2 of every 5 at 40%); the lossy-neighbour world always does
+    #[arg(long)]
+    random_loss: bool,
+    /// Seed of the random losses [default: a new one each start, printed]
+    #[arg(long)]
+    loss_seed: Option<u64>,
     /// Write the catalogue here [default: a file in the temp directory, removed at exit]
     #[arg(long)]
     write_catalog: Option<PathBuf>,
@@ -60,6 +77,47 @@ struct Args {
     token: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WorldKind {
+    Standard,
+    LossyNeighbour,
+}
+
+impl Args {
+    fn world(&self) -> Result<World, String> {
+        match self.world {
+            WorldKind::Standard => {
+                let pops = self.pops.unwrap_or(60);
+                if pops == 0 || self.fqdns_per_pop == 0 {
+                    return Err("--pops and --fqdns-per-pop must be at least 1".into());
+                }
+                if pops < 6 && !self.no_anomalies {
+                    return Err("the anomalies need --pops 6 or more (or --no-anomalies)".into());
+                }
+                let loss = if self.random_loss {
+                    LossMode::Random
+                } else {
+                    LossMode::Even
+                };
+                Ok(World::generate(Spec {
+                    fqdns_per_pop: self.fqdns_per_pop,
+                    seed: self.seed,
+                    anomalies: !self.no_anomalies,
+                    loss,
+                    ..Spec::new(self.site, pops)
+                }))
+            }
+            WorldKind::LossyNeighbour => {
+                let pops = self.pops.unwrap_or(NEIGHBOUR_POPS);
+                if pops < 6 {
+                    return Err("the lossy-neighbour world needs --pops 6 or more".into());
+                }
+                Ok(World::lossy_neighbour(self.site, pops, self.seed))
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -72,12 +130,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let world = World::generate(Spec {
-        fqdns_per_pop: args.fqdns_per_pop,
-        seed: args.seed,
-        anomalies: !args.no_anomalies,
-        ..Spec::new(args.site, args.pops)
-    });
+    let world = args.world()?;
     let popsel = args.popsel.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
@@ -85,7 +138,10 @@ fn run(args: Args) -> Result<(), String> {
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("popsel"))
     });
-    let lab = Lab::start(world)?;
+    let lab = match args.loss_seed {
+        Some(seed) => Lab::start_with_loss_seed(world, seed)?,
+        None => Lab::start(world)?,
+    };
     let ns = lab.netns().to_owned();
     let (catalog, temporary) = match &args.write_catalog {
         Some(path) => (path.clone(), false),
@@ -131,6 +187,7 @@ fn write_world(
     doc["nameserver"] = json!(lab.nameserver().to_string());
     doc["catalog"] = json!(catalog.display().to_string());
     doc["sim_url"] = json!(sim.map(|s| s.url.clone()));
+    doc["loss_seed"] = json!(lab.loss_seed());
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
@@ -161,8 +218,25 @@ fn print_how_to_run(
         world.pops.len(),
         targets.len()
     );
+    let label = |i: usize| world.pops[i].pop.id().to_string();
+    if world.spec.loss == LossMode::Random {
+        println!(
+            "  random loss, seed {} (--loss-seed {} repeats it)",
+            lab.loss_seed(),
+            lab.loss_seed()
+        );
+    }
+    if let Some(n) = &world.lossy_neighbour {
+        println!(
+            "  lossy neighbour: best {}, lossy {}, close pair {} and {}, silent {}",
+            label(n.best),
+            label(n.lossy),
+            label(n.close[0]),
+            label(n.close[1]),
+            label(n.silent)
+        );
+    }
     if let Some(a) = &world.anomalies {
-        let label = |i: usize| world.pops[i].pop.id().to_string();
         println!(
             "  anomalies: congested {}, lossy {}, silent {}, DNS-only {} for {}, NXDOMAIN {}",
             label(a.congested),

@@ -15,10 +15,15 @@
 //! namespace: its only interfaces are its loopback and the TUN device, which the lab reads.
 //! Dropping the [`Lab`] stops the thread and deletes the namespace, also when a test panics.
 //!
+//! Loss is even by default (exactly the configured share of any run of requests, which tests
+//! rely on); a world with [`world::LossMode::Random`] has it drawn per request from a seed of
+//! each start ([`Lab::loss_seed`]; [`Lab::start_with_loss_seed`] repeats one).
+//!
 //! Used by the network test binary (`tests/network/`: `lab_rank`) and by `examples/lab.rs` (by
-//! hand, and by the benchmark `benches/fping_compare.py`); both include this directory with
-//! `#[path]`. The namespace guard and bounded commands are the IPsec lab's too: `../netns.rs` and
-//! `../bounded.rs`, included here with `#[path]` (so that `examples/lab.rs` needs no `support`).
+//! hand, and by the benchmarks `benches/fping_compare.py` and `benches/rank_adaptive.py`); both
+//! include this directory with `#[path]`. The namespace guard and bounded commands are the
+//! IPsec lab's too: `../netns.rs` and `../bounded.rs`, included here with `#[path]` (so that
+//! `examples/lab.rs` needs no `support`).
 
 #![allow(dead_code)]
 
@@ -36,7 +41,6 @@ pub mod netns;
 pub mod responder;
 pub mod world;
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -51,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use netns::NetNs;
 use responder::{Clock, Responder, Stats};
-use world::{LAB_ADDRESS, LAB_PREFIX, World};
+use world::{LAB_ADDRESS, LAB_PREFIX, LossMode, World};
 
 /// Name of the TUN device inside the namespace.
 pub const TUN_NAME: &str = "lab0";
@@ -64,6 +68,8 @@ static NEXT_NETNS: AtomicUsize = AtomicUsize::new(0);
 /// A running lab. Everything it started stops when it is dropped.
 pub struct Lab {
     world: World,
+    /// Seeds the losses drawn in [`LossMode::Random`] (unused with even loss).
+    loss_seed: u64,
     nameserver: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -98,8 +104,14 @@ pub fn available() -> Result<(), String> {
 }
 
 impl Lab {
-    /// Starts a lab for `world` (see the module docs).
+    /// Starts a lab for `world` (see the module docs). With random loss, the losses are drawn
+    /// from a seed of this start ([`Lab::loss_seed`]): two labs of one world lose differently.
     pub fn start(world: World) -> Result<Lab, String> {
+        Lab::start_with_loss_seed(world, fastrand::u64(..))
+    }
+
+    /// [`Lab::start`], drawing random losses from `loss_seed`: to repeat a run.
+    pub fn start_with_loss_seed(world: World, loss_seed: u64) -> Result<Lab, String> {
         available()?;
         netns::sweep_stale(NETNS_PREFIX);
         let ns = NetNs::create(
@@ -109,11 +121,15 @@ impl Lab {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let stats = Arc::new(Stats::default());
+        let links = world.links.iter().map(|(ip, l)| (*ip, *l)).collect();
+        let mut responder = Responder::new(links, world.spec.seed, stats.clone());
+        if world.spec.loss == LossMode::Random {
+            responder = responder.random_loss(loss_seed);
+        }
         let job = LabThread {
             ns: ns.name().to_owned(),
-            links: world.links.iter().map(|(ip, l)| (*ip, *l)).collect(),
+            responder,
             zone: world.zone.clone(),
-            seed: world.spec.seed,
             stats: stats.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -122,6 +138,7 @@ impl Lab {
             .map_err(|e| format!("start the lab thread: {e}"))?;
         let mut lab = Lab {
             world,
+            loss_seed,
             nameserver: None,
             stats,
             stop: Some(stop_tx),
@@ -139,6 +156,11 @@ impl Lab {
 
     pub fn world(&self) -> &World {
         &self.world
+    }
+
+    /// The seed random losses are drawn from (see [`Lab::start`]); print it to repeat a run.
+    pub fn loss_seed(&self) -> u64 {
+        self.loss_seed
     }
 
     /// The namespace's name, for `ip netns exec`.
@@ -258,43 +280,48 @@ fn prioritize_this_thread() {
 /// What the lab thread needs.
 struct LabThread {
     ns: String,
-    links: HashMap<std::net::Ipv4Addr, world::Link>,
+    /// Built by [`Lab::start`], with the world's links and loss mode.
+    responder: Responder,
     zone: std::collections::BTreeMap<String, Vec<std::net::Ipv4Addr>>,
-    seed: u64,
     stats: Arc<Stats>,
 }
 
 impl LabThread {
+    /// In the namespace: the TUN device, a duplicate of its descriptor for the clock thread to
+    /// write replies through, and the runtime of the reader and the DNS server.
+    fn setup(
+        &self,
+    ) -> Result<(tun_rs::SyncDevice, std::fs::File, tokio::runtime::Runtime), String> {
+        netns::enter(&self.ns)?;
+        // The reader time-stamps arrivals: it must not wait for a CPU either.
+        prioritize_this_thread();
+        let device = tun_rs::DeviceBuilder::new()
+            .name(TUN_NAME)
+            .ipv4(LAB_ADDRESS, LAB_PREFIX, None)
+            .mtu(1500)
+            .enable(true)
+            .build_sync()
+            .map_err(|e| format!("create the TUN device in {}: {e}", self.ns))?;
+        // The clock thread writes replies through a duplicate of the descriptor (the same TUN
+        // queue; a second queue would also be handed packets to read).
+        let writer = device
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|e| format!("duplicate the TUN descriptor: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("lab runtime: {e}"))?;
+        Ok((device, writer, runtime))
+    }
+
     fn run(
         self,
         ready: mpsc::Sender<Result<SocketAddr, String>>,
         stop: tokio::sync::oneshot::Receiver<()>,
     ) {
-        let setup = || -> Result<_, String> {
-            netns::enter(&self.ns)?;
-            // The reader time-stamps arrivals: it must not wait for a CPU either.
-            prioritize_this_thread();
-            let device = tun_rs::DeviceBuilder::new()
-                .name(TUN_NAME)
-                .ipv4(LAB_ADDRESS, LAB_PREFIX, None)
-                .mtu(1500)
-                .enable(true)
-                .build_sync()
-                .map_err(|e| format!("create the TUN device in {}: {e}", self.ns))?;
-            // The clock thread writes replies through a duplicate of the descriptor (the same
-            // TUN queue; a second queue would also be handed packets to read).
-            let writer = device
-                .as_fd()
-                .try_clone_to_owned()
-                .map(std::fs::File::from)
-                .map_err(|e| format!("duplicate the TUN descriptor: {e}"))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("lab runtime: {e}"))?;
-            Ok((device, writer, runtime))
-        };
-        let (device, writer, runtime) = match setup() {
+        let (device, writer, runtime) = match self.setup() {
             Ok(parts) => parts,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -318,7 +345,7 @@ impl LabThread {
                 return;
             }
         };
-        let mut responder = Responder::new(self.links, self.seed, self.stats.clone());
+        let mut responder = self.responder;
         runtime.block_on(async {
             let reader = match tun_rs::AsyncDevice::new(device) {
                 Ok(r) => r,

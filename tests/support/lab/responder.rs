@@ -10,10 +10,16 @@
 //! real-time priority (`chrt --fifo`), so a busy machine does not delay them either. [`Stats`]
 //! records how late replies actually left (typically 10 to 30 µs on average).
 //!
-//! Loss is spread evenly rather than drawn at random: each address keeps an accumulator that
-//! starts at 0.5 and gains `loss` per request, and a request is dropped whenever it reaches 1.
-//! Over any run of requests the dropped share is the configured one (40% loss: exactly 2 of
-//! every 5), so a short probe run sees the loss the world says and a test can rely on it.
+//! Loss comes in two modes ([`LossMode`], chosen per world):
+//! - *even* (the default): spread evenly rather than drawn at random. Each address keeps an
+//!   accumulator that starts at 0.5 and gains `loss` per request, and a request is dropped
+//!   whenever it reaches 1. Over any run of requests the dropped share is the configured one
+//!   (40% loss: exactly 2 of every 5), so a short probe run sees the loss the world says and a
+//!   test can rely on it.
+//! - *random*: each request is dropped independently with probability `loss` (Bernoulli),
+//!   drawn from an RNG of its own, seeded per lab start ([`Responder::random_loss`]). A short
+//!   run then sees what a real lossy path shows: 5 requests to a 40%-lossy address all come
+//!   back 7.8% of the time (0.6⁵). Benchmarks of how a prober copes with loss need this.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::world::Link;
+use super::world::{Link, LossMode};
 
 /// The Internet checksum (RFC 1071) of `data`: one's complement of the one's complement sum
 /// of its 16-bit big-endian words, an odd last byte padded with zero. A header or message
@@ -267,18 +273,53 @@ impl Clock {
 pub struct Responder {
     links: HashMap<Ipv4Addr, Link>,
     loss_credit: HashMap<Ipv4Addr, f64>,
+    /// Draws the jitter (seeded by the world, so even-loss runs repeat).
     rng: fastrand::Rng,
+    /// Draws the losses in random mode; `None`: even loss. Apart from `rng` so that random
+    /// loss leaves the jitter sequence as it is.
+    loss_rng: Option<fastrand::Rng>,
     stats: Arc<Stats>,
 }
 
 impl Responder {
+    /// A responder with even loss; `seed` seeds the jitter.
     pub fn new(links: HashMap<Ipv4Addr, Link>, seed: u64, stats: Arc<Stats>) -> Responder {
         Responder {
             links,
             loss_credit: HashMap::new(),
             rng: fastrand::Rng::with_seed(seed),
+            loss_rng: None,
             stats,
         }
+    }
+
+    /// Draws loss at random (each request dropped with probability `loss`), from `seed`.
+    pub fn random_loss(mut self, seed: u64) -> Responder {
+        self.loss_rng = Some(fastrand::Rng::with_seed(seed));
+        self
+    }
+
+    /// The loss mode in use.
+    pub fn loss_mode(&self) -> LossMode {
+        match self.loss_rng {
+            Some(_) => LossMode::Random,
+            None => LossMode::Even,
+        }
+    }
+
+    /// Whether the next request to `destination`, over `link`, goes unanswered.
+    fn drops(&mut self, destination: Ipv4Addr, link: &Link) -> bool {
+        if let Some(rng) = &mut self.loss_rng {
+            // `f64()` is in [0, 1): loss 0 never drops, loss 1 always does.
+            return rng.f64() < link.loss;
+        }
+        let credit = self.loss_credit.entry(destination).or_insert(0.5);
+        *credit += link.loss;
+        if *credit >= 1.0 {
+            *credit -= 1.0;
+            return true;
+        }
+        false
     }
 
     /// The reply to `packet`, received at `arrival`, and when to send it; `None` for no reply
@@ -290,10 +331,7 @@ impl Responder {
         };
         let link = self.links.get(&request.destination).copied();
         let answer = link.and_then(|link| {
-            let credit = self.loss_credit.entry(request.destination).or_insert(0.5);
-            *credit += link.loss;
-            if *credit >= 1.0 {
-                *credit -= 1.0;
+            if self.drops(request.destination, &link) {
                 return None;
             }
             let jitter = link.jitter.as_secs_f64() * (self.rng.f64() * 2.0 - 1.0);

@@ -164,3 +164,96 @@ fn the_clock_sends_in_time_order() {
     }
     assert_eq!(stats.sent.load(Ordering::Relaxed), 3);
 }
+
+/// Requests to `dst` answered, of `n`, by `r`.
+fn answered(r: &mut Responder, dst: [u8; 4], n: u16) -> Vec<bool> {
+    let t0 = Instant::now();
+    (0..n)
+        .map(|seq| {
+            r.answer(&request([198, 19, 255, 254], dst, 1, seq), t0)
+                .is_some()
+        })
+        .collect()
+}
+
+fn lossy_links(loss: f64) -> HashMap<Ipv4Addr, Link> {
+    HashMap::from([(
+        Ipv4Addr::new(198, 18, 0, 2),
+        Link {
+            delay: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+            loss,
+        },
+    )])
+}
+
+#[test]
+fn random_loss_is_drawn_per_request_from_the_seed() {
+    let dst = [198, 18, 0, 2];
+    let responder = |seed: u64| {
+        Responder::new(lossy_links(0.4), 1, Arc::new(Stats::default())).random_loss(seed)
+    };
+    let mut r = responder(7);
+    assert_eq!(r.loss_mode(), LossMode::Random);
+    let seen = answered(&mut r, dst, 10_000);
+    let lost = seen.iter().filter(|a| !**a).count();
+    // 40% of 10,000: the standard deviation is 49 requests.
+    assert!((3_800..=4_200).contains(&lost), "{lost} lost of 10,000");
+    // Runs of 5 vary as Bernoulli draws do: 0.6⁵ = 7.8% of them lose nothing (even loss:
+    // none), and not every run loses exactly 2.
+    let runs: Vec<usize> = seen
+        .chunks(5)
+        .map(|run| run.iter().filter(|a| !**a).count())
+        .collect();
+    let clean = runs.iter().filter(|&&l| l == 0).count();
+    assert!(
+        (100..=220).contains(&clean),
+        "{clean} of 2,000 runs of 5 lost nothing"
+    );
+    assert!(runs.iter().any(|&l| l >= 4), "some run of 5 loses 4 or 5");
+    // The same seed draws the same losses, another seed others.
+    assert_eq!(answered(&mut responder(7), dst, 10_000), seen);
+    assert_ne!(answered(&mut responder(8), dst, 10_000), seen);
+}
+
+#[test]
+fn random_loss_keeps_the_extremes_and_the_jitter() {
+    let stats = Arc::new(Stats::default());
+    let mut clean = Responder::new(lossy_links(0.0), 1, stats.clone()).random_loss(3);
+    assert!(
+        answered(&mut clean, [198, 18, 0, 2], 1_000)
+            .iter()
+            .all(|a| *a)
+    );
+    let mut dead = Responder::new(lossy_links(1.0), 1, stats).random_loss(3);
+    assert!(
+        answered(&mut dead, [198, 18, 0, 2], 1_000)
+            .iter()
+            .all(|a| !*a)
+    );
+    // The jitter comes from the world's seed, whatever the loss mode: the same delays.
+    let mut links = lossy_links(0.0);
+    for l in links.values_mut() {
+        l.jitter = Duration::from_millis(2);
+    }
+    let delays = |r: &mut Responder| -> Vec<Duration> {
+        let t0 = Instant::now();
+        (0..50)
+            .map(|seq| {
+                let p = request([198, 19, 255, 254], [198, 18, 0, 2], 1, seq);
+                r.answer(&p, t0).expect("answers").0 - t0
+            })
+            .collect()
+    };
+    let even = delays(&mut Responder::new(
+        links.clone(),
+        9,
+        Arc::new(Stats::default()),
+    ));
+    let random = delays(&mut Responder::new(links, 9, Arc::new(Stats::default())).random_loss(4));
+    assert_eq!(even, random);
+    assert_eq!(
+        Responder::new(lossy_links(0.4), 1, Arc::new(Stats::default())).loss_mode(),
+        LossMode::Even
+    );
+}

@@ -20,6 +20,9 @@
 //! requests, the 3rd is silent (drops ICMP), the 4th has an FQDN whose DNS answer adds an
 //! address the catalogue does not list (same delay), and the last FQDN of the 5th is NXDOMAIN
 //! (its listed address still answers).
+//!
+//! [`World::lossy_neighbour`] builds the benchmark world of adaptive probing (issue 14) on top
+//! of this: a lossy PoP right behind the best, a close pair just behind, random loss.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -50,6 +53,18 @@ pub const CONGESTION_MS: f64 = 60.0;
 pub const CONGESTION_JITTER_MS: f64 = 8.0;
 /// Loss ratio of the lossy PoP.
 pub const LOSSY_LOSS: f64 = 0.4;
+/// PoPs of the benchmark world [`World::lossy_neighbour`] (45 of the sample's 48 cities).
+pub const NEIGHBOUR_POPS: usize = 45;
+/// How far the lossy PoP of [`World::lossy_neighbour`] is behind the best (its first address).
+pub const NEIGHBOUR_LOSSY_MS: f64 = 0.6;
+/// How far the close pair of [`World::lossy_neighbour`] is behind the best.
+pub const CLOSE_PAIR_MS: [f64; 2] = [2.0, 2.8];
+/// The other PoPs of [`World::lossy_neighbour`] are at least this far behind the best...
+pub const REST_BEHIND_MS: f64 = 10.0;
+/// ... and at least this far apart.
+pub const REST_GAP_MS: f64 = 2.0;
+/// The jitter (± uniform) of every address of [`World::lossy_neighbour`], drawn in this range.
+pub const NEIGHBOUR_JITTER_MS: (f64, f64) = (0.1, 0.3);
 /// The lab's own address on the TUN device (never given to a PoP).
 pub const LAB_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 254);
 /// Prefix length of the TUN device's address: the whole 198.18.0.0/15 goes to the TUN.
@@ -63,6 +78,27 @@ const PROVIDERS: [&str; 8] = [
     "AWS", "Azure", "GCP", "OCI", "Equinix", "Akamai", "Vultr", "Linode",
 ];
 
+/// How the responder leaves out the share `loss` of an address's echo requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LossMode {
+    /// Spread evenly: over any run of requests exactly the configured share (40%: 2 of every
+    /// 5). Tests rely on it.
+    #[default]
+    Even,
+    /// Each request dropped independently with probability `loss`, from an RNG seeded per lab
+    /// start: what a real lossy path shows a short probe run. For benchmarks.
+    Random,
+}
+
+impl LossMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossMode::Even => "even",
+            LossMode::Random => "random",
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spec {
@@ -71,10 +107,11 @@ pub struct Spec {
     pub fqdns_per_pop: usize,
     pub seed: u64,
     pub anomalies: bool,
+    pub loss: LossMode,
 }
 
 impl Spec {
-    /// `pops` PoPs with two FQDNs each, seed 1, anomalies on.
+    /// `pops` PoPs with two FQDNs each, seed 1, anomalies on, even loss.
     pub fn new(site: Site, pops: usize) -> Spec {
         Spec {
             site,
@@ -82,6 +119,7 @@ impl Spec {
             fqdns_per_pop: 2,
             seed: 1,
             anomalies: true,
+            loss: LossMode::Even,
         }
     }
 }
@@ -93,7 +131,8 @@ pub struct Link {
     pub delay: Duration,
     /// The delay varies uniformly within ± this.
     pub jitter: Duration,
-    /// Share of requests left unanswered, spread evenly (see the responder).
+    /// Share of requests left unanswered, evenly or at random as the world's
+    /// [`LossMode`] says (see the responder).
     pub loss: f64,
 }
 
@@ -137,6 +176,19 @@ pub struct Anomalies {
     pub nxdomain_fqdn: String,
 }
 
+/// The roles in [`World::lossy_neighbour`], by PoP index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossyNeighbour {
+    /// The lowest delay.
+    pub best: usize,
+    /// [`NEIGHBOUR_LOSSY_MS`] behind the best, its addresses losing [`LOSSY_LOSS`] at random.
+    pub lossy: usize,
+    /// Just behind, [`CLOSE_PAIR_MS`] behind the best: within 1 ms of each other.
+    pub close: [usize; 2],
+    /// Never answers.
+    pub silent: usize,
+}
+
 /// The expected place of one PoP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
@@ -155,6 +207,8 @@ pub struct World {
     /// What each address answers; an address absent here is silent.
     pub links: BTreeMap<Ipv4Addr, Link>,
     pub anomalies: Option<Anomalies>,
+    /// The roles of the benchmark world [`World::lossy_neighbour`].
+    pub lossy_neighbour: Option<LossyNeighbour>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -276,6 +330,7 @@ impl World {
             zone,
             links,
             anomalies: None,
+            lossy_neighbour: None,
         };
         if spec.anomalies {
             world.add_anomalies();
@@ -283,8 +338,9 @@ impl World {
         world
     }
 
-    fn add_anomalies(&mut self) {
-        // PoPs by the delay of their first address, nearest first.
+    /// PoPs by the delay of their first address, nearest first (as generated: every address
+    /// has a link).
+    fn by_delay(&self) -> Vec<usize> {
         let mut by_delay: Vec<usize> = (0..self.pops.len()).collect();
         by_delay.sort_by(|&a, &b| {
             let d = |i: usize| self.links[&self.listed(i)[0]].delay;
@@ -296,6 +352,11 @@ impl World {
                 })
                 .then_with(|| a.cmp(&b))
         });
+        by_delay
+    }
+
+    fn add_anomalies(&mut self) {
+        let by_delay = self.by_delay();
         let [congested, lossy, silent, dns_extra_pop, nxdomain_pop] =
             [0, 1, 2, 3, 4].map(|k| by_delay[k]);
         for ip in self.listed(congested) {
@@ -335,6 +396,73 @@ impl World {
             nxdomain_pop,
             nxdomain_fqdn,
         });
+    }
+
+    /// The benchmark world of issue 14 (`benches/rank_adaptive.py`): `pops` PoPs (at least 6;
+    /// [`NEIGHBOUR_POPS`] in the benchmark) seen from `site`, two addresses each, random loss.
+    /// Ordering the PoPs by delay as [`World::generate`] makes them:
+    ///
+    /// - the 1st is the best, at its own delay;
+    /// - the 2nd is [`NEIGHBOUR_LOSSY_MS`] behind it (under 1 ms), both its addresses losing
+    ///   [`LOSSY_LOSS`] of their requests at random: expected 200 ms behind, out of the top 3,
+    ///   but 5 requests to one of its addresses all come back 7.8% of the time;
+    /// - the 3rd and 4th are [`CLOSE_PAIR_MS`] behind the best, within 1 ms of each other;
+    /// - the 5th is silent;
+    /// - the rest keep their delay, but at least [`REST_BEHIND_MS`] behind the best and
+    ///   [`REST_GAP_MS`] apart.
+    ///
+    /// A PoP's second address is [`FQDN_STEP_MS`] behind its first; every address has a jitter
+    /// in [`NEIGHBOUR_JITTER_MS`]. The truth: the best, then the close pair.
+    pub fn lossy_neighbour(site: Site, pops: usize, seed: u64) -> World {
+        assert!(pops >= 6, "the lossy-neighbour world needs at least 6 PoPs");
+        let mut world = World::generate(Spec {
+            anomalies: false,
+            loss: LossMode::Random,
+            seed,
+            ..Spec::new(site, pops)
+        });
+        let by_delay = world.by_delay();
+        let [best, lossy, close_a, close_b, silent] = [0, 1, 2, 3, 4].map(|k| by_delay[k]);
+        let base = ms(world.links[&world.listed(best)[0]].delay);
+        // Its own stream: the cities' order stays that of `generate`.
+        let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(0x5eed));
+        let (low, high) = NEIGHBOUR_JITTER_MS;
+        let mut rest_floor = base + REST_BEHIND_MS;
+        for &i in &by_delay {
+            let listed = world.listed(i);
+            if i == silent {
+                for ip in &listed {
+                    world.links.remove(ip);
+                }
+                continue;
+            }
+            let first = match i {
+                _ if i == best => base,
+                _ if i == lossy => base + NEIGHBOUR_LOSSY_MS,
+                _ if i == close_a => base + CLOSE_PAIR_MS[0],
+                _ if i == close_b => base + CLOSE_PAIR_MS[1],
+                _ => {
+                    let delay = ms(world.links[&listed[0]].delay).max(rest_floor);
+                    rest_floor = delay + REST_GAP_MS;
+                    delay
+                }
+            };
+            for (k, ip) in listed.into_iter().enumerate() {
+                let link = Link {
+                    delay: from_ms(first + FQDN_STEP_MS * k as f64),
+                    jitter: from_ms(low + (high - low) * rng.f64()),
+                    loss: if i == lossy { LOSSY_LOSS } else { 0.0 },
+                };
+                world.links.insert(ip, link);
+            }
+        }
+        world.lossy_neighbour = Some(LossyNeighbour {
+            best,
+            lossy,
+            close: [close_a, close_b],
+            silent,
+        });
+        world
     }
 
     /// The catalogue addresses of PoP `i`.
@@ -463,22 +591,44 @@ impl World {
         serde_json::to_string_pretty(&doc).expect("JSON") + "\n"
     }
 
-    /// A description for scripts: every target with its link, and the expected order.
+    /// PoP `i` as scripts name it: city, country, provider.
+    fn pop_json(&self, i: usize) -> serde_json::Value {
+        let p = &self.pops[i].pop;
+        json!({"city": p.city, "country": p.country, "provider": p.provider})
+    }
+
+    /// A description for scripts: every target with its link and PoP, the expected order, the
+    /// loss mode, and the roles of the lossy-neighbour world.
     pub fn describe(&self, dns: bool) -> serde_json::Value {
+        let pop_of: BTreeMap<Ipv4Addr, usize> = (0..self.pops.len())
+            .flat_map(|i| self.endpoints(i, dns).into_iter().map(move |ip| (ip, i)))
+            .collect();
         let targets: Vec<serde_json::Value> = self
             .targets(dns)
             .into_iter()
             .map(|ip| {
                 let link = self.links.get(&ip);
-                json!({
+                let mut target = json!({
                     "ip": ip.to_string(),
                     "silent": link.is_none(),
                     "delay_ms": link.map(|l| ms(l.delay)),
                     "jitter_ms": link.map(|l| ms(l.jitter)),
                     "loss": link.map(|l| l.loss),
-                })
+                });
+                if let Some(&i) = pop_of.get(&ip) {
+                    target["pop"] = self.pop_json(i);
+                }
+                target
             })
             .collect();
+        let roles = self.lossy_neighbour.map(|n| {
+            json!({
+                "best": self.pop_json(n.best),
+                "lossy": self.pop_json(n.lossy),
+                "close": n.close.map(|i| self.pop_json(i)),
+                "silent": self.pop_json(n.silent),
+            })
+        });
         let expected: Vec<serde_json::Value> = self
             .expected_order(dns)
             .into_iter()
@@ -496,6 +646,8 @@ impl World {
             "largest_rtt_ms": ms(self.largest_rtt()),
             "targets": targets,
             "expected": expected,
+            "loss_mode": self.spec.loss.name(),
+            "lossy_neighbour": roles,
         })
     }
 }

@@ -157,3 +157,112 @@ fn expected_scores_follow_the_documented_formula() {
     let dead = Link { loss: 1.0, ..link };
     assert_eq!(dead.expected_score(), None);
 }
+
+#[test]
+fn new_specs_lose_evenly() {
+    assert_eq!(Spec::new(chicago(), 10).loss, LossMode::Even);
+    let world = World::generate(Spec::new(chicago(), 48));
+    assert_eq!(world.describe(false)["loss_mode"], "even");
+    assert!(world.lossy_neighbour.is_none());
+}
+
+#[test]
+fn the_lossy_neighbour_world_has_its_roles_and_truth() {
+    let world = World::lossy_neighbour(chicago(), NEIGHBOUR_POPS, 1);
+    assert_eq!(world, World::lossy_neighbour(chicago(), NEIGHBOUR_POPS, 1));
+    assert_eq!(world.spec.loss, LossMode::Random);
+    assert_eq!(world.pops.len(), 45);
+    assert_eq!(world.targets(false).len(), 90);
+    assert!(world.anomalies.is_none());
+    let n = world.lossy_neighbour.expect("roles");
+    let first = |i: usize| ms(world.links[&world.listed(i)[0]].delay);
+    let best = first(n.best);
+    assert!(
+        (best - 2.0).abs() < 0.01,
+        "Chicago, seen from Chicago: {best}"
+    );
+
+    // The lossy PoP: under 1 ms behind the best, both addresses 40% lossy; 200 ms out.
+    assert!(first(n.lossy) > best && first(n.lossy) < best + 1.0);
+    for ip in world.listed(n.lossy) {
+        assert_eq!(world.links[&ip].loss, LOSSY_LOSS);
+    }
+    let lossy = world.expected_score(n.lossy, false).expect("answers");
+    assert!(lossy > best + 200.0, "{lossy}");
+    // The close pair: within 1 ms of each other, just behind.
+    let [a, b] = n.close.map(first);
+    assert!(
+        best < a && a < b && b - a < 1.0 && b < best + 3.0,
+        "{a} {b}"
+    );
+    // The silent PoP answers nothing; every other address loses nothing.
+    assert!(world.expected_score(n.silent, false).is_none());
+    assert!(world.has_silent(false));
+    for (i, _) in world.pops.iter().enumerate().filter(|(i, _)| *i != n.lossy) {
+        for ip in world.listed(i) {
+            assert!(world.links.get(&ip).is_none_or(|l| l.loss == 0.0));
+        }
+    }
+    // Small jitter on every address.
+    for link in world.links.values() {
+        let j = ms(link.jitter);
+        assert!((0.1..=0.3).contains(&j), "{j}");
+    }
+
+    // The truth: the best, then the close pair; everyone else well behind and apart.
+    let order = world.expected_order(false);
+    let top: Vec<usize> = order[..3].iter().map(|e| e.pop).collect();
+    assert_eq!(top, [n.best, n.close[0], n.close[1]]);
+    let scores: Vec<f64> = order.iter().filter_map(|e| e.score).collect();
+    assert_eq!(scores.len(), 44);
+    assert!(scores[3] >= best + REST_BEHIND_MS - 0.1, "{scores:?}");
+    let rest: Vec<f64> = order
+        .iter()
+        .filter(|e| ![n.best, n.lossy, n.close[0], n.close[1], n.silent].contains(&e.pop))
+        .map(|e| first(e.pop))
+        .collect();
+    assert_eq!(rest.len(), 40);
+    for w in rest.windows(2) {
+        assert!(w[1] - w[0] >= REST_GAP_MS - 0.001, "{w:?}");
+    }
+}
+
+#[test]
+fn the_description_names_each_target_s_pop_and_the_roles() {
+    let world = World::lossy_neighbour(chicago(), NEIGHBOUR_POPS, 1);
+    let n = world.lossy_neighbour.expect("roles");
+    let doc = world.describe(false);
+    assert_eq!(doc["loss_mode"], "random");
+    let lossy = &world.pops[n.lossy].pop;
+    assert_eq!(doc["lossy_neighbour"]["lossy"]["city"], lossy.city.as_str());
+    assert_eq!(
+        doc["lossy_neighbour"]["close"][1]["provider"],
+        world.pops[n.close[1]].pop.provider.as_str()
+    );
+    let targets = doc["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 90);
+    for t in targets {
+        let ip: Ipv4Addr = t["ip"].as_str().unwrap().parse().unwrap();
+        let i = world
+            .find(
+                t["pop"]["city"].as_str().unwrap(),
+                t["pop"]["provider"].as_str().unwrap(),
+            )
+            .expect("a PoP of the world");
+        assert!(world.listed(i).contains(&ip));
+    }
+    // The standard world's DNS-only address is its PoP's too.
+    let standard = World::generate(Spec::new(chicago(), 48));
+    let a = standard.anomalies.clone().expect("anomalies");
+    let doc = standard.describe(true);
+    let extra = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["ip"] == a.dns_only_address.to_string())
+        .expect("the DNS-only address");
+    assert_eq!(
+        extra["pop"]["city"],
+        standard.pops[a.dns_extra_pop].pop.city.as_str()
+    );
+}
