@@ -66,6 +66,21 @@ impl Followed {
         }
     }
 
+    /// The tally the decision sees: a request still waiting while a later one to the same
+    /// address has had its reply counts as lost already (echo replies come back in order on
+    /// one path), so that a lossy address leaves the contest at its next reply rather than
+    /// one timeout later, holding a place in the top meanwhile. Its reply, should it still
+    /// come, counts in the result.
+    fn for_decision(&self) -> Tally {
+        let mut tally = self.tally.clone();
+        if let Some(&(latest, _)) = self.replies.last() {
+            let overtaken = self.waiting.keys().filter(|&&k| k < latest).count();
+            let overtaken = u32::try_from(overtaken).unwrap_or(u32::MAX);
+            tally.lost = tally.lost.saturating_add(overtaken);
+        }
+        tally
+    }
+
     /// Done: no more requests wanted now, none under way.
     fn idle(&self, wanted: bool) -> bool {
         !wanted && self.waiting.is_empty()
@@ -117,7 +132,7 @@ impl Prober {
                     .map(|at| at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)))
                     .max();
             }
-            let tallies: Vec<Tally> = followed.iter().map(|f| f.tally.clone()).collect();
+            let tallies: Vec<Tally> = followed.iter().map(Followed::for_decision).collect();
             let wanted = wanted(&groups, &tallies);
             let done = followed
                 .iter()
