@@ -661,8 +661,9 @@ impl Client {
                 let wait = gate.failed(ticket, now, throttled, e.retry_after(), jitter);
                 tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "API calls held back");
             }
-            // Held back by a call that failed meanwhile: nothing learnt.
-            Err(ApiError::HeldBack { .. }) => drop(ticket),
+            // Held back by a call that failed meanwhile, or refused before any request: the
+            // API was not asked, nothing learnt.
+            Err(ApiError::HeldBack { .. } | ApiError::BadId { .. }) => drop(ticket),
             _ => gate.answered(ticket),
         }
         if let Some(observer) = &self.inner.observer.0 {
