@@ -67,10 +67,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from emulator import Sim  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "fleet-token-" + secrets.token_hex(12)
@@ -114,73 +116,7 @@ def stage_runs(runs, endpoint):
     return runs.get("reconcile" if stage == "other" else stage, 0)
 
 
-# ---- the emulator ----
-
-class Sim:
-    def __init__(self, popsel, workdir):
-        self.log = open(os.path.join(workdir, "sim.log"), "w")
-        self.proc = subprocess.Popen(
-            [popsel, "sim", "--listen", "127.0.0.1:0"],
-            env=dict(os.environ, POPSEL_API_TOKEN=TOKEN),
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
-            start_new_session=True,  # an autogroup of its own: see LAUNCHER
-        )
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (http://\S+)", line)
-        if not m:
-            sys.exit(f"popsel sim did not start: {line!r}; see {workdir}/sim.log")
-        self.url = m.group(1)
-
-    def request(self, method, path, body=None, timeout=10, attempts=5):
-        """Only idempotent requests, so a connection the emulator closed under us (beyond 256
-        connections it closes one for each new one, see Poller) is simply tried again."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        for attempt in range(attempts):
-            try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    text = resp.read().decode()
-                    return resp.status, json.loads(text) if text else None
-            except urllib.error.HTTPError as e:
-                return e.code, None
-            except (OSError, http.client.HTTPException):
-                if attempt + 1 == attempts:
-                    raise
-                time.sleep(0.2)
-
-    def set_fail_rate(self, fail_rate):
-        status, _ = self.request("PUT", "/_sim/faults", {
-            "fail_rate": fail_rate, "throttle_rate": 0, "delay_ms": 0, "retry_after_secs": 1})
-        if status not in (200, 204):
-            sys.exit(f"PUT /_sim/faults answered {status}")
-
-    def tunnels(self):
-        """Every tunnel of the account. Not counted by the poller: called once the series ends."""
-        out, page, pages = [], 1, 1
-        while page <= pages:
-            status, body = self.request("GET", f"/api/v1/tunnels?pageSize=100&pageNumber={page}")
-            if status != 200:
-                sys.exit(f"listing the tunnels (page {page}) answered {status}")
-            out += body["data"]
-            pages = body.get("totalPages") or 1
-            page += 1
-        return out
-
-    def cpu_seconds(self):
-        return process_cpu(self.proc.pid)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+# ---- the emulator: benches/emulator.py ----
 
 
 def process_cpu(pid):
@@ -263,7 +199,7 @@ class Poller(threading.Thread):
             now = time.monotonic()
             if count is not None:
                 busy, total = machine_cpu()
-                self.samples.append((now, count, self.sim.cpu_seconds(), busy, total))
+                self.samples.append((now, count, process_cpu(self.sim.proc.pid), busy, total))
             tick = max(tick + 1, math.floor(now - start) + 1)
             self.halt.wait(max(0.0, start + tick - time.monotonic()))
         if self.conn is not None:
@@ -552,7 +488,7 @@ def wait_until(t0, at, fleet, phase):
 def run_fleet(popsel, n, args, workdir):
     """One emulator, n agents, the four phases. Returns the figures and the raw series."""
     os.makedirs(workdir)
-    sim = Sim(popsel, workdir)
+    sim = Sim(popsel, workdir, TOKEN, own_session=True)  # see LAUNCHER
     try:
         result = measure(sim, popsel, n, args, workdir)
     finally:
@@ -586,11 +522,11 @@ def measure(sim, popsel, n, args, workdir):
         scraped_after = fleet.scrape(SCRAPED_AGENTS)
         agents_cpu = (fleet.cpu_seconds() - agents_cpu) / args.steady
         rss = fleet.rss()
-        sim.set_fail_rate(1.0)
+        sim.set_faults(1.0)
         outage_began = time.monotonic() - t0
         print(f"  N={n}: outage", flush=True)
         wait_until(t0, recovery_at, fleet, "outage")
-        sim.set_fail_rate(0.0)
+        sim.set_faults(0.0)
         recovery_began = time.monotonic() - t0
         print(f"  N={n}: recovery", flush=True)
         wait_until(t0, end_at, fleet, "recovery")

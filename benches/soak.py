@@ -36,6 +36,9 @@ import tomllib
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from emulator import Sim  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_SITE = os.path.join(ROOT, "config", "demo-site.toml")
 TOKEN = "soak-token-" + secrets.token_hex(8)
@@ -49,55 +52,7 @@ def build():
     return os.path.join(ROOT, "target", "release", "popsel")
 
 
-# ---- the emulator ----
-
-class Sim:
-    def __init__(self, popsel, workdir):
-        self.log = open(os.path.join(workdir, "sim.log"), "w")
-        self.proc = subprocess.Popen(
-            [popsel, "sim", "--listen", "127.0.0.1:0"],
-            env=dict(os.environ, POPSEL_API_TOKEN=TOKEN),
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
-        )
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (http://\S+)", line)
-        if not m:
-            sys.exit(f"popsel sim did not start: {line!r}")
-        self.url = m.group(1)
-
-    def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                text = resp.read().decode()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, None
-
-    def set_faults(self, fail_rate, throttle_rate):
-        status, _ = self.request("PUT", "/_sim/faults", {
-            "fail_rate": fail_rate, "throttle_rate": throttle_rate,
-            "delay_ms": 0, "retry_after_secs": 1})
-        if status != 204:
-            sys.exit(f"PUT /_sim/faults answered {status}")
-
-    def tunnels(self):
-        status, page = self.request("GET", "/api/v1/tunnels?pageSize=1000")
-        if status != 200:
-            sys.exit(f"listing the tunnels answered {status}")
-        return page["data"]
-
-    def psk_matches(self, tunnel_id, psk):
-        status, body = self.request("POST", f"/_sim/tunnels/{tunnel_id}/psk-check", {"psk": psk})
-        return status == 200 and body.get("matches") is True
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
+# ---- the emulator: benches/emulator.py ----
 
 
 # ---- the site ----
@@ -231,7 +186,7 @@ def total(counters, family):
 # ---- the run ----
 
 def soak(args, popsel, workdir):
-    sim = Sim(popsel, workdir)
+    sim = Sim(popsel, workdir, TOKEN)
     agent = None
     try:
         status, _ = sim.request("POST", "/api/v1/connectors", {"name": "soak-connector"})
