@@ -24,7 +24,7 @@ fn loss_counts_what_was_sent() {
     let p = Probe {
         sent: 5,
         received: 4,
-        rtts: ms(&[1, 1, 1, 1]),
+        rtts: ms(&[1, 1, 1, 1]).into(),
         error: None,
     };
     assert!((p.loss() - 0.2).abs() < 1e-12 && p.reachable());

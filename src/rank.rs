@@ -18,6 +18,7 @@ pub mod contenders;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use geo::{Distance, Haversine, Point};
 use serde::Serialize;
@@ -295,7 +296,7 @@ fn unanswered(probes: &HashMap<IpAddr, Probe>, refused: &[IpAddr]) -> HashMap<Ip
             Probe {
                 sent,
                 received: 0,
-                rtts: Vec::new(),
+                rtts: Arc::from([]),
                 error: Some(ProbeError::Send("its PoP refused the tunnel".into())),
             },
         );

@@ -36,7 +36,7 @@ fn probe(rtts_ms: &[f64], lost: u32) -> Probe {
     Probe {
         sent: rtts.len() as u32 + lost,
         received: rtts.len() as u32,
-        rtts,
+        rtts: rtts.into(),
         error: None,
     }
 }
@@ -229,7 +229,7 @@ fn measured(
     let p = Probe {
         sent,
         received,
-        rtts,
+        rtts: rtts.into(),
         error: None,
     };
     (

@@ -48,11 +48,19 @@ pub enum Answer {
 /// The endpoints of one FQDN: its listed addresses (in catalogue order) then the addresses
 /// only DNS knows (in answer order), each once, each marked with its source.
 pub fn merge(fqdn: &ListedFqdn, answer: &Answer) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    merge_into(&mut out, fqdn, answer);
+    out
+}
+
+/// [`merge`] appended to `out`, leaving out the addresses `out` already has. One vector per
+/// PoP, not one per FQDN: the rank core does this for every PoP of a 10,000-PoP catalogue.
+fn merge_into(out: &mut Vec<Endpoint>, fqdn: &ListedFqdn, answer: &Answer) {
     let dns: &[IpAddr] = match answer {
         Answer::Addresses(ips) => ips,
         _ => &[],
     };
-    let mut out: Vec<Endpoint> = Vec::with_capacity(fqdn.ips.len() + dns.len());
+    out.reserve(fqdn.ips.len() + dns.len());
     let mut push = |ip: IpAddr, source: Source| {
         if !out.iter().any(|e| e.ip == ip) {
             out.push(Endpoint {
@@ -75,7 +83,6 @@ pub fn merge(fqdn: &ListedFqdn, answer: &Answer) -> Vec<Endpoint> {
     for &ip in dns {
         push(ip, Source::Dns);
     }
-    out
 }
 
 /// The endpoints of a PoP, given the answers for its names (a name missing from `answers`
@@ -83,13 +90,10 @@ pub fn merge(fqdn: &ListedFqdn, answer: &Answer) -> Vec<Endpoint> {
 /// first FQDN.
 pub fn endpoints(pop: &Pop, answers: &HashMap<String, Answer>) -> Vec<Endpoint> {
     let not_asked = Answer::NotAsked;
-    let mut out: Vec<Endpoint> = Vec::new();
+    let listed = pop.fqdns.iter().map(|f| f.ips.len()).sum();
+    let mut out: Vec<Endpoint> = Vec::with_capacity(listed);
     for f in &pop.fqdns {
-        for e in merge(f, answers.get(&f.name).unwrap_or(&not_asked)) {
-            if !out.iter().any(|o| o.ip == e.ip) {
-                out.push(e);
-            }
-        }
+        merge_into(&mut out, f, answers.get(&f.name).unwrap_or(&not_asked));
     }
     out
 }

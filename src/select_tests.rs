@@ -67,7 +67,7 @@ fn ranking(pops: &[P]) -> Ranking {
             Probe {
                 sent: 5,
                 received: rtts.len() as u32,
-                rtts,
+                rtts: rtts.into(),
                 error: None,
             },
         );

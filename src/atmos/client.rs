@@ -604,7 +604,17 @@ impl Client {
         call: &Call<'_>,
         body: &[u8],
     ) -> Result<T, ApiError> {
-        serde_json::from_slice(body).map_err(|e| {
+        self.decode_with(call, body, |body| serde_json::from_slice(body))
+    }
+
+    /// The answer read by `read`, its error redacted and quoted as [`Self::decode`]'s.
+    pub(super) fn decode_with<T>(
+        &self,
+        call: &Call<'_>,
+        body: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<T, ApiError> {
+        read(body).map_err(|e| {
             // Redact before cutting, so that no part of a secret that straddles the cut
             // survives; serde's message may quote the body too (a whole string value).
             let start = &body[..body.len().min(ERROR_BODY_BYTES)];

@@ -217,17 +217,38 @@ impl Client {
 
     /// The IPsec PoP catalogue as sent (needs the `tunnels` scope).
     pub async fn ipsec_pops(&self) -> Result<PopDocument, ApiError> {
-        let call = Call::new(
-            "get the IPsec PoP list".to_owned(),
-            "IPsec PoP list".to_owned(),
-            Method::GET,
-            Target::collection(IPSEC_POPS),
-        );
-        let call = Call {
-            catalog: true,
-            ..call
-        };
-        self.fetch(&call).await
+        self.fetch(&ipsec_pops_call()).await
+    }
+
+    /// The IPsec PoP catalogue, read by `read` from the text as sent: the agent and `rank`
+    /// read it into their catalogue in one pass (`Catalog::from_json`), with no document in
+    /// between. An error of `read` is the answer's, as a [`PopDocument`] that does not decode.
+    pub async fn read_ipsec_pops<T>(
+        &self,
+        read: impl FnOnce(&str) -> Result<T, serde_json::Error>,
+    ) -> Result<T, ApiError> {
+        let call = ipsec_pops_call();
+        let body = self.send(&call).await?;
+        self.decode_with(&call, &body, |body| match std::str::from_utf8(body) {
+            Ok(text) => read(text),
+            Err(e) => Err(serde::de::Error::custom(format_args!(
+                "not UTF-8 text (byte {})",
+                e.valid_up_to()
+            ))),
+        })
+    }
+}
+
+fn ipsec_pops_call() -> Call<'static> {
+    let call = Call::new(
+        "get the IPsec PoP list".to_owned(),
+        "IPsec PoP list".to_owned(),
+        Method::GET,
+        Target::collection(IPSEC_POPS),
+    );
+    Call {
+        catalog: true,
+        ..call
     }
 }
 

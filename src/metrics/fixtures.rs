@@ -48,7 +48,7 @@ pub(super) fn survey(cities: &[&str]) -> Survey {
             Probe {
                 sent: 3,
                 received: 2,
-                rtts,
+                rtts: rtts.into(),
                 error: None,
             },
         );

@@ -151,7 +151,7 @@ impl ProbeCollector {
             .with_label_values(labels)
             .inc_by(u64::from(p.received));
         let histogram = self.reply_rtt.with_label_values(&labels[..1]);
-        for rtt in &p.rtts {
+        for rtt in p.rtts.iter() {
             histogram.observe(rtt.as_secs_f64());
         }
     }

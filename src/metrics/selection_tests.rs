@@ -15,7 +15,7 @@ fn rankings_export_every_pop_and_drop_departed_ones() {
     if let Some(probes) = &mut surveyed.probes {
         let p = probes.get_mut(&munich).unwrap();
         p.received = 0;
-        p.rtts.clear();
+        p.rtts = std::sync::Arc::from([]);
     }
     let site = Site {
         latitude: 50.0,

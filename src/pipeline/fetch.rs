@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::atmos::types::PopDocument;
 use crate::catalog::Catalog;
@@ -15,10 +16,18 @@ use crate::timestamp::unix_seconds_f64;
 pub const CATALOG_FILE: &str = "catalog.json";
 
 /// `catalog.json`: the last good catalogue, as the API sent it.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CachedCatalog {
     fetched_unix: f64,
     document: PopDocument,
+}
+
+/// [`CachedCatalog`] as written: the answer's text as it came (checked JSON, since it was
+/// read into the catalogue), not a document parsed and written again.
+#[derive(Serialize)]
+struct CatalogToCache<'a> {
+    fetched_unix: f64,
+    document: &'a RawValue,
 }
 
 /// The catalogue in use and when it was fetched from the API.
@@ -28,12 +37,13 @@ pub struct CatalogInUse {
     pub fetched: SystemTime,
 }
 
+/// Caches `document`, the catalogue as the API sent it.
 pub(super) fn write_cache(
     state: &StateDir,
-    document: PopDocument,
+    document: &RawValue,
     fetched: SystemTime,
 ) -> Result<(), StateError> {
-    let cached = CachedCatalog {
+    let cached = CatalogToCache {
         fetched_unix: unix_seconds_f64(fetched),
         document,
     };

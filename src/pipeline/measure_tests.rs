@@ -36,7 +36,7 @@ fn survey() -> Survey {
             let probe = Probe {
                 sent: 3,
                 received: 3,
-                rtts: vec![rtt; 3],
+                rtts: vec![rtt; 3].into(),
                 error: None,
             };
             (ip(i), probe)

@@ -186,6 +186,12 @@ async fn agent_started_during_an_outage_uses_the_cached_catalogue() {
     assert!(out.status.success(), "{}", support::stderr(&out));
     let cached = site.state_dir().join("catalog.json");
     assert!(cached.is_file(), "no catalog.json after a cycle");
+    // The answer as sent, under `document`.
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cached).expect("catalog.json")).expect("JSON");
+    let sample: serde_json::Value =
+        serde_json::from_str(popsel::sim::SAMPLE_CATALOG).expect("sample");
+    assert_eq!(cache["document"], sample, "catalog.json holds the answer");
     let fetched_by_then = unix_now();
     sim.stop().await;
 

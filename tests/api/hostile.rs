@@ -231,6 +231,42 @@ async fn the_catalogue_may_be_larger_than_other_answers() {
     assert_eq!(err.kind(), "too_large", "{err:?}");
 }
 
+/// The agent reads the catalogue straight from the answer's text: what is not a catalogue, or
+/// not text, is the answer's error as a document that does not decode is, and the cap holds.
+#[tokio::test]
+async fn the_catalogue_read_from_the_text_keeps_the_errors_and_the_cap() {
+    let read = |text: &str| popsel::catalog::Catalog::from_json(text);
+    let server = Hostile::always(Reply::bytes(200, catalog_json(0))).await;
+    let catalog = client(&server)
+        .read_ipsec_pops(read)
+        .await
+        .expect("a catalogue");
+    assert_eq!(catalog.pops.len() + catalog.skipped.len(), 1, "{catalog:?}");
+    for (body, says) in [
+        (&br#"{"ipSecLocations": 7}"#[..], "invalid type"),
+        (&br#"{"ipSecLocations": ["#[..], "EOF"),
+        (
+            &b"{\"ipSecLocations\": [\"\xff\"]}"[..],
+            "not UTF-8 text (byte 21)",
+        ),
+    ] {
+        let server = Hostile::always(Reply::bytes(200, body.to_vec())).await;
+        let err = client(&server).read_ipsec_pops(read).await.unwrap_err();
+        assert!(matches!(err, ApiError::InvalidBody { .. }), "{err:?}");
+        assert_contains(&err.to_string(), "IPsec PoP list");
+        assert_contains(&err.to_string(), says);
+    }
+    let server = Hostile::always(Reply::new(
+        200,
+        Body::Endless {
+            chunk: vec![b' '; 64 * 1024],
+        },
+    ))
+    .await;
+    let err = client(&server).read_ipsec_pops(read).await.unwrap_err();
+    assert_eq!(err.kind(), "too_large", "{err:?}");
+}
+
 #[tokio::test]
 async fn popsel_pops_stops_reading_an_endless_body() {
     let server = Hostile::always(Reply::new(
