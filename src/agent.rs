@@ -85,11 +85,7 @@ pub struct Agent {
 /// The agent's gate: the first backoff as long as the shortest interval of a job that calls
 /// the API, the longest [`BACKOFF_CAP`] of them, like a job's own backoff.
 fn gate_for(schedule: &Schedule) -> Arc<Gate> {
-    let shortest = [Stage::Catalog, Stage::Reconcile, Stage::Status]
-        .into_iter()
-        .map(|stage| schedule.interval(stage))
-        .min()
-        .unwrap_or(schedule.status_interval);
+    let shortest = schedule.shortest_api_interval();
     Gate::new(shortest, shortest.saturating_mul(BACKOFF_CAP))
 }
 
@@ -314,8 +310,7 @@ async fn every(
             0
         };
         let schedule = agent.generation().config.schedule;
-        let wait = schedule.wait(job[0], failures, fastrand::f64());
-        let interval = schedule.interval(job[0]);
+        let (wait, interval) = next_wait(&agent, &schedule, job[0], failures);
         for &stage in job {
             agent.liveness.waits(stage, wait);
         }
@@ -324,6 +319,28 @@ async fn every(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// How long after the start of a run of the job that starts with `stage` the next starts, and
+/// the interval that stands for the job's pace ([`until_next`]): the schedule's, but for the
+/// catalogue while the agent has none ([`Schedule::catalog_missing_wait`]).
+fn next_wait(
+    agent: &Agent,
+    schedule: &Schedule,
+    stage: Stage,
+    failures: u32,
+) -> (Duration, Duration) {
+    if stage == Stage::Catalog && !agent.pipeline.has_catalog() {
+        let wait = schedule.catalog_missing_wait(failures.max(1), fastrand::f64());
+        return (
+            wait,
+            schedule
+                .shortest_api_interval()
+                .min(schedule.catalog_interval),
+        );
+    }
+    let wait = schedule.wait(stage, failures, fastrand::f64());
+    (wait, schedule.interval(stage))
 }
 
 /// The wait before a job's next run, `wait` after the start of the last one: runs start on
@@ -383,7 +400,11 @@ pub async fn run<S>(
                 }
                 never = &mut reload => match never {},
             }
-            interval
+            if agent.pipeline.has_catalog() {
+                interval
+            } else {
+                schedule.catalog_missing_wait(1, fastrand::f64())
+            }
         }
     };
     let mut tasks = tokio::task::JoinSet::new();

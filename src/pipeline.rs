@@ -287,6 +287,11 @@ impl Pipeline {
         }
     }
 
+    /// Whether a catalogue is in use (fetched, or read from the cache).
+    pub fn has_catalog(&self) -> bool {
+        lock(&self.board).catalog.is_some()
+    }
+
     /// Whether a configured tunnel is not managed yet (a new site, or one added to the
     /// config), so that the first reconcile run should not wait.
     pub fn tunnels_pending(&self) -> bool {

@@ -122,6 +122,31 @@ impl Schedule {
         every + ceiling.saturating_sub(every).mul_f64(jitter)
     }
 
+    /// The shortest interval of a job that calls the API: the pace the operator allows the
+    /// agent's calls, and so the first step of the backoffs that are not a job's own.
+    pub fn shortest_api_interval(&self) -> Duration {
+        [Stage::Catalog, Stage::Reconcile, Stage::Status]
+            .into_iter()
+            .map(|stage| self.interval(stage))
+            .min()
+            .unwrap_or(self.status_interval)
+    }
+
+    /// The wait before the next try at the catalogue while the agent has none at all (no
+    /// fetch has worked and nothing was cached), after `failures` tries, `jitter` in
+    /// `[0, 1)`: the agent can select nothing without one, so it does not wait a whole
+    /// catalogue interval (an hour by default) as [`Self::wait`] would. It tries again after
+    /// the shortest API interval, then backs off (doubling, full jitter) up to the catalogue
+    /// interval: a fleet started during an outage still does not call together.
+    pub fn catalog_missing_wait(&self, failures: u32, jitter: f64) -> Duration {
+        let every = self.catalog_interval;
+        let first = self.shortest_api_interval().min(every);
+        let ceiling = first
+            .saturating_mul(1 << failures.saturating_sub(1).min(16))
+            .min(every);
+        first + ceiling.saturating_sub(first).mul_f64(unit(jitter))
+    }
+
     /// When the next audit of the account falls after one at `now`, `jitter` in `[0, 1)`:
     /// an audit interval, give or take [`JITTER`].
     pub fn next_audit(&self, now: SystemTime, jitter: f64) -> SystemTime {

@@ -88,3 +88,38 @@ fn audits_fall_an_audit_interval_apart_give_or_take_a_tenth_and_the_first_anywhe
     assert_eq!(s.next_audit(now, 1.0), now + day.mul_f64(1.1));
     assert_eq!(s.first_audit(now, 0.25), now + day / 4);
 }
+
+#[test]
+fn a_missing_catalogue_is_tried_again_after_the_shortest_api_interval_then_backed_off() {
+    let s = Schedule::default();
+    let first = s.reconcile_interval.min(s.status_interval);
+    assert!(first < s.catalog_interval / 10, "{s:?}");
+    for jitter in [0.0, 0.5, 0.999] {
+        assert_eq!(
+            s.catalog_missing_wait(1, jitter),
+            first,
+            "no wait beyond the first"
+        );
+    }
+    assert_eq!(s.catalog_missing_wait(2, 0.0), first);
+    assert_eq!(s.catalog_missing_wait(2, 0.5), first.mul_f64(1.5));
+    assert_eq!(
+        s.catalog_missing_wait(4, 0.999),
+        first + (first * 7).mul_f64(0.999)
+    );
+    // Never longer than the catalogue's own interval, however many failures.
+    for failures in [8, 20, 64, u32::MAX] {
+        let wait = s.catalog_missing_wait(failures, 0.999);
+        assert!(
+            wait <= s.catalog_interval && wait > s.catalog_interval / 2,
+            "{wait:?}"
+        );
+    }
+    // A catalogue interval shorter than the others is the pace.
+    let fast = Schedule {
+        catalog_interval: 10 * SECOND,
+        ..Schedule::default()
+    };
+    assert_eq!(fast.catalog_missing_wait(1, 0.9), 10 * SECOND);
+    assert_eq!(fast.catalog_missing_wait(9, 0.9), 10 * SECOND);
+}

@@ -176,6 +176,53 @@ async fn emulator_outage_keeps_the_agent_serving_and_it_recovers_on_the_same_por
     assert_eq!(tunnel_names(&sim2), sorted(&TUNNELS));
 }
 
+/// An agent that starts while the API is down with no catalogue cached can select nothing: it
+/// tries again after the shortest API interval, backed off, not a catalogue interval (an hour)
+/// later, and is ready soon after the API returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_started_during_an_outage_with_nothing_cached_fetches_the_catalogue_when_the_api_returns()
+ {
+    let sim = sim_with_connector().await;
+    let addr = sim.addr();
+    let site = Site::new(&sim.url());
+    site.write_config_with("[agent]\ncatalog_interval = \"1h\"\n");
+    sim.stop().await;
+    let (agent, base) = site.start_agent(&[]).await;
+    agent
+        .scrape_until(
+            &base,
+            Duration::from_secs(20),
+            "the first catalogue fetch failed",
+            |s| s.failures("catalog") >= 1.0,
+        )
+        .await;
+    assert_eq!(get_status(&format!("{base}/readyz")).await, Some(503));
+    let mut options = SimOptions::local(support::token());
+    options.listen = addr;
+    let _sim = Sim::start(options)
+        .await
+        .expect("the emulator on the same port");
+    // The tries so far were 1 s apart (the shortest API interval), doubling: one is due
+    // within 16 s of the API's return.
+    agent
+        .scrape_until(
+            &base,
+            Duration::from_secs(25),
+            "the catalogue fetched once the API is back",
+            |s| s.value("popsel_catalog_pops", &[]) == Some(52.0),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_status(&format!("{base}/readyz")).await != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "not ready\n{}",
+            agent.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// An agent that starts while the API is down uses the catalogue cached in the state dir by an
 /// earlier run, and becomes ready on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
