@@ -191,7 +191,9 @@ impl ProbeCollector {
     /// with. The request counters start at 0 here, so that "no probe sent" is a value an alert
     /// can see, not an absent series.
     pub fn socket(&self, up: bool) {
-        self.socket_up.with_label_values(NO_LABELS).set(i64::from(up));
+        self.socket_up
+            .with_label_values(NO_LABELS)
+            .set(i64::from(up));
         self.requests.with_label_values(NO_LABELS);
         self.responses.with_label_values(NO_LABELS);
         self.round_requests.with_label_values(NO_LABELS);
@@ -205,7 +207,12 @@ impl ProbeCollector {
         let Some(probes) = &survey.probes else {
             return;
         };
-        for family in [&self.rtt, &self.loss, &self.endpoint_rtt, &self.endpoint_loss] {
+        for family in [
+            &self.rtt,
+            &self.loss,
+            &self.endpoint_rtt,
+            &self.endpoint_loss,
+        ] {
             family.reset();
         }
         self.up.reset();
@@ -215,7 +222,11 @@ impl ProbeCollector {
         for (pop, endpoints) in &survey.pops {
             let label = pop.id().to_string();
             let pop_labels = [label.as_str(), &pop.country, &pop.provider];
-            let measured = || endpoints.iter().filter_map(|e| Some((e, probes.get(&e.ip)?)));
+            let measured = || {
+                endpoints
+                    .iter()
+                    .filter_map(|e| Some((e, probes.get(&e.ip)?)))
+            };
             for (_, p) in measured().filter(|(e, _)| !carried.contains(&e.ip)) {
                 sent = sent.saturating_add(u64::from(p.sent));
                 received = received.saturating_add(u64::from(p.received));
@@ -225,7 +236,14 @@ impl ProbeCollector {
                 for (e, p) in measured() {
                     let ip = e.ip.to_string();
                     let labels = [pop_labels[0], pop_labels[1], pop_labels[2], &e.fqdn, &ip];
-                    set_gauges(&self.endpoint_rtt, &self.endpoint_loss, &self.endpoint_up, &labels, p, p.reachable());
+                    set_gauges(
+                        &self.endpoint_rtt,
+                        &self.endpoint_loss,
+                        &self.endpoint_up,
+                        &labels,
+                        p,
+                        p.reachable(),
+                    );
                 }
             }
             let round = PopRound::of(measured().map(|(_, p)| p));
@@ -266,9 +284,17 @@ impl ProbeCollector {
 }
 
 /// RTT (when something answered), loss and up of one probe under `labels`.
-fn set_gauges(rtt: &GaugeVec, loss: &GaugeVec, up: &IntGaugeVec, labels: &[&str], p: &Probe, answered: bool) {
+fn set_gauges(
+    rtt: &GaugeVec,
+    loss: &GaugeVec,
+    up: &IntGaugeVec,
+    labels: &[&str],
+    p: &Probe,
+    answered: bool,
+) {
     if let Some(stats) = p.stats() {
-        rtt.with_label_values(labels).set(stats.median.as_secs_f64());
+        rtt.with_label_values(labels)
+            .set(stats.median.as_secs_f64());
     }
     loss.with_label_values(labels).set(p.loss());
     up.with_label_values(labels).set(i64::from(answered));

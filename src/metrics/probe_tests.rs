@@ -58,7 +58,10 @@ fn probe_rounds_export_pop_series_and_drop_departed_pops() {
         Some(0.004)
     );
     assert_eq!(sample(&text, "popsel_probe_requests_total", &[]), Some(6.0));
-    assert_eq!(sample(&text, "popsel_probe_responses_total", &[]), Some(4.0));
+    assert_eq!(
+        sample(&text, "popsel_probe_responses_total", &[]),
+        Some(4.0)
+    );
     assert_eq!(sample(&text, "popsel_probe_round_requests", &[]), Some(6.0));
     assert_eq!(
         sample(
@@ -100,7 +103,10 @@ fn by_default_a_pop_costs_three_series_whatever_its_addresses() {
     default.observe(&round, &HashSet::new());
     let text = exposition(default.clone());
     assert_eq!(series(&text), 3 * 45 + 3, "{text}");
-    assert!(!text.contains("ip=\"") && !text.contains("_bucket"), "{text}");
+    assert!(
+        !text.contains("ip=\"") && !text.contains("_bucket"),
+        "{text}"
+    );
 
     let all = ProbeCollector::new(all_on()).unwrap();
     all.observe(&round, &HashSet::new());
@@ -146,7 +152,10 @@ fn a_pop_is_its_best_answering_endpoint() {
         Some(0.03),
         "{text}"
     );
-    assert_eq!(sample(&text, "popsel_pop_loss_ratio", &FRANKFURT), Some(0.0));
+    assert_eq!(
+        sample(&text, "popsel_pop_loss_ratio", &FRANKFURT),
+        Some(0.0)
+    );
     assert_eq!(sample(&text, "popsel_pop_up", &FRANKFURT), Some(1.0));
 
     // Nothing answers: down, loss 1, no RTT.
@@ -156,7 +165,10 @@ fn a_pop_is_its_best_answering_endpoint() {
     c.observe(&round, &HashSet::new());
     let text = exposition(c.clone());
     assert_eq!(sample(&text, "popsel_pop_up", &FRANKFURT), Some(0.0));
-    assert_eq!(sample(&text, "popsel_pop_loss_ratio", &FRANKFURT), Some(1.0));
+    assert_eq!(
+        sample(&text, "popsel_pop_loss_ratio", &FRANKFURT),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "popsel_pop_rtt_seconds", &FRANKFURT), None);
 }
 

@@ -36,7 +36,10 @@ fn rankings_export_every_pop_and_drop_departed_ones() {
     let meters = sample(&text, "popsel_pop_distance_meters", &munich).unwrap();
     assert!((71_000.0..72_000.0).contains(&meters), "{meters}");
     let seconds = sample(&text, "popsel_pop_score_seconds", &frankfurt).unwrap();
-    assert!((0.004..0.2).contains(&seconds), "a score in seconds: {seconds}");
+    assert!(
+        (0.004..0.2).contains(&seconds),
+        "a score in seconds: {seconds}"
+    );
     assert_eq!(
         sample(&text, "popsel_pop_score_seconds", &munich),
         None,
@@ -79,15 +82,28 @@ fn rankings_export_each_locations_best_pops_and_its_chosen_ones() {
         .lines()
         .filter(|l| l.starts_with("popsel_pop_rank{"))
         .collect();
-    assert_eq!(ranked.len(), 6, "the best 5 and the chosen secondary: {text}");
+    assert_eq!(
+        ranked.len(),
+        6,
+        "the best 5 and the chosen secondary: {text}"
+    );
     for city in ["City00", "City04", "City19"] {
         assert!(
-            sample(&text, "popsel_pop_rank", &pop_labels("here", &format!("DE/{city}/AWS"))).is_some(),
+            sample(
+                &text,
+                "popsel_pop_rank",
+                &pop_labels("here", &format!("DE/{city}/AWS"))
+            )
+            .is_some(),
             "{city}: {text}"
         );
     }
     assert_eq!(
-        sample(&text, "popsel_pop_rank", &pop_labels("here", "DE/City19/AWS")),
+        sample(
+            &text,
+            "popsel_pop_rank",
+            &pop_labels("here", "DE/City19/AWS")
+        ),
         Some(20.0)
     );
     assert!(!text.contains("City05"), "{text}");
