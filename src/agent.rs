@@ -109,6 +109,7 @@ impl Agent {
         if pipeline::probes_from_here(&config.locations, no_probe) {
             metrics.probe_socket(prober.is_some());
         }
+        metrics.schedule(&config.schedule);
         let generation = Generation::new(config, client, true, &*report)?;
         let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
         Ok(Arc::new(Agent {
@@ -151,8 +152,10 @@ impl Agent {
                 "probe.interface changed: the probes keep the old device until popsel restarts"
             );
         }
+        let schedule = config.schedule;
         let generation = Generation::new(config, client, true, self.pipeline.report())?;
         self.pipeline.swap(generation);
+        self.metrics.schedule(&schedule);
         Ok(())
     }
 

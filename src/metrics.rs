@@ -40,7 +40,7 @@ use crate::atmos::ApiObserver;
 use crate::catalog::Catalog;
 use crate::edge::charon::SaStatus;
 use crate::rank::Ranking;
-use crate::schedule::Stage;
+use crate::schedule::{Schedule, Stage};
 use crate::select::{Change, Selection};
 use crate::status::{ConnectorStatusRow, TunnelStatusRow};
 use crate::survey::Survey;
@@ -181,6 +181,11 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The stages' intervals, at start and after a reload.
+    pub fn schedule(&self, schedule: &Schedule) {
+        self.stages.schedule(schedule);
     }
 
     pub fn stage_ran(&self, stage: Stage, ok: bool, now: SystemTime) {

@@ -50,6 +50,7 @@ fn observe_all_but_probes(m: &Metrics) {
     for stage in Stage::ALL {
         m.stage_ran(stage, true, at);
     }
+    m.schedule(&crate::schedule::Schedule::default());
 }
 
 fn names<'a>(lists: &[&[&'a str]]) -> BTreeSet<&'a str> {
@@ -190,6 +191,7 @@ fn the_exported_names_are_the_documented_ones() {
             "popsel_stage_runs_total",
             "popsel_stage_failures_total",
             "popsel_stage_last_success_timestamp_seconds",
+            "popsel_stage_interval_seconds",
             "popsel_build_info",
         ]
     );
