@@ -49,12 +49,8 @@ collector!(StageCollector {
 });
 
 impl StageCollector {
-    pub const FAMILIES: [&'static str; 4] = [
-        RUNS.name,
-        FAILURES.name,
-        LAST_SUCCESS.name,
-        INTERVAL.name,
-    ];
+    pub const FAMILIES: [&'static str; 4] =
+        [RUNS.name, FAILURES.name, LAST_SUCCESS.name, INTERVAL.name];
 
     pub fn new() -> Result<StageCollector> {
         let c = StageCollector {

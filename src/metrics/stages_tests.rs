@@ -56,15 +56,14 @@ fn each_stage_exports_its_interval_for_the_staleness_alert() {
     };
     c.schedule(&schedule);
     let text = exposition(c.clone());
-    let interval = |stage: &str| {
-        sample(
-            &text,
-            "popsel_stage_interval_seconds",
-            &[("stage", stage)],
-        )
-    };
+    let interval =
+        |stage: &str| sample(&text, "popsel_stage_interval_seconds", &[("stage", stage)]);
     assert_eq!(interval("probe"), Some(30.0));
-    assert_eq!(interval("select"), Some(30.0), "select runs after each probe round");
+    assert_eq!(
+        interval("select"),
+        Some(30.0),
+        "select runs after each probe round"
+    );
     assert_eq!(interval("status"), Some(120.0));
     for stage in Stage::ALL {
         assert_eq!(

@@ -117,7 +117,10 @@ async fn first_cycle_exports_every_metric_family_with_the_expected_values() {
     ] {
         let ranks = s.series("popsel_pop_rank", &[("location", loc)]);
         let distances = s.series("popsel_pop_distance_meters", &[("location", loc)]);
-        assert!((5..=7).contains(&ranks.len()), "{loc}: rank series {ranks:?}");
+        assert!(
+            (5..=7).contains(&ranks.len()),
+            "{loc}: rank series {ranks:?}"
+        );
         assert_eq!(distances.len(), ranks.len(), "{loc}: distance series");
         let distance_of = |pop: &str| {
             s.value(
