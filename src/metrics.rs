@@ -6,8 +6,10 @@
 //! 0.0.4.
 //!
 //! Series of PoPs that leave the catalogue disappear: gauges are rebuilt every round and
-//! counters of departed endpoints removed. Label values are bounded (catalogue entries,
+//! histograms of departed PoPs removed. Label values are bounded (catalogue entries,
 //! configured locations and tunnels, a fixed set of states and codes) and never carry a secret.
+//! An agent is one of thousands feeding one store: per PoP by default, per endpoint address and
+//! per reply only when `[metrics]` asks ([`SeriesOptions`]).
 
 mod api;
 mod build;
