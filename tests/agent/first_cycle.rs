@@ -9,6 +9,7 @@ use popsel::metrics::{FAMILIES, IPSEC_FAMILIES, PROBE_FAMILIES, PROCESS_FAMILIES
 use crate::emulator::*;
 use crate::exposition::*;
 use crate::http::*;
+use crate::process::AgentProc;
 use crate::site::*;
 
 /// The endpoint labels the agent may use: path templates, never an object id.
@@ -290,4 +291,48 @@ async fn first_cycle_exports_every_metric_family_with_the_expected_values() {
         assert!(Instant::now() < deadline, "/readyz never 200");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A location measured from here whose probes cannot start (here: `[probe] interface` names a
+/// device this host lacks, so no ICMP socket opens and nothing is ever sent) shows as
+/// `popsel_probe_socket_up 0` with request counters at 0, instead of leaving `popsel_pop_up`
+/// absent where no alert sees it. (`tests/network/metrics_fleet.rs` does the same without
+/// CAP_NET_RAW and ping sockets.) With `--no-probe`, probing is not wanted: no socket gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_cannot_probe_says_so_and_one_told_not_to_says_nothing() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    site.write_config_with("[probe]\ninterface = \"popsel-none0\"\n");
+    let agent = AgentProc::spawn(site.run_command_probing());
+    let base = agent.metrics_base().await;
+    let s = agent
+        .scrape_until(
+            &base,
+            Duration::from_secs(15),
+            "a probe and a select run",
+            |s| {
+                s.value("popsel_stage_runs_total", &[("stage", "select")]) >= Some(1.0)
+                    && s.value("popsel_stage_runs_total", &[("stage", "probe")]) >= Some(1.0)
+            },
+        )
+        .await;
+    assert_eq!(
+        s.value("popsel_probe_socket_up", &[]),
+        Some(0.0),
+        "{}",
+        s.summary()
+    );
+    assert_eq!(s.value("popsel_probe_requests_total", &[]), Some(0.0));
+    assert_eq!(s.value("popsel_probe_round_requests", &[]), Some(0.0));
+    assert!(s.series("popsel_pop_up", &[]).is_empty());
+    drop(agent);
+
+    let (agent, base) = site.start_agent(&[]).await;
+    let s = agent.first_cycle(&base).await;
+    assert!(
+        !s.has_type_line("popsel_probe_socket_up"),
+        "{}",
+        s.summary()
+    );
+    assert!(!s.has_type_line("popsel_probe_requests_total"));
 }
