@@ -97,11 +97,15 @@ impl Agent {
         make_client: ClientFactory,
         no_probe: bool,
     ) -> anyhow::Result<Arc<Agent>> {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_series(config.metrics.series));
         let report = Box::new(LogReport);
         let gate = gate_for(&config.schedule);
         let client = make_client(&config, &metrics)?.with_gate(gate.clone());
         let prober = pipeline::prober(&config.locations, no_probe, &config.probe, &*report);
+        if pipeline::probes_from_here(&config.locations, no_probe) {
+            metrics.probe_socket(prober.is_some());
+        }
+        metrics.schedule(&config.schedule);
         let generation = Generation::new(config, client, true, &*report)?;
         let pipeline = Pipeline::new(generation, prober, Mode::Agent(metrics.clone()), report)?;
         Ok(Arc::new(Agent {
@@ -144,8 +148,10 @@ impl Agent {
                 "probe.interface changed: the probes keep the old device until popsel restarts"
             );
         }
+        let schedule = config.schedule;
         let generation = Generation::new(config, client, true, self.pipeline.report())?;
         self.pipeline.swap(generation);
+        self.metrics.schedule(&schedule);
         Ok(())
     }
 

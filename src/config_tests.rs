@@ -64,6 +64,15 @@ fn a_good_config_loads_with_defaults_filled_in() {
     let c = parse(&good(), dir.path()).unwrap();
     assert_eq!(c.api.timeout, Duration::from_secs(3));
     assert_eq!(c.api.page_size, 20);
+    assert_eq!(
+        c.metrics.series,
+        crate::metrics::SeriesOptions {
+            rtt_histogram: false,
+            endpoints: false,
+            ranked_pops: 5
+        },
+        "fleet-sized series by default"
+    );
     assert_eq!(c.selection.switch_min_improvement_ms, 12.0);
     assert_eq!(c.selection.switch_after_cycles, 3);
     assert_eq!(c.selection.filter.countries, ["US", "CA"]);
@@ -145,6 +154,11 @@ fn every_rule_names_its_key_and_says_what_is_wrong() {
             "page_size = 20",
             "page_size = 20\n[edge]\nvici_socket = \"/run/charon.vici\"\nswanctl_dir = \"/etc/swanctl/conf.d\"",
             "edge.vici_socket: popsel either drives charon (vici_socket) or writes files for it (swanctl_dir): set one",
+        ),
+        (
+            "page_size = 20",
+            "page_size = 20\n[metrics]\nranked_pops = -1",
+            "metrics.ranked_pops: -1 is negative: give 0 (every PoP) or a number of PoPs",
         ),
         (
             "page_size = 20",

@@ -6,8 +6,10 @@
 //! 0.0.4.
 //!
 //! Series of PoPs that leave the catalogue disappear: gauges are rebuilt every round and
-//! counters of departed endpoints removed. Label values are bounded (catalogue entries,
+//! histograms of departed PoPs removed. Label values are bounded (catalogue entries,
 //! configured locations and tunnels, a fixed set of states and codes) and never carry a secret.
+//! An agent is one of thousands feeding one store: per PoP by default, per endpoint address and
+//! per reply only when `[metrics]` asks ([`SeriesOptions`]).
 
 mod api;
 mod build;
@@ -40,7 +42,7 @@ use crate::atmos::ApiObserver;
 use crate::catalog::Catalog;
 use crate::edge::charon::SaStatus;
 use crate::rank::Ranking;
-use crate::schedule::Stage;
+use crate::schedule::{Schedule, Stage};
 use crate::select::{Change, Selection};
 use crate::status::{ConnectorStatusRow, TunnelStatusRow};
 use crate::survey::Survey;
@@ -48,14 +50,44 @@ use crate::survey::Survey;
 /// `[metrics]` of the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsSettings {
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where `/`, `/metrics`, `/healthz` and `/readyz` are served.
     pub listen: std::net::SocketAddr,
+    /// Which series are exported; read at start (a reload keeps the ones the agent started
+    /// with, as it keeps `listen`).
+    pub series: SeriesOptions,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9469)),
+            series: SeriesOptions::default(),
+        }
+    }
+}
+
+/// The series an agent exports beyond what every agent of a fleet needs. The defaults keep an
+/// agent on a 45-PoP catalogue under 300 series (about 1,500 with everything on), so that a
+/// fleet of 10,000 fits a horizontally scaled store (README, "Metrics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesOptions {
+    /// `rtt_histogram`: the RTT of every echo reply, a histogram per PoP (19 series a PoP).
+    pub rtt_histogram: bool,
+    /// `endpoint_series`: RTT, loss and up per endpoint address too (3 series an address).
+    pub endpoints: bool,
+    /// `ranked_pops`: the ranking's series for each location's best N PoPs and its chosen
+    /// ones (3 series a PoP and location); 0: every PoP.
+    pub ranked_pops: usize,
+}
+
+impl Default for SeriesOptions {
+    fn default() -> Self {
+        Self {
+            rtt_histogram: false,
+            endpoints: false,
+            // The agent's contenders (`pipeline::measure::CONTENDER_RANKS`): the PoPs probed
+            // every round, so their series are never more than a round old.
+            ranked_pops: 5,
         }
     }
 }
@@ -76,9 +108,14 @@ const BY_COLLECTOR: [&[&str]; 8] = [
 /// and the agent test read.
 pub const FAMILIES: [&str; family::count(&BY_COLLECTOR)] = family::concat(&BY_COLLECTOR);
 
-/// The families only a probe round fills: without one they have no series, and the
-/// exposition leaves them out altogether.
-pub const PROBE_FAMILIES: [&str; ProbeCollector::FAMILIES.len()] = ProbeCollector::FAMILIES;
+/// The families only a probe round (or a location measured from this host) fills: without
+/// one they have no series, and the exposition leaves them out altogether. The latency score is
+/// one of them: a ranking by distance has none.
+pub const PROBE_FAMILIES: [&str; ProbeCollector::FAMILIES.len() + 1] =
+    family::concat(&[&ProbeCollector::FAMILIES, &[SelectionCollector::SCORE]]);
+
+/// The families only a `[metrics]` option turns on (`rtt_histogram`, `endpoint_series`).
+pub const OPT_IN_FAMILIES: [&str; ProbeCollector::OPT_IN.len()] = ProbeCollector::OPT_IN;
 
 /// The families only a hand-off to charon fills (`[edge] vici_socket`).
 pub const IPSEC_FAMILIES: [&str; IpsecCollector::FAMILIES.len()] = IpsecCollector::FAMILIES;
@@ -105,15 +142,20 @@ impl Metrics {
     // constant (nothing from the network or the disk) and each collector is registered once, so
     // an error here is a bug that every test constructing `Metrics` hits first.
     #[allow(clippy::expect_used)]
-    pub fn new() -> Metrics {
-        Self::compose().expect("constant metric families are valid and registered once")
+    pub fn with_series(series: SeriesOptions) -> Metrics {
+        Self::compose(series).expect("constant metric families are valid and registered once")
     }
 
-    fn compose() -> prometheus::Result<Metrics> {
+    /// The default series ([`SeriesOptions::default`]).
+    pub fn new() -> Metrics {
+        Self::with_series(SeriesOptions::default())
+    }
+
+    fn compose(series: SeriesOptions) -> prometheus::Result<Metrics> {
         let m = Metrics {
             registry: Registry::new(),
-            probe: ProbeCollector::new()?,
-            selection: SelectionCollector::new()?,
+            probe: ProbeCollector::new(series)?,
+            selection: SelectionCollector::new(series.ranked_pops)?,
             status: StatusCollector::new()?,
             ipsec: IpsecCollector::new()?,
             api: ApiCollector::new()?,
@@ -143,6 +185,11 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
+    /// The stages' intervals, at start and after a reload.
+    pub fn schedule(&self, schedule: &Schedule) {
+        self.stages.schedule(schedule);
+    }
+
     pub fn stage_ran(&self, stage: Stage, ok: bool, now: SystemTime) {
         self.stages.ran(stage, ok, now);
     }
@@ -151,15 +198,20 @@ impl Metrics {
         self.catalog.observe(catalog, fetched);
     }
 
-    /// A probe round: per-endpoint gauges and counters, the RTT histogram per PoP.
+    /// The agent measures a location from this host; `up`: it has an ICMP socket to do it.
+    pub fn probe_socket(&self, up: bool) {
+        self.probe.socket(up);
+    }
+
     /// A probe round; `carried`: addresses not probed this round, whose last results the
     /// survey carries (their gauges stand, their counters do not count them again).
     pub fn observe_probes(&self, survey: &Survey, carried: &HashSet<IpAddr>) {
         self.probe.observe(survey, carried);
     }
 
-    pub fn observe_rankings(&self, rankings: &[(String, Ranking)]) {
-        self.selection.observe_rankings(rankings);
+    /// Each location's ranking, its best PoPs and those `selection` chose.
+    pub fn observe_rankings(&self, rankings: &[(String, Ranking)], selection: &Selection) {
+        self.selection.observe_rankings(rankings, selection);
     }
 
     pub fn observe_selection(&self, selection: &Selection, changes: &[Change]) {

@@ -22,8 +22,8 @@ fn observe_all_but_probes(m: &Metrics) {
         longitude: 8.7,
     };
     let ranking = rank(site, surveyed.pops.clone(), None, vec![]);
-    m.observe_rankings(&[("frankfurt".into(), ranking)]);
     let (selection, changes) = chosen("frankfurt", &surveyed);
+    m.observe_rankings(&[("frankfurt".into(), ranking)], &selection);
     m.observe_selection(&selection, &changes);
     m.observe_tunnels(&[TunnelStatusRow {
         location: "frankfurt".into(),
@@ -50,6 +50,7 @@ fn observe_all_but_probes(m: &Metrics) {
     for stage in Stage::ALL {
         m.stage_ran(stage, true, at);
     }
+    m.schedule(&crate::schedule::Schedule::default());
 }
 
 fn names<'a>(lists: &[&[&'a str]]) -> BTreeSet<&'a str> {
@@ -58,7 +59,11 @@ fn names<'a>(lists: &[&[&'a str]]) -> BTreeSet<&'a str> {
 
 #[test]
 fn the_family_lists_are_exactly_what_the_exposition_types() {
-    let m = Metrics::new();
+    let m = Metrics::with_series(SeriesOptions {
+        rtt_histogram: true,
+        endpoints: true,
+        ranked_pops: 5,
+    });
     let process: &[&str] = if cfg!(target_os = "linux") {
         &PROCESS_FAMILIES
     } else {
@@ -68,11 +73,38 @@ fn the_family_lists_are_exactly_what_the_exposition_types() {
     let unprobed = &names(&[&FAMILIES, process]) - &names(&[&PROBE_FAMILIES]);
     assert_eq!(typed_families(&m.encode()), unprobed);
     m.observe_probes(&survey(&["Frankfurt"]), &HashSet::new());
+    m.probe_socket(true);
+    // A ranking by latency has a score.
+    let surveyed = survey(&["Frankfurt", "Munich"]);
+    let site = Site {
+        latitude: 50.1,
+        longitude: 8.7,
+    };
+    let ranking = rank(
+        site,
+        surveyed.pops.clone(),
+        surveyed.probes.as_ref(),
+        vec![],
+    );
+    let (selection, _) = chosen("frankfurt", &surveyed);
+    m.observe_rankings(&[("frankfurt".into(), ranking)], &selection);
     assert_eq!(
         typed_families(&m.encode()),
         names(&[&FAMILIES, process]),
-        "a probe round fills PROBE_FAMILIES"
+        "a probe round (with every option on) fills PROBE_FAMILIES"
     );
+}
+
+#[test]
+fn the_opt_in_families_stay_out_by_default() {
+    let m = Metrics::new();
+    m.observe_probes(&survey(&["Frankfurt"]), &HashSet::new());
+    let text = m.encode();
+    let typed = typed_families(&text);
+    for family in OPT_IN_FAMILIES {
+        assert!(!typed.contains(family), "{family} without its option");
+    }
+    assert!(OPT_IN_FAMILIES.iter().all(|f| PROBE_FAMILIES.contains(f)));
 }
 
 #[test]
@@ -89,11 +121,11 @@ fn every_collector_declares_the_families_it_describes() {
         described(c).into_iter().map(str::to_owned).collect()
     };
     assert_eq!(
-        declared(&ProbeCollector::new().unwrap()),
+        declared(&ProbeCollector::new(SeriesOptions::default()).unwrap()),
         ProbeCollector::FAMILIES
     );
     assert_eq!(
-        declared(&SelectionCollector::new().unwrap()),
+        declared(&SelectionCollector::new(5).unwrap()),
         SelectionCollector::FAMILIES
     );
     assert_eq!(
@@ -128,12 +160,17 @@ fn the_exported_names_are_the_documented_ones() {
             "popsel_pop_rtt_seconds",
             "popsel_pop_loss_ratio",
             "popsel_pop_up",
+            "popsel_probe_socket_up",
             "popsel_probe_requests_total",
             "popsel_probe_responses_total",
+            "popsel_probe_round_requests",
+            "popsel_endpoint_rtt_seconds",
+            "popsel_endpoint_loss_ratio",
+            "popsel_endpoint_up",
             "popsel_probe_rtt_seconds",
             "popsel_pop_distance_meters",
             "popsel_pop_rank",
-            "popsel_pop_score",
+            "popsel_pop_score_seconds",
             "popsel_selected_pop_info",
             "popsel_selection_changes_total",
             "popsel_tunnel_status",
@@ -154,6 +191,7 @@ fn the_exported_names_are_the_documented_ones() {
             "popsel_stage_runs_total",
             "popsel_stage_failures_total",
             "popsel_stage_last_success_timestamp_seconds",
+            "popsel_stage_interval_seconds",
             "popsel_build_info",
         ]
     );

@@ -1,5 +1,6 @@
-//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (the stages complete their runs) and
-//! `/readyz` (a catalogue and one probe round exist).
+//! `/` (a page linking the others, as node_exporter's), `/metrics` (Prometheus text format
+//! 0.0.4), `/healthz` (the stages complete their runs) and `/readyz` (a catalogue and one probe
+//! round exist).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,12 +8,28 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use tokio::task::JoinHandle;
 
 use super::Agent;
 use crate::http_server::{self, Limits};
+
+/// What someone opening the agent's address in a browser finds: where to go from there.
+const LANDING_PAGE: &str = concat!(
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>popsel</title></head>\n",
+    "<body>\n<h1>popsel</h1>\n<p>SD-WAN PoP selection agent, version ",
+    env!("CARGO_PKG_VERSION"),
+    ".</p>\n<ul>\n",
+    "<li><a href=\"metrics\">metrics</a>: Prometheus metrics</li>\n",
+    "<li><a href=\"healthz\">healthz</a>: 200 while every stage completes its runs</li>\n",
+    "<li><a href=\"readyz\">readyz</a>: 200 once a catalogue and a probe round exist</li>\n",
+    "</ul>\n</body>\n</html>\n",
+);
+
+async fn landing_page() -> Html<&'static str> {
+    Html(LANDING_PAGE)
+}
 
 async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     (
@@ -59,6 +76,7 @@ pub async fn serve_metrics(
         .map_err(|e| anyhow::anyhow!("metrics.listen {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let app = Router::new()
+        .route("/", get(landing_page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -143,6 +143,9 @@ pub struct RawAgent {
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub listen: Option<String>,
+    pub rtt_histogram: Option<bool>,
+    pub endpoint_series: Option<bool>,
+    pub ranked_pops: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

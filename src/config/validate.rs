@@ -399,5 +399,16 @@ fn metrics(p: &mut Problems, raw: RawMetrics) -> MetricsSettings {
             ),
         }
     }
+    metrics.series.rtt_histogram = raw.rtt_histogram.unwrap_or(false);
+    metrics.series.endpoints = raw.endpoint_series.unwrap_or(false);
+    if let Some(n) = raw.ranked_pops {
+        match usize::try_from(n) {
+            Ok(n) => metrics.series.ranked_pops = n,
+            Err(_) => p.add(
+                "metrics.ranked_pops",
+                format!("{n} is negative: give 0 (every PoP) or a number of PoPs"),
+            ),
+        }
+    }
     metrics
 }

@@ -1,11 +1,19 @@
-//! The rank and select stages' families: each location's ranking of every PoP, its choices and
-//! how often they changed.
+//! The rank and select stages' families: each location's ranking of its best PoPs and of the
+//! ones it chose, its choices and how often they changed.
+//!
+//! Why not every PoP: a ranking is 3 series per PoP and location, on a 45-PoP world with two
+//! locations 270 of the 300 an agent can afford in a fleet; the best few (`[metrics]
+//! ranked_pops`) and the chosen ones say why a choice was made, and `popsel rank` or `popsel
+//! plan` on the router shows the rest.
+
+use std::collections::HashSet;
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Result};
 
 use super::family::{Family, collector};
+use crate::catalog::PopId;
 use crate::location::Role;
-use crate::rank::Ranking;
+use crate::rank::{Basis, Ranking};
 use crate::select::{Change, Selection};
 
 const LOCATION_POP: &[&str] = &["location", "pop"];
@@ -20,9 +28,12 @@ const RANK: Family = Family {
     help: "Rank of the PoP for the location (1 is best).",
     labels: LOCATION_POP,
 };
+/// One unit: only a latency ranking has a score; on a distance basis the order is
+/// `popsel_pop_distance_meters`'s, and a family whose unit changed with the basis could not be
+/// compared, summed or graphed across locations or agents.
 const SCORE: Family = Family {
-    name: "popsel_pop_score",
-    help: "Score of the PoP for the location (ms on a latency basis, km on a distance basis; absent if unreachable).",
+    name: "popsel_pop_score_seconds",
+    help: "Latency score of the PoP for a location ranked by latency: median RTT + 0.5 s x loss ratio + 0.2 x jitter (absent if unreachable, and for a location ranked by distance).",
     labels: LOCATION_POP,
 };
 const SELECTED: Family = Family {
@@ -44,6 +55,8 @@ pub struct SelectionCollector {
     score: GaugeVec,
     selected: IntGaugeVec,
     changes: IntCounterVec,
+    /// How many of each location's best PoPs are exported (0: all).
+    ranked_pops: usize,
 }
 
 collector!(SelectionCollector {
@@ -55,6 +68,9 @@ collector!(SelectionCollector {
 });
 
 impl SelectionCollector {
+    /// The family only a latency ranking fills.
+    pub const SCORE: &'static str = SCORE.name;
+
     pub const FAMILIES: [&'static str; 5] = [
         DISTANCE.name,
         RANK.name,
@@ -63,30 +79,47 @@ impl SelectionCollector {
         CHANGES.name,
     ];
 
-    pub fn new() -> Result<SelectionCollector> {
+    pub fn new(ranked_pops: usize) -> Result<SelectionCollector> {
         Ok(SelectionCollector {
             distance: DISTANCE.gauges()?,
             rank: RANK.int_gauges()?,
             score: SCORE.gauges()?,
             selected: SELECTED.int_gauges()?,
             changes: CHANGES.counters()?,
+            ranked_pops,
         })
     }
 
-    /// Rebuilt from scratch so that PoPs gone from the catalogue lose their series.
-    pub fn observe_rankings(&self, rankings: &[(String, Ranking)]) {
+    /// Rebuilt from scratch so that PoPs gone from the catalogue, or out of a location's best,
+    /// lose their series. Each location's best `ranked_pops` and the PoPs `selection` chose for
+    /// it.
+    pub fn observe_rankings(&self, rankings: &[(String, Ranking)], selection: &Selection) {
         self.distance.reset();
         self.rank.reset();
         self.score.reset();
         for (location, ranking) in rankings {
+            let chosen: HashSet<&PopId> = selection
+                .locations
+                .get(location)
+                .map(|s| {
+                    Role::ALL
+                        .iter()
+                        .filter_map(|r| s.role(*r).choice.as_ref().map(|c| &c.pop))
+                        .collect()
+                })
+                .unwrap_or_default();
             for p in &ranking.pops {
-                let labels = [location.as_str(), &p.pop.id().to_string()];
+                let id = p.pop.id();
+                if self.ranked_pops != 0 && p.rank > self.ranked_pops && !chosen.contains(&id) {
+                    continue;
+                }
+                let labels = [location.as_str(), &id.to_string()];
                 self.distance
                     .with_label_values(&labels)
                     .set(p.distance_km * 1000.0);
                 self.rank.with_label_values(&labels).set(p.rank as i64);
-                if let Some(score) = p.score {
-                    self.score.with_label_values(&labels).set(score);
+                if let (Basis::Latency, Some(ms)) = (ranking.basis, p.score) {
+                    self.score.with_label_values(&labels).set(ms / 1000.0);
                 }
             }
         }

@@ -26,10 +26,16 @@ pub fn prober(
     settings: &ProbeSettings,
     report: &dyn Report,
 ) -> Option<Prober> {
-    if no_probe || !locations.iter().any(|l| l.local) {
+    if !probes_from_here(locations, no_probe) {
         return None;
     }
     icmp_prober(settings, report)
+}
+
+/// Whether [`prober`] tries to open ICMP sockets: a location is measured from this host and
+/// probing was not turned off.
+pub fn probes_from_here(locations: &[Location], no_probe: bool) -> bool {
+    !no_probe && locations.iter().any(|l| l.local)
 }
 
 fn icmp_prober(settings: &ProbeSettings, report: &dyn Report) -> Option<Prober> {

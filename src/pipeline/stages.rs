@@ -185,7 +185,7 @@ impl Pipeline {
         .await;
         // What the metrics show is what was handed off and persisted.
         self.export(|m| {
-            m.observe_rankings(&decision.rankings);
+            m.observe_rankings(&decision.rankings, &handed.persisted);
             m.observe_selection(&handed.persisted, &handed.handed_off);
             if let Some(sas) = &handed.ipsec {
                 m.observe_ipsec(sas);

@@ -106,3 +106,32 @@ async fn healthz_stays_ok_through_an_api_outage() {
         s.summary()
     );
 }
+
+/// `/` is a page for whoever opens the agent's address in a browser, as node_exporter's: HTML
+/// linking `/metrics`, `/healthz` and `/readyz`, each of which answers where the link points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_is_a_landing_page_linking_metrics_healthz_and_readyz() {
+    let sim = crate::emulator::sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    let (agent, base) = site.start_agent(&[]).await;
+    let (status, content_type, body) = get(&format!("{base}/")).await.expect("GET /");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        content_type.starts_with("text/html"),
+        "Content-Type {content_type}"
+    );
+    assert!(body.contains(env!("CARGO_PKG_VERSION")), "{body}");
+    let links: Vec<&str> = body
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(links, ["metrics", "healthz", "readyz"], "{body}");
+    agent.first_cycle(&base).await;
+    for link in links {
+        let (status, _, body) = get(&format!("{base}/{link}")).await.expect(link);
+        assert_eq!(status, 200, "/{link}: {body}");
+    }
+    // Anything else is still not found.
+    assert_eq!(get_status(&format!("{base}/nothing-here")).await, Some(404));
+}

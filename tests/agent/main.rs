@@ -33,6 +33,7 @@ mod forgetting;
 mod full_disk;
 mod health;
 mod manual;
+mod monitoring;
 mod outage;
 mod package;
 mod panics;

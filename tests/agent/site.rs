@@ -113,6 +113,12 @@ impl Site {
         self.files.command("run", &[&["--no-probe"], args].concat())
     }
 
+    /// `popsel run --config …` without `--no-probe`: the agent opens its ICMP sockets (and
+    /// must be kept from pinging by its config, e.g. a `[probe] interface` this host lacks).
+    pub fn run_command_probing(&self) -> Command {
+        self.files.command("run", &[])
+    }
+
     /// The agent as a child process, and the base URL of its metrics server.
     pub async fn start_agent(&self, args: &[&str]) -> (AgentProc, String) {
         let agent = AgentProc::spawn(self.run_command(args));

@@ -6,7 +6,7 @@
 //! - files mode end to end: the PoP popsel chose as primary carries the traffic, the secondary
 //!   is loaded without a CHILD_SA, and the files connect to the measured address;
 //! - probes and a full tunnel: what `[probe] interface` (IP_UNICAST_IF) does to popsel's
-//!   probes while a `0.0.0.0/0` tunnel is up, seen in the agent's `popsel_pop_up`, and what a
+//!   probes while a `0.0.0.0/0` tunnel is up, seen in the agent's `popsel_endpoint_up`, and what a
 //!   device-bound socket (SO_BINDTODEVICE) and charon's own mark (SO_MARK) do to a probe, seen
 //!   with a raw socket;
 //! - failover in files mode: the primary PoP goes dark, the next apply promotes the secondary,
@@ -420,7 +420,7 @@ fn branch_routing(lab: &IpsecLab) -> String {
     out
 }
 
-/// `popsel_pop_up` by endpoint address, once the first probe round of `agent` has filled it
+/// `popsel_endpoint_up` by endpoint address, once the first probe round of `agent` has filled it
 /// for `endpoints` addresses (at most 10 s).
 fn endpoints_up(agent: &mut Agent, endpoints: usize) -> BTreeMap<Ipv4Addr, bool> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -444,11 +444,11 @@ fn endpoints_up(agent: &mut Agent, endpoints: usize) -> BTreeMap<Ipv4Addr, bool>
     panic!("no probe round with {endpoints} endpoints in the metrics within 10 s:\n{last}");
 }
 
-/// `popsel_pop_up{…, ip="A", …} V` lines: whether each endpoint answered.
+/// `popsel_endpoint_up{…, ip="A", …} V` lines: whether each endpoint answered.
 fn pop_up(metrics: &str) -> BTreeMap<Ipv4Addr, bool> {
     metrics
         .lines()
-        .filter(|l| l.starts_with("popsel_pop_up{"))
+        .filter(|l| l.starts_with("popsel_endpoint_up{"))
         .filter_map(|l| {
             let ip = l.split("ip=\"").nth(1)?.split('"').next()?.parse().ok()?;
             let value = l.rsplit(' ').next()?.trim();
@@ -462,7 +462,7 @@ fn pop_up(metrics: &str) -> BTreeMap<Ipv4Addr, bool> {
 /// by PoP, each with whether it answered.
 async fn agent_view(lab: &IpsecLab, api_url: &str, interface: Option<&str>) -> Vec<Vec<bool>> {
     let site = BranchSite::new(api_url, interface).with(&format!(
-        "\n[agent]\nprobe_interval = \"1s\"\n\n[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n"
+        "\n[agent]\nprobe_interval = \"1s\"\n\n[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\nendpoint_series = true\n"
     ));
     site.write();
     let endpoints: usize = lab.pops().iter().map(|p| p.addresses().len()).sum();
@@ -481,7 +481,8 @@ async fn agent_view(lab: &IpsecLab, api_url: &str, interface: Option<&str>) -> V
 }
 
 /// popsel's probes, taken by the agent (`popsel run`: the one command whose prober takes
-/// `[probe] interface`; `popsel rank` has no such flag) and read from its `popsel_pop_up`.
+/// `[probe] interface`; `popsel rank` has no such flag) and read from its `popsel_endpoint_up`
+/// (`[metrics] endpoint_series`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_bound_to_the_wan_device_bypass_a_full_tunnel_to_reach_the_other_pops() {
     let _timed = ipsec::Timed::start(

@@ -21,6 +21,7 @@ mod ipsec_lab;
 mod ipsec_vici;
 mod lab_agent;
 mod lab_rank;
+mod metrics_fleet;
 mod probe_icmp;
 mod probe_xfrm;
 mod resolve_dns;
