@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::atmos::{Client, Gate, RetryPolicy};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Generation, JOBS, Mode, Pipeline};
+use crate::pipeline::{Generation, JOBS, Mode, Pipeline, ProberSlot};
 use crate::rank::Rankings;
 use crate::schedule::{BACKOFF_CAP, Schedule, Stage};
 use crate::select::Selection;
@@ -101,9 +101,9 @@ impl Agent {
         let report = Box::new(LogReport);
         let gate = gate_for(&config.schedule);
         let client = make_client(&config, &metrics)?.with_gate(gate.clone());
-        let prober = pipeline::prober(&config.locations, no_probe, &config.probe, &*report);
-        if pipeline::probes_from_here(&config.locations, no_probe) {
-            metrics.probe_socket(prober.is_some());
+        let prober = ProberSlot::open(&config.locations, no_probe, &config.probe, &*report);
+        if let Some(up) = prober.socket_up() {
+            metrics.probe_socket(up);
         }
         metrics.schedule(&config.schedule);
         let generation = Generation::new(config, client, true, &*report)?;
@@ -139,15 +139,6 @@ impl Agent {
     /// one stays.
     pub fn reload(&self, config: Config) -> anyhow::Result<()> {
         let client = (self.make_client)(&config, &self.metrics)?.with_gate(self.gate.clone());
-        // The ICMP sockets are opened once (their sequence numbers must move on), bound then.
-        let interface = &self.generation().config.probe.interface;
-        if config.probe.interface != *interface {
-            tracing::warn!(
-                was = ?interface,
-                now = ?config.probe.interface,
-                "probe.interface changed: the probes keep the old device until popsel restarts"
-            );
-        }
         let schedule = config.schedule;
         let generation = Generation::new(config, client, true, self.pipeline.report())?;
         self.pipeline.swap(generation);

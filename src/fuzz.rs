@@ -31,7 +31,9 @@ use crate::atmos::{
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::{Generation, Mode, Notice, Pipeline, Report, SELECTION_FILE, StageError};
+use crate::pipeline::{
+    Generation, Mode, Notice, Pipeline, ProberSlot, Report, SELECTION_FILE, StageError,
+};
 use crate::reconcile::managed::{AuditEntry, MANAGED_FILE};
 use crate::reconcile::{plan_json, plan_text};
 use crate::schedule::Stage;
@@ -135,7 +137,7 @@ fn pipeline(mut config: Config, state: &Path, mode: Mode) -> Option<Pipeline> {
     config.state_dir = state.to_owned();
     let generation =
         Generation::new(config, loopback::client_of_account().clone(), false, &Quiet).ok()?;
-    Pipeline::new(generation, None, mode, Box::new(Quiet)).ok()
+    Pipeline::new(generation, ProberSlot::none(), mode, Box::new(Quiet)).ok()
 }
 
 /// `popsel plan` over `pipeline`: catalogue, survey (no DNS, no ICMP), rank, select, the
@@ -235,7 +237,7 @@ pub fn catalog_cache_file(data: &[u8]) {
         return;
     };
     let mode = Mode::Agent(metrics.clone());
-    if let Ok(pipeline) = Pipeline::new(generation, None, mode, Box::new(Quiet)) {
+    if let Ok(pipeline) = Pipeline::new(generation, ProberSlot::none(), mode, Box::new(Quiet)) {
         runtime().block_on(pipeline.run_job(&[Stage::Catalog, Stage::Probe]));
         let _ = metrics.encode();
     }

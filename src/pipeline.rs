@@ -23,6 +23,7 @@ mod generation;
 mod measure;
 mod notice;
 mod recover;
+mod sockets;
 mod stages;
 
 use std::collections::HashMap;
@@ -32,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::edge::HandOff;
 use crate::metrics::Metrics;
-use crate::probe::icmp::Prober;
 use crate::rank::Rankings;
 use crate::reconcile::apply::load_managed;
 use crate::reconcile::{ApplyReport, Fingerprinter, ManagedTunnels, Plan};
@@ -46,6 +46,7 @@ pub use fetch::{CatalogFileError, CatalogInUse, catalog_file};
 pub use generation::Generation;
 pub use measure::{NothingToRank, RankRequest, prober, probes_from_here, rank_once};
 pub use notice::{Notice, Recovery, Report};
+pub use sockets::ProberSlot;
 
 /// The agent's jobs: the stages run together, in this order, each job on the interval of its
 /// first stage. Flattened, they are one full cycle (`Stage::ALL`).
@@ -130,8 +131,8 @@ pub enum Mode {
 
 pub struct Pipeline {
     generation: RwLock<Arc<Generation>>,
-    /// Kept for the life of the process, so that probe sequence numbers keep moving forward.
-    prober: Option<Prober>,
+    /// The probe engine, opened again when it could not be or its device was replaced.
+    prober: Mutex<ProberSlot>,
     board: Mutex<Board>,
     mode: Mode,
     report: Box<dyn Report>,
@@ -147,14 +148,14 @@ impl Pipeline {
     /// fresh one, said in a notice, when that is damaged).
     pub fn new(
         generation: Generation,
-        prober: Option<Prober>,
+        prober: ProberSlot,
         mode: Mode,
         report: Box<dyn Report>,
     ) -> Result<Pipeline, StateError> {
         let selection = recover::load_selection(&generation.state, &*report);
         Ok(Pipeline {
             generation: RwLock::new(Arc::new(generation)),
-            prober,
+            prober: Mutex::new(prober),
             board: Mutex::new(Board {
                 selection,
                 ..Board::default()

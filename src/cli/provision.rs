@@ -100,7 +100,8 @@ fn pipeline(
         Default::default(),
     )?;
     let report = Box::new(StderrReport::new(false));
-    let prober = pipeline::prober(&config.locations, args.no_probe, &config.probe, &*report);
+    let prober =
+        pipeline::ProberSlot::open(&config.locations, args.no_probe, &config.probe, &*report);
     let generation = match state_use {
         StateUse::Read => Generation::read_only(config.clone(), client, !args.no_dns, &*report)?,
         StateUse::Write => Generation::new(config.clone(), client, !args.no_dns, &*report)?,

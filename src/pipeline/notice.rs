@@ -75,6 +75,8 @@ pub enum Notice {
     NoDns(DnsSetupError),
     /// No ICMP: ranking by distance.
     NoIcmp(IcmpUnavailable),
+    /// ICMP sockets opened again after they could not be: probing resumes.
+    IcmpBack,
     /// ICMP works but no address answered.
     NoReply,
     /// The API is down: the catalogue cached at `fetched` stands in.
@@ -124,6 +126,7 @@ impl std::fmt::Display for Notice {
             ),
             Notice::NoDns(e) => write!(f, "{e}; using the catalogue's addresses only"),
             Notice::NoIcmp(e) => write!(f, "{e}. Ranking by distance instead."),
+            Notice::IcmpBack => f.write_str("ICMP sockets opened again; ranking by latency"),
             Notice::NoReply => f.write_str("no address answered ICMP; ranking by distance"),
             Notice::CachedCatalog { .. } => {
                 f.write_str("the API is unreachable; using the cached catalogue")

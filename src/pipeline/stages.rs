@@ -118,10 +118,18 @@ impl Pipeline {
         let probing = contenders
             .as_ref()
             .map_or(measure::Probing::Fixed, measure::Probing::Only);
+        let (prober, socket_up) = {
+            let mut slot = lock(&self.prober);
+            let prober = slot.current(&generation.config.probe, &*self.report);
+            (prober, slot.socket_up())
+        };
+        if let Some(up) = socket_up {
+            self.export(|m| m.probe_socket(up));
+        }
         let mut surveyed = measure::survey(
             pops,
             generation.dns.as_ref(),
-            self.prober.as_ref(),
+            prober.as_deref(),
             &generation.config.probe,
             probing,
             &*self.report,

@@ -68,6 +68,8 @@ pub enum IcmpUnavailable {
 struct Family {
     client: Client,
     kind: SocketKind,
+    /// The index of the device it sends by (`[probe] interface`), as it was when opened.
+    device_index: Option<u32>,
 }
 
 /// Why a family's socket did not open, in the operating system's words; `device` when it
@@ -104,20 +106,27 @@ impl Family {
                 ))
             })?;
         }
-        if let Some(name) = settings.interface.as_deref() {
-            send_by(client.get_socket().get_native_sock(), icmp, name).map_err(|e| {
-                SocketError {
-                    text: e.to_string(),
-                    device: true,
-                }
-            })?;
-        }
+        let device_index = match settings.interface.as_deref() {
+            Some(name) => Some(
+                send_by(client.get_socket().get_native_sock(), icmp, name).map_err(|e| {
+                    SocketError {
+                        text: e.to_string(),
+                        device: true,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let kind = if client.get_socket().get_type() == socket2::Type::RAW {
             SocketKind::Raw
         } else {
             SocketKind::Ping
         };
-        Ok(Family { client, kind })
+        Ok(Family {
+            client,
+            kind,
+            device_index,
+        })
     }
 }
 
@@ -131,15 +140,12 @@ impl Family {
 /// surge-ping owns the socket and hands out only its raw descriptor, and neither socket2 nor nix
 /// has these options: hence the `unsafe` of the crate (here and in [`bypass_xfrm`]), FFI calls
 /// on values that live through them.
+///
+/// Returns the device's index: the option holds the index, not the name, so a device deleted
+/// and created again (a PPP or LTE link that came back) is another one to the socket.
 #[allow(unsafe_code)]
-fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<(), std::io::Error> {
-    let name = std::ffi::CString::new(interface)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<u32, std::io::Error> {
+    let index = device_index(interface)?;
     let (level, option) = match icmp {
         ICMP::V4 => (libc::IPPROTO_IP, libc::IP_UNICAST_IF),
         ICMP::V6 => (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_IF),
@@ -153,7 +159,19 @@ fn send_by(fd: std::os::fd::RawFd, icmp: ICMP, interface: &str) -> Result<(), st
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    Ok(index)
+}
+
+/// The index of the device named `name` now.
+#[allow(unsafe_code)]
+fn device_index(name: &str) -> Result<u32, std::io::Error> {
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(std::io::Error::last_os_error()),
+        index => Ok(index),
+    }
 }
 
 /// Gives the socket `fd` IPsec bypass policies, both ways: a `struct xfrm_userpolicy_info`
@@ -207,6 +225,8 @@ fn os_error(e: &std::io::Error) -> String {
 pub struct Prober {
     v4: Result<Family, SocketError>,
     v6: Result<Family, SocketError>,
+    /// The device asked for when opened (`[probe] interface`).
+    interface: Option<String>,
     identifier: PingIdentifier,
     next_sequence: AtomicU16,
 }
@@ -236,9 +256,27 @@ impl Prober {
         Ok(Prober {
             v4,
             v6,
+            interface: interface.map(str::to_owned),
             identifier: PingIdentifier(fastrand::u16(..)),
             next_sequence: AtomicU16::new(fastrand::u16(..)),
         })
+    }
+
+    /// Whether these sockets no longer send as `interface` asks: another device is asked for,
+    /// or the device they send by is gone or was created again (it has another index now),
+    /// so that they must be opened anew.
+    pub fn device_changed(&self, interface: Option<&str>) -> bool {
+        if interface != self.interface.as_deref() {
+            return true;
+        }
+        let Some(name) = interface else {
+            return false;
+        };
+        let now = device_index(name).ok();
+        [&self.v4, &self.v6]
+            .into_iter()
+            .flatten()
+            .any(|family| family.device_index != now)
     }
 
     /// The socket kind of IPv4 (else IPv6).

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use popsel::config::Config;
 use popsel::metrics::Metrics;
-use popsel::pipeline::{Generation, Mode, Notice, Pipeline, Report};
+use popsel::pipeline::{Generation, Mode, Notice, Pipeline, ProberSlot, Report};
 use popsel::schedule::Stage;
 use popsel::sim::{Sim, SimOptions, sample_catalog};
 use serde_json::json;
@@ -91,7 +91,7 @@ fn agent_pipeline(
         .expect("open the state dir");
     Pipeline::new(
         generation,
-        None,
+        ProberSlot::none(),
         Mode::Agent(metrics.clone()),
         Box::new(report.clone()),
     )

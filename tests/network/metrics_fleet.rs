@@ -250,7 +250,8 @@ fn one_agent_on_the_45_pop_world_exports_at_most_300_series_by_default() {
 
 /// Without CAP_NET_RAW and with ping sockets closed (the lab namespace's `ping_group_range`),
 /// the agent cannot open an ICMP socket: it says so in `popsel_probe_socket_up`, rather than
-/// leaving `popsel_pop_up` absent where no alert sees it.
+/// leaving `popsel_pop_up` absent where no alert sees it; once ping sockets are allowed it
+/// opens one and measures.
 #[test]
 fn an_agent_that_cannot_open_an_icmp_socket_says_so_in_its_metrics() {
     let Some(fleet) = Fleet::start() else {
@@ -275,8 +276,26 @@ fn an_agent_that_cannot_open_an_icmp_socket_says_so_in_its_metrics() {
     let text = fleet.scrape_until(&mut agent, |t| {
         value(t, "popsel_stage_runs_total{stage=\"select\"} ") >= Some(1.0)
     });
-    stop(agent);
     assert_eq!(value(&text, "popsel_probe_socket_up "), Some(0.0), "{text}");
     assert_eq!(value(&text, "popsel_probe_requests_total "), Some(0.0));
     assert!(!text.contains("popsel_pop_up{"), "{text}");
+
+    // Ping sockets allowed later (a sysctl applied after boot): the next probe round opens
+    // one and measures, with no restart.
+    fleet
+        .lab
+        .command("sysctl")
+        .args(["-qw", "net.ipv4.ping_group_range=0 2147483647"])
+        .status()
+        .expect("sysctl in the lab's namespace");
+    let text = fleet.scrape_until(&mut agent, |t| {
+        value(t, "popsel_probe_socket_up ") == Some(1.0)
+            && t.lines()
+                .any(|l| l.starts_with("popsel_pop_up{") && l.ends_with(" 1"))
+    });
+    stop(agent);
+    assert!(
+        value(&text, "popsel_probe_requests_total ") > Some(0.0),
+        "{text}"
+    );
 }

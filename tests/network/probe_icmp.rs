@@ -775,6 +775,67 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
     );
 }
 
+/// A device deleted and created again (a PPP or LTE link that came back) is another device to
+/// sockets bound to the first: they can no longer send, and the prober says it must be opened
+/// anew (`Prober::device_changed`, which the agent checks before each probe round); a new one
+/// sends again. Inside a namespace of the test's own: a veth device holding 198.18.7.1, which
+/// the kernel answers through loopback (this kernel has no dummy devices).
+#[test]
+fn a_device_created_again_is_another_device_to_the_probes() {
+    let Some(ip) = privileged(netns_allowed()) else {
+        return;
+    };
+    let ns = Netns::create(&ip).expect("namespace");
+    let add_wan = || {
+        for args in [
+            &["ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan0p"][..],
+            &["ip", "link", "set", "wan0p", "up"],
+            &["ip", "link", "set", "wan0", "up"],
+            &["ip", "addr", "add", "198.18.7.1/32", "dev", "wan0"],
+        ] {
+            ns.run(args).expect("set up wan0");
+        }
+    };
+    add_wan();
+    let target: IpAddr = Ipv4Addr::new(198, 18, 7, 1).into();
+    let settings = ProbeSettings {
+        interface: Some("wan0".into()),
+        count: 2,
+        interval: Duration::from_millis(10),
+        timeout: Duration::from_millis(500),
+        ..ProbeSettings::default()
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            support::netns::enter(&ns.name).expect("enter the namespace");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let first = Prober::new(&settings).expect("bound to wan0");
+                let before = first.probe(&[target], &settings, &|_, _| {}).await;
+                assert_clean(target, &before[&target], 2);
+                assert!(!first.device_changed(Some("wan0")));
+                assert!(first.device_changed(Some("lo")), "another device asked for");
+                assert!(first.device_changed(None), "no device asked for");
+
+                ns.run(&["ip", "link", "del", "wan0"]).expect("delete wan0");
+                assert!(first.device_changed(Some("wan0")), "wan0 gone");
+                add_wan();
+                assert!(first.device_changed(Some("wan0")), "wan0 created again");
+                let stale = first.probe(&[target], &settings, &|_, _| {}).await;
+                assert_eq!(stale[&target].received, 0, "{stale:?}");
+
+                let second = Prober::new(&settings).expect("bound to the new wan0");
+                assert!(!second.device_changed(Some("wan0")));
+                let after = second.probe(&[target], &settings, &|_, _| {}).await;
+                assert_clean(target, &after[&target], 2);
+            });
+        });
+    });
+}
+
 /// An address listed twice is probed once: one result, `count` requests, `count` replies.
 #[tokio::test]
 async fn an_address_listed_twice_is_probed_once() {
