@@ -79,7 +79,8 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-fn exported(name: &str) -> bool {
+/// Whether the agent exports `name` (a family, or a histogram's `_bucket`, `_count`, `_sum`).
+pub fn exported(name: &str) -> bool {
     let base = ["_bucket", "_count", "_sum"]
         .iter()
         .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));

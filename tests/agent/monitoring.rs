@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use popsel::metrics::FAMILIES;
 use serde_json::Value;
 
+use crate::deploy::exported;
 use crate::support;
 
 const DASHBOARD: &str = "deploy/grafana/popsel.json";
@@ -67,13 +67,6 @@ fn recording_rules() -> Vec<(String, String)> {
         rules.push((name.to_owned(), expr));
     }
     rules
-}
-
-fn exported(name: &str) -> bool {
-    let base = ["_bucket", "_count", "_sum"]
-        .iter()
-        .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
-    FAMILIES.contains(&base)
 }
 
 /// Every target of every panel (rows' panels included): the panel's title and the expression.

@@ -788,7 +788,9 @@ fn a_device_created_again_is_another_device_to_the_probes() {
     let ns = Netns::create(&ip).expect("namespace");
     let add_wan = || {
         for args in [
-            &["ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan0p"][..],
+            &[
+                "ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan0p",
+            ][..],
             &["ip", "link", "set", "wan0p", "up"],
             &["ip", "link", "set", "wan0", "up"],
             &["ip", "addr", "add", "198.18.7.1/32", "dev", "wan0"],
