@@ -105,6 +105,10 @@ pub struct RankArgs {
     /// Output format
     #[arg(long, short, value_enum, default_value_t)]
     pub output: RankOutput,
+    /// Table: show every column (the best endpoint's FQDN and IP, jitter), however wide; by
+    /// default the table fits 80 columns, long names shortened with …
+    #[arg(long)]
+    pub wide: bool,
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -198,7 +202,14 @@ pub async fn run(args: RankArgs, api: &ApiArgs) -> ExitCode {
         ranking.pops.truncate(top);
     }
     let text = match args.output {
-        RankOutput::Table => rank_output::table(&ranking, &counts),
+        RankOutput::Table => {
+            let width = if args.wide {
+                rank_output::Width::Wide
+            } else {
+                rank_output::Width::Narrow
+            };
+            rank_output::table_of_width(&ranking, &counts, width)
+        }
         RankOutput::Json => rank_output::json(&ranking),
         RankOutput::Csv => rank_output::csv(&ranking),
     };

@@ -9,5 +9,6 @@ mod cli;
 mod connectors;
 mod faults;
 mod hostile;
+mod rank_output;
 mod resources;
 mod tunnels;
