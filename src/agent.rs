@@ -143,8 +143,8 @@ impl Agent {
         let interface = &self.generation().config.probe.interface;
         if config.probe.interface != *interface {
             tracing::warn!(
-                was = ?interface,
-                now = ?config.probe.interface,
+                was = interface.as_deref().unwrap_or("(none)"),
+                now = config.probe.interface.as_deref().unwrap_or("(none)"),
                 "probe.interface changed: the probes keep the old device until popsel restarts"
             );
         }

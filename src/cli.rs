@@ -12,6 +12,7 @@ mod rank_output;
 mod report;
 mod run;
 mod table;
+mod terminal;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::sim::{self, Faults, Sim, SimOptions};
 
 pub use report::StderrReport;
 pub use table::Table;
+pub use terminal::{NO_COLOR, colour, init_logs, stderr_colour};
 
 /// The environment variable that gives the API base URL when `--api-url` does not.
 pub const API_URL_ENV: &str = "POPSEL_API_URL";

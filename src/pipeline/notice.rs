@@ -157,7 +157,7 @@ impl std::fmt::Display for Notice {
                 write!(f, "stage {} failed: {error}", stage.as_str())
             }
             Notice::TunnelReconciled { action, done } => {
-                write!(f, "tunnel {:?} reconciled: {done:?}", action.tunnel())
+                write!(f, "tunnel {:?} reconciled: {done}", action.tunnel())
             }
         }
     }

@@ -42,3 +42,4 @@ mod secrets;
 mod signals;
 mod state_lock;
 mod systemd;
+mod terminal;
