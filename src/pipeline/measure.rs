@@ -62,8 +62,9 @@ pub(super) async fn survey(
     probing: Probing<'_>,
     report: &dyn Report,
 ) -> Survey {
+    let progress = report.progress().cloned().unwrap_or_default();
     let answers = match dns {
-        Some(dns) => dns.lookup_all(resolve::names(&pops)).await,
+        Some(dns) => dns.lookup_all(resolve::names(&pops), &progress).await,
         None => HashMap::new(),
     };
     let pops = pops
@@ -79,7 +80,6 @@ pub(super) async fn survey(
         probes: None,
     };
     if let Some(prober) = prober {
-        let progress = |done, total| report.progress(done, total);
         survey.probes = Some(match probing {
             Probing::Fixed => prober.probe(&survey.addresses(), settings, &progress).await,
             Probing::Only(contenders) => {
@@ -102,6 +102,7 @@ pub(super) async fn survey(
             }
         });
     }
+    progress.done();
     survey
 }
 
