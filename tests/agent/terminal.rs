@@ -49,6 +49,24 @@ async fn the_agent_log_on_a_terminal_honours_no_color() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_log_on_a_terminal_is_never_coloured() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    let out = with_no_color(site.run_command(&["--once", "--log-format", "json"]), None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"metrics on http://"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "escape codes in JSON: {:?}",
+        text(&out)
+    );
+}
+
 #[tokio::test]
 async fn help_and_usage_errors_on_a_terminal_honour_no_color() {
     let commands: [&[&str]; 4] = [
