@@ -28,10 +28,13 @@ struct Shown {
 }
 
 impl ProgressLine {
-    /// Shows `progress` on stderr when it is a terminal (and `wanted`). Must be called within
-    /// the async runtime (the redraw is a task).
+    /// Shows `progress` on stderr when it is a terminal (and `wanted`), redrawn by a task of
+    /// the async runtime this is called in (outside one, nothing is shown).
     pub fn on_stderr(progress: Progress, wanted: bool) -> ProgressLine {
-        let shown = (wanted && std::io::stderr().is_terminal()).then(|| Shown::start(&progress));
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let shown = runtime
+            .filter(|_| wanted && std::io::stderr().is_terminal())
+            .map(|runtime| Shown::start(&progress, &runtime));
         ProgressLine { progress, shown }
     }
 
@@ -67,7 +70,7 @@ impl Drop for ProgressLine {
 }
 
 impl Shown {
-    fn start(progress: &Progress) -> Shown {
+    fn start(progress: &Progress, runtime: &tokio::runtime::Handle) -> Shown {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         // No colour (NO_COLOR has nothing to turn off here): a spinner, the elapsed time, the
         // counters, cut to the terminal's width.
@@ -76,7 +79,7 @@ impl Shown {
         }
         bar.set_message(progress.snapshot().line(Instant::now()));
         let (ticking, progress) = (bar.clone(), progress.clone());
-        let redraw = tokio::spawn(async move {
+        let redraw = runtime.spawn(async move {
             let mut every = tokio::time::interval(REDRAW);
             loop {
                 every.tick().await;
