@@ -19,7 +19,10 @@ pub struct Counts {
     pops: usize,
     endpoints: usize,
     skipped: usize,
+    /// Probed and never answered.
     unreachable: usize,
+    /// Not sent a single request (no socket for their family, say) in a run that probed.
+    unprobed: usize,
     probed: bool,
 }
 
@@ -29,7 +32,8 @@ impl Counts {
             pops: r.pops.len(),
             endpoints: r.endpoint_count(),
             skipped: r.skipped.len(),
-            unreachable: r.unreachable(),
+            unreachable: r.pops.iter().filter(|p| probed(p) && !p.reachable).count(),
+            unprobed: r.pops.iter().filter(|p| !probed(p)).count(),
             probed: r.probed,
         }
     }
@@ -253,10 +257,10 @@ fn footer(basis: Basis, counts: &Counts) -> [String; 2] {
         Basis::Distance if counts.probed => "distance (no address answered ICMP; score = km)",
         Basis::Distance => "distance (not probed; score = km)",
     };
-    let unreachable = if counts.probed {
-        format!("{} unreachable", counts.unreachable)
-    } else {
-        "not probed".to_owned()
+    let unreachable = match (counts.probed, counts.unprobed) {
+        (false, _) => "not probed".to_owned(),
+        (true, 0) => format!("{} unreachable", counts.unreachable),
+        (true, unprobed) => format!("{} unreachable, {unprobed} not probed", counts.unreachable),
     };
     [
         format!(

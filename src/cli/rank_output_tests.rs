@@ -141,6 +141,11 @@ fn table_shows_a_dash_for_what_was_not_measured() {
         assert!(!line(city).contains('%'), "{text}");
         assert!(line(city).ends_with("not probed"), "{text}");
     }
+    // The footer counts as unreachable only what was probed and never answered.
+    assert!(
+        text.contains("4 PoPs, 4 endpoints, 0 skipped, 1 unreachable, 2 not probed"),
+        "{text}"
+    );
 }
 
 #[test]
