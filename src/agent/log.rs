@@ -54,7 +54,7 @@ impl Report for LogReport {
 }
 
 /// A write to the API: what was done to which tunnel of which location, its id, the fields
-/// changed (names only) and why a PSK was pushed.
+/// changed (names only), whether a PSK was sent and, for an update, why.
 fn tunnel_reconciled(action: &Action, done: &Written) {
     let changed = match action {
         Action::Update { changes, .. } if !changes.is_empty() => Some(
@@ -67,6 +67,9 @@ fn tunnel_reconciled(action: &Action, done: &Written) {
         _ => None,
     };
     let psk_reason = action.psk_reason();
+    // A create sends the PSK with the tunnel (an adopted one gets it set too); an update only
+    // when it says why.
+    let psk_pushed = matches!(action, Action::Create { .. }) || psk_reason.is_some();
     tracing::info!(
         action = action.as_str(),
         location = action.location(),
@@ -74,7 +77,7 @@ fn tunnel_reconciled(action: &Action, done: &Written) {
         id = done.id().or(action.id()),
         result = done.as_str(),
         changed = changed.as_deref(),
-        psk_pushed = psk_reason.is_some(),
+        psk_pushed,
         psk_pushed_because = psk_reason.map(|r| r.describe()).as_deref(),
         "tunnel reconciled"
     );

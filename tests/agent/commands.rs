@@ -152,6 +152,9 @@ async fn json_logs_carry_each_fact_as_a_plain_field_and_no_secret() {
         .filter(|v| v["action"] == "create" && v["result"] == "created")
         .count();
     assert_eq!(created, TUNNELS.len(), "{reconciled:#?}");
+    for v in reconciled.iter().filter(|v| v["action"] == "create") {
+        assert_eq!(v["psk_pushed"], true, "a create sends the PSK: {v}");
+    }
     let rotation = reconciled
         .iter()
         .find(|v| v["action"] == "update")
