@@ -105,8 +105,7 @@ pub struct RankArgs {
     /// Output format
     #[arg(long, short, value_enum, default_value_t)]
     pub output: RankOutput,
-    /// Table: show every column (the best endpoint's FQDN and IP, jitter), however wide; by
-    /// default the table fits 80 columns, long names shortened with …
+    /// Table: every column (endpoint FQDN and IP, jitter); by default it fits 80 columns
     #[arg(long)]
     pub wide: bool,
 }
