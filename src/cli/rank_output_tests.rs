@@ -157,3 +157,28 @@ fn wrap_breaks_between_words_within_the_width() {
         "averyveryverylongword\nx\n"
     );
 }
+
+#[test]
+fn the_narrow_table_fits_80_columns_whatever_the_names_and_wide_keeps_them_whole() {
+    let mut ranking = mixed();
+    ranking.pops[0].pop.city = "Santa Cruz de la Sierra, Departamento de Santa Cruz".into();
+    ranking.pops[1].pop.provider = "Amazon Web Services GovCloud".into();
+    let counts = Counts::of(&ranking);
+    let narrow = table(&ranking, &counts);
+    for line in narrow.lines() {
+        assert!(
+            line.chars().count() <= NARROW_COLUMNS,
+            "{line:?} in\n{narrow}"
+        );
+    }
+    assert!(narrow.contains("Santa Cruz"), "{narrow}");
+    assert!(narrow.contains('…'), "{narrow}");
+    assert!(narrow.contains("unreachable"), "no number is cut: {narrow}");
+    let wide = table_of_width(&ranking, &counts, Width::Wide);
+    assert!(wide.contains("Departamento de Santa Cruz"), "{wide}");
+    assert!(wide.contains("Amazon Web Services GovCloud"), "{wide}");
+    assert!(
+        wide.contains("JITTER ms") && wide.contains("192.0.2.1"),
+        "{wide}"
+    );
+}
