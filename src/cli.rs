@@ -6,12 +6,14 @@ mod check;
 mod demo;
 mod help;
 mod manual;
+mod progress;
 mod provision;
 mod rank;
 mod rank_output;
 mod report;
 mod run;
 mod table;
+mod terminal;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -29,8 +31,10 @@ use crate::atmos::{
 use crate::config::{CONFIG_ENV, Config, ConfigSource, DEFAULT_CONFIG_PATH, NoConfig};
 use crate::sim::{self, Faults, Sim, SimOptions};
 
+pub use progress::ProgressLine;
 pub use report::StderrReport;
 pub use table::Table;
+pub use terminal::{NO_COLOR, colour, init_logs, stderr_colour};
 
 /// The environment variable that gives the API base URL when `--api-url` does not.
 pub const API_URL_ENV: &str = "POPSEL_API_URL";
@@ -444,7 +448,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             ..
         } => api::connectors(&client(&api)?, command, output).await?,
-        Command::Pops { output, api, .. } => api::pops(&client(&api)?, output).await?,
+        Command::Pops { output, api, .. } => {
+            // A spinner while the catalogue comes, saying so when the API is retried.
+            let waiting = ProgressLine::on_stderr(Default::default(), true);
+            let client = client_observed(&api, waiting.api_observer())?;
+            api::pops(&client, output, &waiting).await?
+        }
         Command::Rank { args, api, .. } => return Ok(rank::run(args, &api).await),
         Command::Plan(args) => return provision::plan(args).await,
         Command::Apply(args) => return provision::apply(args).await,
@@ -461,6 +470,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The API client of a command that works without a config: flags, environment, and the
 /// config only when `--config` or `POPSEL_CONFIG` names one.
 pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
+    client_observed(args, Observer::default())
+}
+
+/// [`client`], its calls told to `observer`.
+pub fn client_observed(args: &ApiArgs, observer: Observer) -> anyhow::Result<Client> {
     let named = ConfigSource::given(
         args.config.as_deref(),
         std::env::var_os(CONFIG_ENV).as_deref(),
@@ -469,12 +483,7 @@ pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
         Some(source) => source.load()?,
         None => Config::api_only(Default::default()),
     };
-    client_from_config(
-        &args.connection,
-        &config,
-        Observer::default(),
-        RetryPolicy::default(),
-    )
+    client_from_config(&args.connection, &config, observer, RetryPolicy::default())
 }
 
 /// The API client from flags, environment and config, in that order of precedence. Builds it

@@ -28,6 +28,7 @@ pub mod location;
 pub mod metrics;
 pub mod pipeline;
 pub mod probe;
+pub mod progress;
 pub mod rank;
 pub mod reconcile;
 pub mod resolve;

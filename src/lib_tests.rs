@@ -22,6 +22,7 @@ const PURE: &[&str] = &[
     "location",
     "probe",
     "probe::adaptive",
+    "progress",
     "rank",
     "rank::contenders",
     "reconcile::managed",

@@ -1,20 +1,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = popsel::cli::Cli::parse_args();
-    let filter = EnvFilter::try_from_env("POPSEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format() {
-        popsel::cli::LogFormat::Json => logs.json().init(),
-        popsel::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-    }
+    popsel::cli::init_logs(cli.log_format());
     log_panics();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();

@@ -44,7 +44,7 @@ use crate::survey::Survey;
 pub use error::{StageError, TunnelFailure};
 pub use fetch::{CatalogFileError, CatalogInUse, catalog_file};
 pub use generation::Generation;
-pub use measure::{NothingToRank, RankRequest, prober, probes_from_here, rank_once};
+pub use measure::{NothingToRank, RankRequest, probes_from_here, rank_once};
 pub use notice::{Notice, Recovery, Report};
 pub use sockets::ProberSlot;
 

@@ -49,6 +49,10 @@ pub trait ApiObserver: Send + Sync {
 
     /// After each call through the gate: whether it holds calls back because of a 429.
     fn throttled(&self, _throttled: bool) {}
+
+    /// The call failed with `error` and is tried again after `wait` (a progress line says
+    /// so, rather than sitting silent through the backoff).
+    fn retrying(&self, _wait: Duration, _error: &ApiError) {}
 }
 
 /// An optional [`ApiObserver`].
@@ -755,6 +759,9 @@ impl Client {
             }
         };
         tracing::debug!(error = %err, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying API call");
+        if let Some(observer) = &self.inner.observer.0 {
+            observer.retrying(wait, &err);
+        }
         tokio::time::sleep(wait).await;
         Ok(())
     }

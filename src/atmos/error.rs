@@ -200,6 +200,19 @@ impl ApiError {
         }
     }
 
+    /// What went wrong in a few words, for a status line (`HTTP 503`, `timeout`): the status
+    /// or the kind, never the server's text.
+    pub fn brief(&self) -> String {
+        match self.root() {
+            ApiError::RateLimited { .. } => "HTTP 429".into(),
+            ApiError::Server { status, .. } | ApiError::UnexpectedStatus { status, .. } => {
+                format!("HTTP {status}")
+            }
+            ApiError::ConnectionRefused { .. } => "connection refused".into(),
+            other => other.kind().replace('_', " "),
+        }
+    }
+
     /// A small fixed label for metrics: never free text.
     pub fn kind(&self) -> &'static str {
         match self.root() {

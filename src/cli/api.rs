@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
-use super::{Output, Table, help, print_json};
+use super::{Output, ProgressLine, Table, help, print_json};
 use crate::atmos::rules::{MIN_PSK_CHARS, is_valid_authentication_id, is_valid_psk};
 use crate::atmos::{
     Client, Connector, ConnectorSpec, ConnectorUpdate, Lenient, PopDocument, Resource, Tunnel,
@@ -375,8 +375,10 @@ pub async fn connectors(
     common::<Connector>(client, common_command, output).await
 }
 
-pub async fn pops(client: &Client, output: Output) -> anyhow::Result<()> {
-    let doc = client.ipsec_pops().await?;
+pub async fn pops(client: &Client, output: Output, waiting: &ProgressLine) -> anyhow::Result<()> {
+    let doc = client.ipsec_pops().await;
+    waiting.finish();
+    let doc = doc?;
     show(output, &doc, || pop_table(&doc))
 }
 

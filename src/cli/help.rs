@@ -186,7 +186,7 @@ Exit codes:
   3  nothing to rank (no usable PoP after the filters)
 
 Examples:
-  popsel rank --site 41.88,-87.63 --catalog config/catalog.sample.json --no-dns --no-probe --top 5
+  popsel rank --site 41.88,-87.63 --catalog config/catalog.sample.json --no-dns --no-probe --top 5 --wide
   popsel rank --site 50.11,8.68 --country DE --country NL --nameserver 192.0.2.53 -o json
   popsel rank --site 41.88,-87.63 --interface wan0 --bypass-xfrm -o csv
 ";

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{ApiArgs, StderrReport, client, rank_output};
+use super::{ApiArgs, StderrReport, client_observed, rank_output};
 use crate::catalog::{Catalog, Filter};
 use crate::location::Site;
 use crate::pipeline::{RankRequest, catalog_file, rank_once};
@@ -105,6 +105,9 @@ pub struct RankArgs {
     /// Output format
     #[arg(long, short, value_enum, default_value_t)]
     pub output: RankOutput,
+    /// Table: every column (endpoint FQDN and IP, jitter); by default it fits 80 columns
+    #[arg(long)]
+    pub wide: bool,
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -122,18 +125,34 @@ fn bad_input(e: impl Into<anyhow::Error>) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-async fn load_catalog(args: &RankArgs, api: &ApiArgs) -> Result<Catalog, ExitCode> {
-    if let Some(path) = &args.catalog {
-        return catalog_file(path).map_err(bad_input);
-    }
-    let client = client(api).map_err(bad_input)?;
-    match client.ipsec_pops().await {
-        Ok(doc) => Ok(Catalog::from_document(&doc)),
-        Err(e) => {
-            eprintln!("popsel: error: {e}");
-            Err(ExitCode::FAILURE)
+/// The catalogue from `--catalog` or the API, the API's retries shown on `report`'s progress
+/// line. On error, the line is cleared before the error is said.
+async fn load_catalog(
+    args: &RankArgs,
+    api: &ApiArgs,
+    report: &StderrReport,
+) -> Result<Catalog, ExitCode> {
+    let client = match &args.catalog {
+        Some(path) => {
+            return catalog_file(path).map_err(|e| {
+                report.clear_progress();
+                bad_input(e)
+            });
         }
-    }
+        None => client_observed(api, report.api_observer()),
+    };
+    let client = client.map_err(|e| {
+        report.clear_progress();
+        bad_input(e)
+    })?;
+    client
+        .read_ipsec_pops(Catalog::from_json)
+        .await
+        .map_err(|e| {
+            report.clear_progress();
+            eprintln!("popsel: error: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 impl RankArgs {
@@ -180,25 +199,34 @@ pub async fn run(args: RankArgs, api: &ApiArgs) -> ExitCode {
             "--count sets the requests of fixed mode; adaptive mode decides them (up to {DEFAULT_CAP} per address): drop --count, or use --probes fixed"
         ));
     }
-    let catalog = match load_catalog(&args, api).await {
+    // The progress line (on a terminal) from the start: the catalogue may take a while.
+    let report = StderrReport::new(true);
+    let catalog = match load_catalog(&args, api, &report).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let report = StderrReport::new(true);
-    let mut ranking = match rank_once(catalog, &args.request(), &report).await {
+    let ranked = rank_once(catalog, &args.request(), &report).await;
+    report.clear_progress();
+    let mut ranking = match ranked {
         Ok(ranking) => ranking,
         Err(nothing) => {
             eprintln!("popsel: {nothing}");
             return ExitCode::from(EXIT_NOTHING_TO_RANK);
         }
     };
-    report.clear_progress();
     let counts = rank_output::Counts::of(&ranking);
     if let Some(top) = args.top {
         ranking.pops.truncate(top);
     }
     let text = match args.output {
-        RankOutput::Table => rank_output::table(&ranking, &counts),
+        RankOutput::Table => {
+            let width = if args.wide {
+                rank_output::Width::Wide
+            } else {
+                rank_output::Width::Narrow
+            };
+            rank_output::table_of_width(&ranking, &counts, width)
+        }
         RankOutput::Json => rank_output::json(&ranking),
         RankOutput::Csv => rank_output::csv(&ranking),
     };

@@ -1,11 +1,16 @@
 //! How `popsel rank` prints a ranking. The JSON form is a stable interface (README, "popsel
 //! rank JSON"): add fields, never rename or remove them.
+//!
+//! What was not measured is never shown as a measure: an endpoint to which no echo request was
+//! sent (`--no-probe`, no ICMP socket for its family) has no reachability and no loss (`null`
+//! in JSON, an empty CSV field, `-` in the table), where one that was sent requests and never
+//! answered is unreachable with a loss of 1. Decided here, from what each endpoint was sent.
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::Table;
-use crate::probe::RttStats;
+use crate::probe::{Probe, RttStats};
 use crate::rank::contenders::score_range;
 use crate::rank::{Basis, MeasuredEndpoint, RankedPop, Ranking};
 
@@ -14,7 +19,10 @@ pub struct Counts {
     pops: usize,
     endpoints: usize,
     skipped: usize,
+    /// Probed and never answered.
     unreachable: usize,
+    /// Not sent a single request (no socket for their family, say) in a run that probed.
+    unprobed: usize,
     probed: bool,
 }
 
@@ -24,7 +32,8 @@ impl Counts {
             pops: r.pops.len(),
             endpoints: r.endpoint_count(),
             skipped: r.skipped.len(),
-            unreachable: r.unreachable(),
+            unreachable: r.pops.iter().filter(|p| probed(p) && !p.reachable).count(),
+            unprobed: r.pops.iter().filter(|p| !probed(p)).count(),
             probed: r.probed,
         }
     }
@@ -49,14 +58,31 @@ fn rtt_json(rtt: Option<RttStats>) -> serde_json::Value {
     }
 }
 
+/// What probing the endpoint found, if at least one echo request was sent to it.
+fn measured(e: &MeasuredEndpoint) -> Option<&Probe> {
+    e.probe.as_ref().filter(|p| p.sent > 0)
+}
+
+/// Whether any endpoint of the PoP was sent an echo request: only then do its reachability
+/// and loss say something.
+fn probed(p: &RankedPop) -> bool {
+    p.endpoints.iter().any(|e| measured(e).is_some())
+}
+
+/// The PoP's reachability and loss (its best endpoint's), `None` when it was not probed.
+fn reach_and_loss(p: &RankedPop) -> Option<(bool, f64)> {
+    probed(p).then_some((p.reachable, p.loss))
+}
+
 fn endpoint_json(e: &MeasuredEndpoint) -> serde_json::Value {
     let probe = e.probe.as_ref();
+    let measured = measured(e);
     json!({
         "fqdn": e.endpoint.fqdn,
         "ip": e.endpoint.ip,
         "source": e.endpoint.source,
-        "reachable": probe.is_some_and(|p| p.reachable()),
-        "loss": probe.map(|p| round(p.loss(), 4)),
+        "reachable": measured.map(Probe::reachable),
+        "loss": measured.map(|p| round(p.loss(), 4)),
         "rtt_ms": rtt_json(probe.and_then(|p| p.stats())),
         "sent": probe.map(|p| p.sent),
         "received": probe.map(|p| p.received),
@@ -84,8 +110,8 @@ fn pop_json(p: &RankedPop) -> serde_json::Value {
         "latitude": p.pop.latitude,
         "longitude": p.pop.longitude,
         "distance_km": round(p.distance_km, 1),
-        "reachable": p.reachable,
-        "loss": round(p.loss, 4),
+        "reachable": reach_and_loss(p).map(|(reachable, _)| reachable),
+        "loss": reach_and_loss(p).map(|(_, loss)| round(loss, 4)),
         "score": p.score.map(|s| round(s, 3)),
         "score_range_ms": score_range_json(p),
         "rtt_ms": rtt_json(p.rtt),
@@ -118,59 +144,153 @@ fn cell_ms(d: Option<std::time::Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.2}", ms(d)))
 }
 
-pub fn table(r: &Ranking, counts: &Counts) -> String {
-    let mut t = Table::new(&[
-        "RANK",
-        "CITY",
-        "COUNTRY",
-        "PROVIDER",
-        "ENDPOINT",
-        "IP",
-        "MEDIAN ms",
-        "JITTER ms",
-        "LOSS",
-        "DIST km",
-        "SCORE",
-    ]);
-    for p in &r.pops {
-        let best = p.best_endpoint();
-        t.row(vec![
-            p.rank.to_string(),
-            p.pop.city.clone(),
-            p.pop.country.clone(),
-            p.pop.provider.clone(),
-            best.map_or("-".into(), |e| e.endpoint.fqdn.clone()),
-            best.map_or("-".into(), |e| e.endpoint.ip.to_string()),
-            cell_ms(p.rtt.map(|s| s.median)),
-            cell_ms(p.rtt.map(|s| s.jitter)),
-            if p.reachable {
-                format!("{:.0}%", p.loss * 100.0)
-            } else {
-                "-".into()
-            },
-            format!("{:.0}", p.distance_km),
-            p.score.map_or("unreachable".into(), |s| format!("{s:.1}")),
-        ]);
+/// How many columns the table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// What fits an 80-column console: rank, city, country, provider, median RTT, loss,
+    /// distance and score; long names shortened with `…`.
+    Narrow,
+    /// Every column (`--wide`): the best endpoint's FQDN and IP, and jitter, too.
+    Wide,
+}
+
+/// The width of the console the narrow table is made for.
+pub const NARROW_COLUMNS: usize = 80;
+
+/// The columns of the table, in order; `wide`: shown only with `--wide`.
+struct Column {
+    header: &'static str,
+    wide_only: bool,
+    /// Its cells may be shortened to fit (names; never a number).
+    shrinkable: bool,
+}
+
+const COLUMNS: [Column; 11] = [
+    column("RANK", false, false),
+    column("CITY", false, true),
+    column("COUNTRY", false, false),
+    column("PROVIDER", false, true),
+    column("ENDPOINT", true, false),
+    column("IP", true, false),
+    column("MEDIAN ms", false, false),
+    column("JITTER ms", true, false),
+    column("LOSS", false, false),
+    column("DIST km", false, false),
+    column("SCORE", false, false),
+];
+
+const fn column(header: &'static str, wide_only: bool, shrinkable: bool) -> Column {
+    Column {
+        header,
+        wide_only,
+        shrinkable,
     }
-    let basis = match r.basis {
+}
+
+/// Every cell of a PoP's row, in [`COLUMNS`] order.
+fn row(p: &RankedPop, basis: Basis) -> [String; 11] {
+    let best = p.best_endpoint();
+    let loss = match reach_and_loss(p) {
+        Some((true, loss)) => format!("{:.0}%", loss * 100.0),
+        Some((false, _)) => "100%".into(),
+        None => "-".into(),
+    };
+    let score = match (p.score, basis) {
+        (Some(s), _) => format!("{s:.1}"),
+        (None, Basis::Latency) if !probed(p) => "not probed".into(),
+        (None, _) => "unreachable".into(),
+    };
+    [
+        p.rank.to_string(),
+        p.pop.city.clone(),
+        p.pop.country.clone(),
+        p.pop.provider.clone(),
+        best.map_or("-".into(), |e| e.endpoint.fqdn.clone()),
+        best.map_or("-".into(), |e| e.endpoint.ip.to_string()),
+        cell_ms(p.rtt.map(|s| s.median)),
+        cell_ms(p.rtt.map(|s| s.jitter)),
+        loss,
+        format!("{:.0}", p.distance_km),
+        score,
+    ]
+}
+
+/// The table that fits an 80-column console (what `popsel demo` prints too).
+pub fn table(r: &Ranking, counts: &Counts) -> String {
+    table_of_width(r, counts, Width::Narrow)
+}
+
+pub fn table_of_width(r: &Ranking, counts: &Counts, width: Width) -> String {
+    let shown: Vec<usize> = (0..COLUMNS.len())
+        .filter(|&i| width == Width::Wide || !COLUMNS[i].wide_only)
+        .collect();
+    let headers: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].header).collect();
+    let mut t = Table::new(&headers);
+    for p in &r.pops {
+        let cells = row(p, r.basis);
+        t.row(shown.iter().map(|&i| cells[i].clone()).collect());
+    }
+    let footer = footer(r.basis, counts);
+    match width {
+        Width::Wide => format!("{}\n{}\n", t.render(), footer.join("; ")),
+        Width::Narrow => {
+            let shrinkable: Vec<usize> = (0..shown.len())
+                .filter(|&at| COLUMNS[shown[at]].shrinkable)
+                .collect();
+            t.fit(NARROW_COLUMNS, &shrinkable);
+            let mut out = t.render();
+            out.push('\n');
+            for part in footer {
+                out.push_str(&wrap(&part, NARROW_COLUMNS));
+            }
+            out
+        }
+    }
+}
+
+/// The totals, then the basis of the ranking.
+fn footer(basis: Basis, counts: &Counts) -> [String; 2] {
+    let basis = match basis {
         Basis::Latency => {
             "latency (score = median RTT ms + 500 × loss + 0.2 × jitter ms; distance breaks ties)"
         }
         Basis::Distance if counts.probed => "distance (no address answered ICMP; score = km)",
         Basis::Distance => "distance (not probed; score = km)",
     };
-    let unreachable = if counts.probed {
-        format!("{} unreachable", counts.unreachable)
-    } else {
-        "not probed".to_owned()
+    let unreachable = match (counts.probed, counts.unprobed) {
+        (false, _) => "not probed".to_owned(),
+        (true, 0) => format!("{} unreachable", counts.unreachable),
+        (true, unprobed) => format!("{} unreachable, {unprobed} not probed", counts.unreachable),
     };
-    format!(
-        "{}\n{} PoPs, {} endpoints, {} skipped, {unreachable}; basis: {basis}\n",
-        t.render(),
-        counts.pops,
-        counts.endpoints,
-        counts.skipped,
-    )
+    [
+        format!(
+            "{} PoPs, {} endpoints, {} skipped, {unreachable}",
+            counts.pops, counts.endpoints, counts.skipped,
+        ),
+        format!("basis: {basis}"),
+    ]
+}
+
+/// `text` in lines of at most `max` characters, broken between words (a word longer than a
+/// line stands alone on its line), each ended by a newline.
+fn wrap(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= max;
+        if !line.is_empty() && !fits {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 /// RFC 4180 quoting where needed.
@@ -195,10 +315,14 @@ pub fn csv(r: &Ranking) -> String {
             p.pop.provider.clone(),
             best.map(|e| e.endpoint.fqdn.clone()).unwrap_or_default(),
             best.map(|e| e.endpoint.ip.to_string()).unwrap_or_default(),
-            p.reachable.to_string(),
+            reach_and_loss(p)
+                .map(|(reachable, _)| reachable.to_string())
+                .unwrap_or_default(),
             p.rtt.map(|s| ms(s.median).to_string()).unwrap_or_default(),
             p.rtt.map(|s| ms(s.jitter).to_string()).unwrap_or_default(),
-            round(p.loss, 4).to_string(),
+            reach_and_loss(p)
+                .map(|(_, loss)| round(loss, 4).to_string())
+                .unwrap_or_default(),
             round(p.distance_km, 1).to_string(),
             p.score.map(|s| round(s, 3).to_string()).unwrap_or_default(),
         ];

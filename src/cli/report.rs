@@ -1,47 +1,44 @@
-//! The pipeline's notices on a terminal: warnings on stderr, and a progress line while probing
-//! when stderr is a terminal.
+//! The pipeline's notices on a terminal: warnings on stderr, above the progress line that
+//! `popsel rank` shows while it fetches, resolves and probes (when stderr is a terminal).
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use super::progress::ProgressLine;
+use crate::atmos::Observer;
 use crate::pipeline::{Notice, Report};
+use crate::progress::Progress;
 
 /// Warnings as `popsel: warning: …` lines on stderr; news is left to the command's output.
 pub struct StderrReport {
-    progress: bool,
-    shown: AtomicBool,
+    line: ProgressLine,
 }
 
 impl StderrReport {
-    /// `progress`: show a progress line while probing (only when stderr is a terminal).
+    /// `progress`: show a progress line (only when stderr is a terminal). Within the async
+    /// runtime.
     pub fn new(progress: bool) -> Self {
         Self {
-            progress: progress && std::io::stderr().is_terminal(),
-            shown: AtomicBool::new(false),
+            line: ProgressLine::on_stderr(Progress::default(), progress),
         }
     }
 
-    /// Clears the progress line, if one was shown.
+    /// An observer for the API client, which shows its retries on the progress line.
+    pub fn api_observer(&self) -> Observer {
+        self.line.api_observer()
+    }
+
+    /// Clears the progress line for good, if one was shown: before the result is printed.
     pub fn clear_progress(&self) {
-        if self.shown.swap(false, Ordering::Relaxed) {
-            eprint!("\r\x1b[K");
-        }
+        self.line.finish();
     }
 }
 
 impl Report for StderrReport {
     fn notice(&self, notice: Notice) {
         if notice.is_warning() {
-            self.clear_progress();
-            eprintln!("popsel: warning: {notice}");
+            self.line.eprintln(&format!("popsel: warning: {notice}"));
         }
     }
 
-    fn progress(&self, done: usize, total: usize) {
-        if self.progress {
-            self.shown.store(true, Ordering::Relaxed);
-            eprint!("\rprobing: {done}/{total} addresses");
-            let _ = std::io::stderr().flush();
-        }
+    fn progress(&self) -> Option<&Progress> {
+        Some(self.line.progress())
     }
 }

@@ -21,7 +21,8 @@ impl Table {
         self.rows.is_empty()
     }
 
-    pub fn render(&self) -> String {
+    /// Each column's width: its widest cell, header included, in characters.
+    fn widths(&self) -> Vec<usize> {
         let columns = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -29,6 +30,40 @@ impl Table {
                 widths[i] = widths[i].max(cell.chars().count());
             }
         }
+        widths
+    }
+
+    /// Shortens the cells of the `shrinkable` columns (with `…`) until every rendered line is
+    /// at most `max` characters, the widest of those columns first, none narrower than its
+    /// header. Other columns are never cut: a number is never shown half. A table that cannot
+    /// fit even so is left as wide as its other columns make it.
+    pub fn fit(&mut self, max: usize, shrinkable: &[usize]) {
+        let mut widths = self.widths();
+        let gaps = 2 * widths.len().saturating_sub(1);
+        let floor = |i: usize| self.header.get(i).map_or(1, |h| h.chars().count().max(1));
+        while widths.iter().sum::<usize>() + gaps > max {
+            let widest = shrinkable
+                .iter()
+                .copied()
+                .filter(|&i| widths.get(i).is_some_and(|&w| w > floor(i)))
+                .max_by_key(|&i| widths[i]);
+            match widest {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
+        }
+        for row in &mut self.rows {
+            for &i in shrinkable {
+                if let (Some(cell), Some(&width)) = (row.get_mut(i), widths.get(i)) {
+                    shorten(cell, width);
+                }
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.header.len();
+        let widths = self.widths();
         let mut out = String::new();
         for row in std::iter::once(&self.header).chain(&self.rows) {
             let mut line = String::new();
@@ -44,6 +79,15 @@ impl Table {
             out.push('\n');
         }
         out
+    }
+}
+
+/// `cell` cut to `width` characters, its last one `…`, when it is longer.
+fn shorten(cell: &mut String, width: usize) {
+    if cell.chars().count() > width {
+        let mut short: String = cell.chars().take(width.saturating_sub(1)).collect();
+        short.push('…');
+        *cell = short;
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::atmos::types::PopDocument;
 use crate::catalog::Catalog;
 use crate::state::{Loaded, StateDir, StateError};
 use crate::timestamp::unix_seconds_f64;
@@ -15,19 +14,12 @@ use crate::timestamp::unix_seconds_f64;
 /// The last good catalogue, in the state dir.
 pub const CATALOG_FILE: &str = "catalog.json";
 
-/// `catalog.json`: the last good catalogue, as the API sent it.
-#[derive(Deserialize)]
-struct CachedCatalog {
+/// `catalog.json`: the last good catalogue, the API's answer as it came (checked JSON, since
+/// it was read into the catalogue), not a document parsed and written again.
+#[derive(Serialize, Deserialize)]
+struct CachedCatalog<D> {
     fetched_unix: f64,
-    document: PopDocument,
-}
-
-/// [`CachedCatalog`] as written: the answer's text as it came (checked JSON, since it was
-/// read into the catalogue), not a document parsed and written again.
-#[derive(Serialize)]
-struct CatalogToCache<'a> {
-    fetched_unix: f64,
-    document: &'a RawValue,
+    document: D,
 }
 
 /// The catalogue in use and when it was fetched from the API.
@@ -43,7 +35,7 @@ pub(super) fn write_cache(
     document: &RawValue,
     fetched: SystemTime,
 ) -> Result<(), StateError> {
-    let cached = CatalogToCache {
+    let cached = CachedCatalog {
         fetched_unix: unix_seconds_f64(fetched),
         document,
     };
@@ -52,11 +44,14 @@ pub(super) fn write_cache(
 
 /// The cached catalogue.
 pub(super) fn read_cache(state: &StateDir, now: SystemTime) -> Loaded<CatalogInUse> {
-    match state.load_json::<CachedCatalog>(CATALOG_FILE) {
-        Loaded::Found(cached) => Loaded::Found(CatalogInUse {
-            catalog: Catalog::from_document(&cached.document),
-            fetched: fetched_at(cached.fetched_unix, now),
-        }),
+    match state.load_json::<CachedCatalog<Box<RawValue>>>(CATALOG_FILE) {
+        Loaded::Found(cached) => match Catalog::from_json(cached.document.get()) {
+            Ok(catalog) => Loaded::Found(CatalogInUse {
+                catalog,
+                fetched: fetched_at(cached.fetched_unix, now),
+            }),
+            Err(e) => Loaded::Damaged(format!("not what popsel writes: {e}")),
+        },
         Loaded::Absent => Loaded::Absent,
         Loaded::Damaged(problem) => Loaded::Damaged(problem),
     }

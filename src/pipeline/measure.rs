@@ -17,23 +17,8 @@ use crate::survey::Survey;
 
 use super::notice::{Notice, Report};
 
-/// The probe engine for `locations`: none when asked not to probe or when no location is
-/// measured from this host, and none (said in a notice) when this host has no ICMP socket.
-/// Its sockets are bound to `settings.interface` for the life of the process.
-pub fn prober(
-    locations: &[Location],
-    no_probe: bool,
-    settings: &ProbeSettings,
-    report: &dyn Report,
-) -> Option<Prober> {
-    if !probes_from_here(locations, no_probe) {
-        return None;
-    }
-    icmp_prober(settings, report)
-}
-
-/// Whether [`prober`] tries to open ICMP sockets: a location is measured from this host and
-/// probing was not turned off.
+/// Whether the agent opens ICMP sockets ([`super::ProberSlot`]): a location is measured from
+/// this host and probing was not turned off.
 pub fn probes_from_here(locations: &[Location], no_probe: bool) -> bool {
     !no_probe && locations.iter().any(|l| l.local)
 }
@@ -68,8 +53,9 @@ pub(super) async fn survey(
     probing: Probing<'_>,
     report: &dyn Report,
 ) -> Survey {
+    let progress = report.progress().cloned().unwrap_or_default();
     let answers = match dns {
-        Some(dns) => dns.lookup_all(resolve::names(&pops)).await,
+        Some(dns) => dns.lookup_all(resolve::names(&pops), &progress).await,
         None => HashMap::new(),
     };
     let pops = pops
@@ -85,7 +71,6 @@ pub(super) async fn survey(
         probes: None,
     };
     if let Some(prober) = prober {
-        let progress = |done, total| report.progress(done, total);
         survey.probes = Some(match probing {
             Probing::Fixed => prober.probe(&survey.addresses(), settings, &progress).await,
             Probing::Only(contenders) => {
@@ -108,6 +93,7 @@ pub(super) async fn survey(
             }
         });
     }
+    progress.done();
     survey
 }
 

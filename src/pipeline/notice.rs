@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use super::StageError;
 use crate::catalog::Skipped;
 use crate::probe::icmp::IcmpUnavailable;
+use crate::progress::Progress;
 use crate::reconcile::managed::FORGET_AFTER_LISTINGS;
 use crate::reconcile::{Action, ManagedTunnel, Written};
 use crate::resolve::dns::DnsSetupError;
@@ -160,16 +161,19 @@ impl std::fmt::Display for Notice {
                 write!(f, "stage {} failed: {error}", stage.as_str())
             }
             Notice::TunnelReconciled { action, done } => {
-                write!(f, "tunnel {:?} reconciled: {done:?}", action.tunnel())
+                write!(f, "tunnel {:?} reconciled: {done}", action.tunnel())
             }
         }
     }
 }
 
-/// Where notices and probing progress go.
+/// Where notices and progress go.
 pub trait Report: Send + Sync {
     fn notice(&self, notice: Notice);
 
-    /// `done` of `total` addresses probed.
-    fn progress(&self, _done: usize, _total: usize) {}
+    /// The counters the measuring stages add to as they go (DNS, probing), when someone shows
+    /// them; `None`: nobody watches (the stages count into counters of their own).
+    fn progress(&self) -> Option<&Progress> {
+        None
+    }
 }

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
 use super::{Probe, ProbeError, ProbeSettings};
+use crate::progress::Progress;
 
 mod sequential;
 
@@ -295,13 +296,13 @@ impl Prober {
         })
     }
 
-    /// Probes every distinct address of `targets`; `progress(done, total)` is called as
-    /// addresses finish.
+    /// Probes every distinct address of `targets`, counting requests, replies and addresses
+    /// done into `progress` as they happen.
     pub async fn probe(
         &self,
         targets: &[IpAddr],
         settings: &ProbeSettings,
-        progress: &(dyn Fn(usize, usize) + Sync),
+        progress: &Progress,
     ) -> HashMap<IpAddr, Probe> {
         let mut distinct: Vec<IpAddr> = Vec::with_capacity(targets.len());
         let mut seen = std::collections::HashSet::new();
@@ -311,6 +312,7 @@ impl Prober {
             }
         }
         let total = distinct.len();
+        progress.probing(total);
         let pacer = Arc::new(Pacer::new(settings.max_pps));
         let permits = Arc::new(Semaphore::new(permits(settings.concurrency)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -334,51 +336,72 @@ impl Prober {
             let first = self
                 .next_sequence
                 .fetch_add(settings.count, Ordering::Relaxed);
-            let (pacer, permits, settings, ident) = (
+            let (pacer, permits, settings, ident, progress) = (
                 pacer.clone(),
                 permits.clone(),
                 settings.clone(),
                 self.identifier,
+                progress.clone(),
             );
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                (
-                    ip,
-                    probe_address(family, ip, ident, first, &settings, &pacer).await,
-                )
+                let sender = Sender {
+                    client: family,
+                    ident,
+                    pacer: &pacer,
+                    progress: &progress,
+                };
+                (ip, probe_address(&sender, ip, first, &settings).await)
             });
         }
         let mut results = HashMap::with_capacity(total);
         while let Some(joined) = tasks.join_next().await {
             if let Ok((ip, probe)) = joined {
                 results.insert(ip, probe);
-                progress(results.len(), total);
+                progress.address_done();
             }
         }
         results
     }
 }
 
+/// What one address's requests go through: its family's socket, the prober's identifier, the
+/// shared packet pacer, and the counters of the run.
+struct Sender<'a> {
+    client: Client,
+    ident: PingIdentifier,
+    pacer: &'a Pacer,
+    progress: &'a Progress,
+}
+
 /// Sends `count` echo requests to `ip`, `interval` apart (later if the pacer says so), each
 /// waiting for its reply on its own so that a silent address costs one timeout, not `count`.
 async fn probe_address(
-    client: Client,
+    sender: &Sender<'_>,
     ip: IpAddr,
-    ident: PingIdentifier,
     first_sequence: u16,
     settings: &ProbeSettings,
-    pacer: &Pacer,
 ) -> Probe {
     let start = Instant::now();
     let mut pings = tokio::task::JoinSet::new();
+    // Whether `ip` has answered yet, for the count of addresses that answered.
+    let answered = Arc::new(AtomicBool::new(false));
     for k in 0..settings.count {
         let due = settings.interval.saturating_mul(u32::from(k));
         tokio::time::sleep_until(start.checked_add(due).unwrap_or(start)).await;
-        pacer.wait().await;
-        let mut pinger = client.pinger(ip, ident).await;
+        sender.pacer.wait().await;
+        let mut pinger = sender.client.pinger(ip, sender.ident).await;
         pinger.timeout(settings.timeout);
         let seq = PingSequence(first_sequence.wrapping_add(k));
-        pings.spawn(async move { (k, pinger.ping(seq, &PAYLOAD).await) });
+        let (progress, answered) = (sender.progress.clone(), answered.clone());
+        progress.request_sent();
+        pings.spawn(async move {
+            let result = pinger.ping(seq, &PAYLOAD).await;
+            if matches!(&result, Ok((packet, _)) if is_echo_reply(packet)) {
+                progress.reply_received(!answered.swap(true, Ordering::Relaxed));
+            }
+            (k, result)
+        });
     }
     let mut replies: Vec<(u16, Duration)> = Vec::with_capacity(settings.count.into());
     let mut error = None;

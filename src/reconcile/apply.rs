@@ -120,6 +120,36 @@ pub enum Written {
     Deleted,
 }
 
+impl Written {
+    /// One word for the log's `result` field.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Written::Created { .. } => "created",
+            Written::Adopted { .. } => "adopted",
+            Written::Updated => "updated",
+            Written::Deleted => "deleted",
+        }
+    }
+
+    /// The id of the tunnel the write made or found, when it tells one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Written::Created { id } | Written::Adopted { id } => Some(id),
+            Written::Updated | Written::Deleted => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())?;
+        match self.id() {
+            Some(id) => write!(f, " (id {id})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Errors go to JSON as the sentence people read.
 fn as_text<S: serde::Serializer>(e: &ApplyError, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(e)

@@ -115,6 +115,41 @@ impl Action {
         }
     }
 
+    /// One word for the action, as the plan's JSON `action` tag says it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Update { .. } => "update",
+            Action::Unchanged { .. } => "unchanged",
+            Action::Conflict { .. } => "conflict",
+            Action::Delete { .. } => "delete",
+            Action::Orphan { .. } => "orphan",
+        }
+    }
+
+    /// The location of a configured tunnel (deletes and orphans have none: they are no
+    /// longer in the config).
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            Action::Create { location, .. }
+            | Action::Update { location, .. }
+            | Action::Unchanged { location, .. }
+            | Action::Conflict { location, .. } => Some(location),
+            Action::Delete { .. } | Action::Orphan { .. } => None,
+        }
+    }
+
+    /// The id of the tunnel on the API, when it exists already.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Action::Update { id, .. }
+            | Action::Unchanged { id, .. }
+            | Action::Delete { id, .. }
+            | Action::Orphan { id, .. } => Some(id),
+            Action::Create { .. } | Action::Conflict { .. } => None,
+        }
+    }
+
     /// Why the PSK is pushed, when the action pushes it.
     pub fn psk_reason(&self) -> Option<PskReason> {
         match self {

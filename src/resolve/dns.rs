@@ -1,6 +1,7 @@
 //! The resolve stage's I/O shell: hickory-resolver with the system configuration or explicit
 //! name servers, names looked up concurrently, each lookup bounded in time.
 
+use crate::progress::Progress;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -110,14 +111,16 @@ impl DnsResolver {
         }
     }
 
-    /// Looks every distinct name up, concurrently.
+    /// Looks every distinct name up, concurrently, counting them into `progress`.
     pub async fn lookup_all<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
+        progress: &Progress,
     ) -> HashMap<String, Answer> {
         let mut distinct: Vec<String> = names.into_iter().map(str::to_owned).collect();
         distinct.sort();
         distinct.dedup();
+        progress.resolving(distinct.len());
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for name in distinct {
@@ -131,6 +134,7 @@ impl DnsResolver {
         }
         let mut answers = HashMap::new();
         while let Some(joined) = tasks.join_next().await {
+            progress.name_resolved();
             if let Ok((name, answer)) = joined {
                 answers.insert(name, answer);
             }

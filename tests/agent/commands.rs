@@ -51,7 +51,8 @@ async fn json_log_format_makes_every_stderr_line_a_json_object() {
         assert!(v.is_object(), "{line}");
         assert!(v["level"].is_string(), "no level: {line}");
         assert!(v["timestamp"].is_string(), "no timestamp: {line}");
-        if let Some(m) = v["fields"]["message"].as_str() {
+        // Flattened: the event's fields, message included, beside level and timestamp.
+        if let Some(m) = v["message"].as_str() {
             messages.push(m.to_owned());
         }
     }
@@ -62,6 +63,108 @@ async fn json_log_format_makes_every_stderr_line_a_json_object() {
     assert!(
         messages.iter().any(|m| m.contains("selection changed")),
         "{messages:?}"
+    );
+}
+
+/// The JSON log lines of a command's stderr, each parsed (a line that is not a JSON object
+/// fails), after checking that none carries a secret.
+fn json_lines(stderr: &str, secrets: &[&str]) -> Vec<Value> {
+    for secret in secrets {
+        assert!(!stderr.contains(secret), "a secret in the log:\n{stderr}");
+    }
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nstderr:\n{stderr}"));
+            assert!(v.is_object(), "{line}");
+            v
+        })
+        .collect()
+}
+
+/// A field's value as a Rust `Debug` rendering would show it: `Some(..)`, `Create { .. }`.
+fn looks_like_debug(value: &str) -> bool {
+    value.contains("Some(")
+        || value.contains("None")
+        || (value.contains(" { ") && value.contains(": "))
+        || value.starts_with('[') && value.contains('"')
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_each_fact_as_a_plain_field_and_no_secret() {
+    let sim = sim_with_connector().await;
+    let site = Site::new(&sim.url());
+    let rotated = "agent-Chicago-one-rotated-5a7c";
+    let mut secrets = SECRETS.to_vec();
+    secrets.push(rotated);
+    let mut lines = Vec::new();
+    for psk in [PSK_CHI_1, rotated] {
+        // The first run creates the tunnels; the second pushes the rotated PSK.
+        let mut cmd = site.run_command(&["--once", "--log-format", "json"]);
+        cmd.env("POPSEL_LOG", "popsel=debug")
+            .env(PSK_ENV_CHI_1, psk);
+        let out = support::run(cmd).await;
+        let stderr = support::stderr(&out);
+        assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+        lines.extend(json_lines(&stderr, &secrets));
+    }
+    for v in &lines {
+        let object = v.as_object().expect("an object");
+        assert!(
+            !object.contains_key("fields"),
+            "fields at the top level: {v}"
+        );
+        assert!(
+            !object.contains_key("span") && !object.contains_key("spans"),
+            "{v}"
+        );
+        assert!(v["message"].is_string(), "{v}");
+        for (key, value) in object {
+            if let (false, Some(text)) = (key == "message", value.as_str()) {
+                assert!(!looks_like_debug(text), "{key} is a Debug rendering: {v}");
+            }
+        }
+    }
+    let reconciled: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["message"] == "tunnel reconciled")
+        .collect();
+    let names: Vec<&str> = TUNNELS.iter().map(|(_, tunnel)| *tunnel).collect();
+    let locations: Vec<&str> = TUNNELS.iter().map(|(location, _)| *location).collect();
+    for v in &reconciled {
+        for field in ["action", "location", "tunnel", "id", "result"] {
+            assert!(v[field].is_string(), "{field} is not a string: {v}");
+        }
+        assert!(
+            names.contains(&v["tunnel"].as_str().unwrap_or_default()),
+            "{v}"
+        );
+        assert!(
+            locations.contains(&v["location"].as_str().unwrap_or_default()),
+            "{v}"
+        );
+        assert!(v["psk_pushed"].is_boolean(), "{v}");
+    }
+    let created = reconciled
+        .iter()
+        .filter(|v| v["action"] == "create" && v["result"] == "created")
+        .count();
+    assert_eq!(created, TUNNELS.len(), "{reconciled:#?}");
+    for v in reconciled.iter().filter(|v| v["action"] == "create") {
+        assert_eq!(v["psk_pushed"], true, "a create sends the PSK: {v}");
+    }
+    let rotation = reconciled
+        .iter()
+        .find(|v| v["action"] == "update")
+        .unwrap_or_else(|| panic!("no update after the rotation: {reconciled:#?}"));
+    assert_eq!(rotation["tunnel"], TUNNELS[0].1, "{rotation}");
+    assert_eq!(rotation["result"], "updated", "{rotation}");
+    assert_eq!(rotation["psk_pushed"], true, "{rotation}");
+    assert_contains(
+        rotation["psk_pushed_because"].as_str().unwrap_or_default(),
+        "changed in the config",
     );
 }
 

@@ -43,3 +43,4 @@ mod secrets;
 mod signals;
 mod state_lock;
 mod systemd;
+mod terminal;

@@ -9,5 +9,7 @@ mod cli;
 mod connectors;
 mod faults;
 mod hostile;
+mod progress;
+mod rank_output;
 mod resources;
 mod tunnels;

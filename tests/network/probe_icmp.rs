@@ -12,12 +12,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use popsel::probe::icmp::{Prober, SocketKind};
 use popsel::probe::{Probe, ProbeSettings};
+use popsel::progress::{Phase, Progress};
 use serde_json::Value;
 use support::assert_contains;
 
@@ -126,18 +127,15 @@ fn assert_clean(ip: IpAddr, probe: &Probe, count: u16) {
     assert_eq!(probe.error, None, "{ip}: {probe:?}");
 }
 
-/// Records every `progress(done, total)` call.
-#[derive(Default)]
-struct ProgressLog(Mutex<Vec<(usize, usize)>>);
-
-impl ProgressLog {
-    fn record(&self, done: usize, total: usize) {
-        self.0.lock().unwrap().push((done, total));
-    }
-
-    fn calls(&self) -> Vec<(usize, usize)> {
-        self.0.lock().unwrap().clone()
-    }
+/// What the engine counted into its progress: every address done with and answered, every
+/// request and reply (`count` of each to each of `n` clean addresses).
+fn assert_counted(progress: &Progress, n: usize, count: u64) {
+    let s = progress.snapshot();
+    let n = n as u64;
+    assert_eq!(s.phase, Phase::Probe, "{s:?}");
+    assert_eq!(s.answered, (n, n), "{s:?}");
+    assert_eq!(s.addresses_done, n, "{s:?}");
+    assert_eq!((s.requests, s.replies), (n * count, n * count), "{s:?}");
 }
 
 static NETNS_SERIAL: AtomicUsize = AtomicUsize::new(0);
@@ -490,14 +488,17 @@ fn ranks(doc: &Value) -> Vec<u64> {
         .collect()
 }
 
-/// Every PoP scored by distance: score == distance_km (as rounded in the output), ascending.
+/// Every PoP scored by distance: score == distance_km (as rounded in the output), ascending;
+/// nothing probed, so reachability and loss are null.
 fn assert_distance_ranking(doc: &Value) {
     assert_eq!(doc["basis"], "distance", "{doc:#}");
     let pops = doc["pops"].as_array().expect("pops is a list");
     let mut previous = f64::NEG_INFINITY;
     for (i, p) in pops.iter().enumerate() {
         assert_eq!(p["rank"].as_u64(), Some(i as u64 + 1), "{p:#}");
-        assert_eq!(p["reachable"], false, "{p:#}");
+        // Nothing was sent: neither reachable nor unreachable, no loss (not 100%).
+        assert!(p["reachable"].is_null(), "{p:#}");
+        assert!(p["loss"].is_null(), "{p:#}");
         let km = p["distance_km"].as_f64().expect("distance_km");
         let score = p["score"]
             .as_f64()
@@ -542,11 +543,9 @@ async fn root_probes_loopback_v4_and_v6_without_loss() {
         timeout: Duration::from_millis(500),
         ..ProbeSettings::default()
     };
-    let log = ProgressLog::default();
+    let progress = Progress::default();
     let started = Instant::now();
-    let results = prober
-        .probe(&targets, &settings, &|d, t| log.record(d, t))
-        .await;
+    let results = prober.probe(&targets, &settings, &progress).await;
     let elapsed = started.elapsed();
 
     assert_eq!(results.len(), targets.len(), "{results:?}");
@@ -561,8 +560,7 @@ async fn root_probes_loopback_v4_and_v6_without_loss() {
         );
         assert!(stats.min <= stats.median && stats.median <= stats.max);
     }
-    let n = targets.len();
-    assert_eq!(log.calls(), (1..=n).map(|d| (d, n)).collect::<Vec<_>>());
+    assert_counted(&progress, targets.len(), 3);
     // Three requests 20 ms apart, all answered: far less than one timeout.
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
@@ -716,23 +714,24 @@ async fn concurrent_and_repeated_probes_do_not_share_replies() {
     let b = Arc::new(Prober::new(&ProbeSettings::default()).expect("prober b"));
     let spawn = |p: Arc<Prober>| {
         let (targets, settings) = (targets.clone(), settings.clone());
-        tokio::spawn(async move { p.probe(&targets, &settings, &|_, _| {}).await })
+        tokio::spawn(async move { p.probe(&targets, &settings, &Progress::default()).await })
     };
     let (ra, rb) = tokio::join!(spawn(a.clone()), spawn(b.clone()));
     check("prober a, concurrent with b", &ra.expect("task a"));
     check("prober b, concurrent with a", &rb.expect("task b"));
 
     // One prober, twice at once: the same addresses in flight on the same socket.
+    let (p1, p2) = (Progress::default(), Progress::default());
     let (r1, r2) = tokio::join!(
-        a.probe(&targets, &settings, &|_, _| {}),
-        a.probe(&targets, &settings, &|_, _| {}),
+        a.probe(&targets, &settings, &p1),
+        a.probe(&targets, &settings, &p2),
     );
     check("prober a, first of two at once", &r1);
     check("prober a, second of two at once", &r2);
 
     // One prober, twice in a row.
     for round in 1..=2 {
-        let r = b.probe(&targets, &settings, &|_, _| {}).await;
+        let r = b.probe(&targets, &settings, &Progress::default()).await;
         check(&format!("prober b, round {round} in a row"), &r);
     }
 }
@@ -755,7 +754,9 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
         interval: Duration::from_millis(10),
         ..ProbeSettings::default()
     };
-    let results = prober.probe(&[v4(1)], &settings, &|_, _| {}).await;
+    let results = prober
+        .probe(&[v4(1)], &settings, &Progress::default())
+        .await;
     assert_clean(v4(1), &results[&v4(1)], 2);
 
     let Err(e) = Prober::new(&ProbeSettings {
@@ -816,7 +817,9 @@ fn a_device_created_again_is_another_device_to_the_probes() {
                 .expect("runtime");
             runtime.block_on(async {
                 let first = Prober::new(&settings).expect("bound to wan0");
-                let before = first.probe(&[target], &settings, &|_, _| {}).await;
+                let before = first
+                    .probe(&[target], &settings, &Progress::default())
+                    .await;
                 assert_clean(target, &before[&target], 2);
                 assert!(!first.device_changed(Some("wan0")));
                 assert!(first.device_changed(Some("lo")), "another device asked for");
@@ -826,12 +829,16 @@ fn a_device_created_again_is_another_device_to_the_probes() {
                 assert!(first.device_changed(Some("wan0")), "wan0 gone");
                 add_wan();
                 assert!(first.device_changed(Some("wan0")), "wan0 created again");
-                let stale = first.probe(&[target], &settings, &|_, _| {}).await;
+                let stale = first
+                    .probe(&[target], &settings, &Progress::default())
+                    .await;
                 assert_eq!(stale[&target].received, 0, "{stale:?}");
 
                 let second = Prober::new(&settings).expect("bound to the new wan0");
                 assert!(!second.device_changed(Some("wan0")));
-                let after = second.probe(&[target], &settings, &|_, _| {}).await;
+                let after = second
+                    .probe(&[target], &settings, &Progress::default())
+                    .await;
                 assert_clean(target, &after[&target], 2);
             });
         });
@@ -859,17 +866,14 @@ async fn an_address_listed_twice_is_probed_once() {
         timeout: Duration::from_secs(1),
         ..ProbeSettings::default()
     };
-    let log = ProgressLog::default();
-    let results = prober
-        .probe(&targets, &settings, &|d, t| log.record(d, t))
-        .await;
+    let progress = Progress::default();
+    let results = prober.probe(&targets, &settings, &progress).await;
 
     assert_eq!(results.len(), distinct.len(), "{results:?}");
     for ip in &distinct {
         assert_clean(*ip, &results[ip], count);
     }
-    let n = distinct.len();
-    assert_eq!(log.calls(), (1..=n).map(|d| (d, n)).collect::<Vec<_>>());
+    assert_counted(&progress, distinct.len(), u64::from(count));
 }
 
 /// `popsel rank --interface`: the probes leave by the device and PoPs answer; a device this
@@ -947,4 +951,48 @@ fn no_probe_ranks_by_distance_for_any_user() {
             "{city}: {km} km, not ~{expected}"
         );
     }
+}
+
+/// `popsel rank` on a terminal shows how probing goes (addresses answered of all, requests,
+/// replies) while it probes, and clears it before the table; off a terminal, stderr has none
+/// of it.
+#[tokio::test]
+async fn rank_on_a_terminal_shows_probing_progress_and_nothing_off_one() {
+    if !support::can_run_privileged(raw_icmp_allowed()) {
+        return;
+    }
+    let dir = world_readable_dir().expect("temp dir");
+    let catalog = write_catalog(
+        dir.path(),
+        &[
+            ("One", "AWS", 1.0, 1.0, "127.0.0.1"),
+            ("Two", "GCP", 2.0, 2.0, "127.0.0.2"),
+            ("Three", "Azure", 3.0, 3.0, "127.0.0.3"),
+        ],
+    );
+    let catalog = catalog.display().to_string();
+    let rank = || {
+        let mut cmd = support::popsel();
+        cmd.args(["rank", "--site", "0,0", "--catalog", &catalog, "--no-dns"])
+            // Five requests 300 ms apart: over a second of probing, ten redraws of the line.
+            .args(["--count", "5", "--interval", "300ms", "--timeout", "500ms"]);
+        cmd
+    };
+    let out = support::terminal::on_terminal(&rank()).await;
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{console:?}");
+    assert!(console.contains("probing: "), "{console:?}");
+    assert!(console.contains("/3 addresses answered"), "{console:?}");
+    assert!(console.contains("3/3 addresses answered"), "{console:?}");
+    assert!(!support::terminal::has_sgr(&out.stdout), "{console:?}");
+    let table = &console[console.find("RANK  CITY").expect("the table")..];
+    assert!(
+        !table.contains("probing"),
+        "cleared before the table: {table:?}"
+    );
+    assert!(table.contains("0%"), "{table:?}");
+
+    let piped = support::run(rank()).await;
+    support::assert_exit(&piped, 0);
+    assert!(piped.stderr.is_empty(), "{}", support::show(&piped));
 }

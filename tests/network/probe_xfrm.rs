@@ -80,7 +80,9 @@ fn replies(ns: &NetNs, settings: ProbeSettings) -> Result<u32, String> {
         runtime.block_on(async {
             let prober = Prober::new(&settings).map_err(|e| e.to_string())?;
             let peer: IpAddr = PEER.parse().expect("address");
-            let results = prober.probe(&[peer], &settings, &|_, _| {}).await;
+            let results = prober
+                .probe(&[peer], &settings, &popsel::progress::Progress::default())
+                .await;
             Ok(results.get(&peer).map_or(0, |p| p.received))
         })
     })

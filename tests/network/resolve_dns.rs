@@ -192,10 +192,15 @@ async fn lookup_all_and_endpoints_merge_dns_answers_with_the_catalogue() {
     assert!(catalog.skipped.is_empty(), "{:?}", catalog.skipped);
     assert_eq!(catalog.pops.len(), 2);
 
-    let answers: HashMap<String, Answer> =
-        tokio::time::timeout(HANG_GUARD, dns.lookup_all(resolve::names(&catalog.pops)))
-            .await
-            .expect("lookup_all within the hang guard");
+    let progress = popsel::progress::Progress::default();
+    let answers: HashMap<String, Answer> = tokio::time::timeout(
+        HANG_GUARD,
+        dns.lookup_all(resolve::names(&catalog.pops), &progress),
+    )
+    .await
+    .expect("lookup_all within the hang guard");
+    // Every distinct name counted, as a progress line shows it.
+    assert_eq!(progress.snapshot().names, (3, 3));
 
     assert_eq!(
         answers.len(),

@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod raw_http;
 pub mod site;
 pub mod state_faults;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::{PAYLOAD, Pacer, Prober, is_echo_reply};
 use crate::probe::adaptive::{Adaptive, Tally};
 use crate::probe::{Probe, ProbeError, ProbeSettings};
+use crate::progress::Progress;
 
 /// Which addresses get another request, given each PoP's addresses and their tallies.
 pub type Decision<'a> = dyn Fn(&[Vec<usize>], &[Tally]) -> Vec<bool> + Sync + 'a;
@@ -90,17 +91,18 @@ impl Followed {
 impl Prober {
     /// Sequential probing of `pops` (each PoP's addresses). At each tick `wanted(pops,
     /// tallies)` says which addresses get another request (`pops` as indices into `tallies`);
-    /// `settings` gives the timeout and the packet rate; `progress(done, total)` is called as
-    /// addresses are done with.
+    /// `settings` gives the timeout and the packet rate; requests, replies and addresses done
+    /// with are counted into `progress` (by the coordinator, as it hears of them).
     pub async fn probe_sequential(
         &self,
         pops: &[Vec<IpAddr>],
         settings: &ProbeSettings,
         adaptive: &Adaptive,
         wanted: &Decision<'_>,
-        progress: &(dyn Fn(usize, usize) + Sync),
+        progress: &Progress,
     ) -> HashMap<IpAddr, Probe> {
         let (addresses, groups) = index(pops);
+        progress.probing(addresses.len());
         let mut followed: Vec<Followed> = addresses.iter().map(|_| Followed::default()).collect();
         let mut results = HashMap::with_capacity(addresses.len());
         // An address without a socket for its family is done at once, as in fixed mode.
@@ -122,7 +124,7 @@ impl Prober {
         let mut done_before = usize::MAX;
         loop {
             while let Ok(event) = inbox.try_recv() {
-                take(&mut followed, event);
+                take(&mut followed, event, progress);
             }
             let now = Instant::now();
             for f in &mut followed {
@@ -140,7 +142,7 @@ impl Prober {
                 .filter(|(f, w)| f.idle(**w))
                 .count();
             if done != done_before {
-                progress(done, addresses.len());
+                progress.addresses_done(done);
                 done_before = done;
             }
             if done == addresses.len() {
@@ -156,7 +158,7 @@ impl Prober {
                 }
             }
             tokio::select! {
-                Some(event) = inbox.recv() => take(&mut followed, event),
+                Some(event) = inbox.recv() => take(&mut followed, event, progress),
                 _ = tokio::time::sleep(tick) => {}
             }
         }
@@ -209,9 +211,10 @@ impl Prober {
     }
 }
 
-fn take(followed: &mut [Followed], event: Event) {
+fn take(followed: &mut [Followed], event: Event, progress: &Progress) {
     match event {
         Event::Sent { address, k, at } => {
+            progress.request_sent();
             if let Some(slot) = followed
                 .get_mut(address)
                 .and_then(|f| f.waiting.get_mut(&k))
@@ -221,6 +224,9 @@ fn take(followed: &mut [Followed], event: Event) {
         }
         Event::Ended { address, k, reply } => {
             if let Some(f) = followed.get_mut(address) {
+                if reply.is_ok() {
+                    progress.reply_received(f.replies.is_empty());
+                }
                 f.settle(k, reply);
             }
         }
