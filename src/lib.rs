@@ -24,6 +24,7 @@ pub mod config;
 pub mod edge;
 pub mod fuzz;
 pub mod http_server;
+pub mod lab;
 pub mod location;
 pub mod metrics;
 pub mod pipeline;

@@ -1,0 +1,1 @@
+//! `popsel demo` measuring latency in a lab of its own.
