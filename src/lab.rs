@@ -140,18 +140,28 @@ pub struct Lab {
     // Held for its `Drop`, which stops the thread. First: the thread ends before the handle on
     // its namespace is closed.
     #[allow(dead_code)]
-    running: Running,
+    running: StopOnDrop,
     /// A handle on the namespace (`/proc/thread-self/ns/net` of the lab's thread).
     netns: File,
 }
 
-/// The lab's thread, stopped and joined when dropped.
-struct Running {
+/// A thread that runs until told to stop (`stop`, the sending end of what it waits on): told
+/// and joined when dropped. The lab's; the tests' DNS server in a lab runs on one too.
+pub struct StopOnDrop {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for Running {
+impl StopOnDrop {
+    pub fn new(stop: tokio::sync::oneshot::Sender<()>, thread: JoinHandle<()>) -> StopOnDrop {
+        StopOnDrop {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -188,10 +198,7 @@ impl Lab {
             .spawn(move || job.run(ready_tx, stop_rx))
             .map_err(|e| LabError(format!("start the lab's thread: {e}")))?;
         // On an error below, dropping `running` stops the thread.
-        let running = Running {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        };
+        let running = StopOnDrop::new(stop_tx, thread);
         let netns = match ready_rx.recv_timeout(START_LIMIT) {
             Ok(Ok(netns)) => netns,
             Ok(Err(e)) => return Err(LabError(e)),

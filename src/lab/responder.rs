@@ -6,9 +6,12 @@
 //! *clock*, which sleeps on a condition variable until the earliest reply is due: tokio's timer
 //! has a granularity of 1 ms (a reply would leave 0 to 1 ms late, uniformly), while a thread
 //! sleeping to an exact deadline wakes within tens of microseconds, well inside the 0.5 ms the
-//! benchmark compares popsel with fping to. The lab gives this thread and the reader a
-//! real-time priority (`chrt --fifo`), so a busy machine does not delay them either. [`Stats`]
-//! records how late replies actually left (typically 10 to 30 µs on average).
+//! benchmark compares popsel with fping to. The tests and benchmarks give this thread and the
+//! reader a real-time priority (`chrt --fifo`, through [`Options::prepare_thread`]), so a busy
+//! machine does not delay them either. [`Stats`] records how late replies actually left
+//! (typically 10 to 30 µs on average).
+//!
+//! [`Options::prepare_thread`]: super::Options::prepare_thread
 //!
 //! Loss comes in two modes ([`LossMode`], chosen per world):
 //! - *even* (the default): spread evenly rather than drawn at random. Each address keeps an

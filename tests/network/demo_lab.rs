@@ -247,8 +247,8 @@ fn held_anywhere(ns: &str) -> Vec<String> {
 }
 
 /// The demo serving its metrics, ended by `signal`: the lab's namespace exists while it runs
-/// (its metrics on the host's loopback nonetheless) and is gone after.
-fn demo_ended_by(signal: &str) -> (Option<std::process::ExitStatus>, Vec<String>) {
+/// (its metrics on the host's loopback nonetheless) and is gone after. How the demo ended.
+fn demo_ended_by(signal: &str) -> Option<std::process::ExitStatus> {
     let mut demo = Serving::start();
     let addr = demo.metrics_addr();
     let namespaces = demo.lab_namespaces();
@@ -268,14 +268,22 @@ fn demo_ended_by(signal: &str) -> (Option<std::process::ExitStatus>, Vec<String>
         .expect("kill");
     assert!(status.success());
     let ended = demo.wait(Duration::from_secs(10));
-    // The kernel removes a namespace once its last holder is gone; give it a moment.
+    assert_gone(&namespaces[0]);
+    ended
+}
+
+/// Fails unless namespace `ns` is soon held by nothing (the kernel removes it once its last
+/// holder is gone).
+fn assert_gone(ns: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut holders = held_anywhere(&namespaces[0]);
-    while !holders.is_empty() && Instant::now() < deadline {
+    while !held_anywhere(ns).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        holders = held_anywhere(&namespaces[0]);
     }
-    (ended, holders)
+    assert_eq!(
+        held_anywhere(ns),
+        Vec::<String>::new(),
+        "the lab's namespace is still held"
+    );
 }
 
 #[test]
@@ -283,13 +291,8 @@ fn sigterm_ends_the_demo_and_its_namespace() {
     if !support::can_run_privileged(lab::available()) {
         return;
     }
-    let (ended, holders) = demo_ended_by("-TERM");
-    let status = ended.expect("the demo exits after SIGTERM");
+    let status = demo_ended_by("-TERM").expect("the demo exits after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status:?}");
-    assert!(
-        holders.is_empty(),
-        "the lab's namespace is still held: {holders:?}"
-    );
 }
 
 #[test]
@@ -297,11 +300,9 @@ fn a_killed_demo_leaves_no_namespace_either() {
     if !support::can_run_privileged(lab::available()) {
         return;
     }
-    let (ended, holders) = demo_ended_by("-KILL");
-    assert!(ended.is_some(), "SIGKILL did not end the demo");
     assert!(
-        holders.is_empty(),
-        "the lab's namespace is still held: {holders:?}"
+        demo_ended_by("-KILL").is_some(),
+        "SIGKILL did not end the demo"
     );
 }
 
@@ -339,11 +340,7 @@ fn ctrl_c_in_the_middle_of_the_cycle_cleans_up_all_the_same() {
         !std::path::Path::new(&state).exists(),
         "the demo left {state}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !held_anywhere(&namespaces[0]).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(held_anywhere(&namespaces[0]), Vec::<String>::new());
+    assert_gone(&namespaces[0]);
 }
 
 #[test]

@@ -20,11 +20,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::netns::{self, NetNs};
 
+use popsel::lab::StopOnDrop;
 pub use popsel::lab::responder::Stats;
 pub use popsel::lab::world;
 use world::World;
@@ -191,8 +191,8 @@ impl Drop for SimProcess {
 /// 127.0.0.1); stopped when dropped.
 struct DnsThread {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    #[allow(dead_code)] // Held for its `Drop`, which stops the thread.
+    thread: StopOnDrop,
 }
 
 impl DnsThread {
@@ -230,12 +230,9 @@ impl DnsThread {
                 });
             })
             .map_err(|e| format!("start the DNS thread: {e}"))?;
-        let mut dns = DnsThread {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        };
-        dns.addr = match ready_rx.recv_timeout(START_LIMIT) {
+        // On an error below, dropping `thread` stops it.
+        let thread = StopOnDrop::new(stop_tx, thread);
+        let addr = match ready_rx.recv_timeout(START_LIMIT) {
             Ok(result) => result?,
             Err(_) => {
                 return Err(format!(
@@ -243,18 +240,7 @@ impl DnsThread {
                 ));
             }
         };
-        Ok(dns)
-    }
-}
-
-impl Drop for DnsThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Ok(DnsThread { addr, thread })
     }
 }
 
