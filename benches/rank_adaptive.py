@@ -5,7 +5,7 @@ not a test: run by hand, as root.
     sudo benches/rank_adaptive.py                     # 100 runs
     sudo benches/rank_adaptive.py --runs 10 --json /tmp/rank-adaptive.json
 
-The world (`examples/lab.rs --world lossy-neighbour`, tests/support/lab/world.rs
+The world (`examples/lab.rs --world lossy-neighbour`, src/lab/world.rs
 `World::lossy_neighbour`): from one site, 45 PoPs of the sample catalogue's cities, two
 addresses each; the best PoP; a PoP under 1 ms behind it whose two addresses lose 40% of echo
 requests at random (each request dropped independently, from a seed printed at the lab's start);

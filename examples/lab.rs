@@ -9,11 +9,25 @@
 //!     # the benchmark world of issue 14: a 40%-lossy PoP next to the best, random loss
 //!     sudo target/debug/examples/lab --world lossy-neighbour --write-world /tmp/world.json
 //!
-//! The code is the test support's (`tests/support/lab/`); `benches/fping_compare.py` and
-//! `benches/rank_adaptive.py` drive this example.
+//! The lab is popsel's (`src/lab.rs`, as `popsel demo` uses it), set up as the network tests
+//! set it up (`tests/support/lab.rs`: a named namespace for `ip netns exec`, a DNS server in it,
+//! real-time priority); `benches/fping_compare.py`, `benches/rank_adaptive.py` and
+//! `benches/agent_resources.py` drive this example.
 
-#[path = "../tests/support/lab/mod.rs"]
+// The latency lab's test side, with what it finds at the crate root (as in the network tests);
+// test support, of which this example uses a part.
+#[allow(dead_code)]
+#[path = "../tests/support/bounded.rs"]
+mod bounded;
+#[allow(dead_code)]
+#[path = "../tests/support/dns.rs"]
+mod dns;
+#[allow(dead_code)]
+#[path = "../tests/support/lab.rs"]
 mod lab;
+#[allow(dead_code)]
+#[path = "../tests/support/netns.rs"]
+mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

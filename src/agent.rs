@@ -28,8 +28,10 @@ use tokio::time::Instant;
 use crate::atmos::{Client, Gate, RetryPolicy};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::{Generation, JOBS, Mode, Pipeline, ProberSlot};
+use crate::pipeline::{self, Generation, JOBS, Mode, Pipeline, ProberSlot};
+use crate::probe::icmp::Prober;
 use crate::rank::Rankings;
+use crate::reconcile::Plan;
 use crate::schedule::{BACKOFF_CAP, Schedule, Stage};
 use crate::select::Selection;
 
@@ -97,11 +99,30 @@ impl Agent {
         make_client: ClientFactory,
         no_probe: bool,
     ) -> anyhow::Result<Arc<Agent>> {
+        let prober = ProberSlot::open(&config.locations, no_probe, &config.probe, &LogReport);
+        Agent::with_prober_slot(config, make_client, prober)
+    }
+
+    /// [`Agent::new`] with the probe engine given: `popsel demo` opens its sockets inside its
+    /// latency lab's network namespace, and they are never opened again elsewhere. `None`:
+    /// every location ranked by distance.
+    pub fn with_prober(
+        config: Config,
+        make_client: ClientFactory,
+        prober: Option<Prober>,
+    ) -> anyhow::Result<Arc<Agent>> {
+        Agent::with_prober_slot(config, make_client, ProberSlot::given(prober))
+    }
+
+    fn with_prober_slot(
+        config: Config,
+        make_client: ClientFactory,
+        prober: ProberSlot,
+    ) -> anyhow::Result<Arc<Agent>> {
         let metrics = Arc::new(Metrics::with_series(config.metrics.series));
         let report = Box::new(LogReport);
         let gate = gate_for(&config.schedule);
         let client = make_client(&config, &metrics)?.with_gate(gate.clone());
-        let prober = ProberSlot::open(&config.locations, no_probe, &config.probe, &*report);
         if let Some(up) = prober.socket_up() {
             metrics.probe_socket(up);
         }
@@ -149,6 +170,18 @@ impl Agent {
     /// Every stage once, in order. Returns whether all succeeded.
     pub async fn cycle(&self) -> bool {
         self.pipeline.cycle().await
+    }
+
+    /// One job's stages once, in order, as [`cycle`](Self::cycle) runs each of the [`JOBS`]
+    /// (`popsel demo`, which shows the reconcile plan before the reconcile job carries it out).
+    /// Returns whether all succeeded.
+    pub async fn run_job(&self, job: &[Stage]) -> bool {
+        self.pipeline.run_job(job).await
+    }
+
+    /// What the reconcile stage would do now, as `popsel plan` shows it; nothing is written.
+    pub async fn tunnel_plan(&self) -> Result<Plan, pipeline::StageError> {
+        self.pipeline.tunnel_plan().await
     }
 
     /// The scheduled stages that have completed no run for 3 of their intervals (`/healthz`).

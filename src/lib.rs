@@ -4,8 +4,10 @@
 //! `resolve`, `probe`, `rank`, `select`, `reconcile`, `edge` (the hand-off), `status` and
 //! `metrics` (the export). `pipeline` is the one place that sequences them; `agent` schedules
 //! it; `cli` turns command lines into calls. `atmos` is the API client, `sim` its emulator,
-//! `config` parses and assembles each stage's settings. The README's "How the code is laid
-//! out" has the data flow.
+//! `config` parses and assembles each stage's settings. `lab` is the latency lab (a network
+//! namespace where the benchmarking range answers ICMP with chosen latency) that `popsel demo`
+//! measures in and the network tests run popsel in. The README's "How the code is laid out"
+//! has the data flow.
 
 // One audited exception: `probe::icmp` (socket options on surge-ping's socket).
 #![deny(unsafe_code)]
@@ -24,6 +26,7 @@ pub mod config;
 pub mod edge;
 pub mod fuzz;
 pub mod http_server;
+pub mod lab;
 pub mod location;
 pub mod metrics;
 pub mod pipeline;

@@ -318,6 +318,14 @@ impl Pipeline {
         Ok(Planned { decision, tunnels })
     }
 
+    /// The reconcile plan alone, from the whole account as `popsel plan` makes it, for the
+    /// selection and catalogue the stages have left; nothing is written (but the fingerprint
+    /// key, made on first use).
+    pub async fn tunnel_plan(&self) -> Result<Plan, StageError> {
+        let generation = self.generation();
+        Ok(self.plan_tunnels(&generation, false, true).await?.plan)
+    }
+
     /// `popsel apply`, after `plan`: reconcile → hand-off.
     pub async fn apply(&self, planned: Planned) -> Result<Applied, StageError> {
         let generation = self.generation();

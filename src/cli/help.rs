@@ -256,6 +256,10 @@ Examples:
 ";
 
 pub const DEMO: &str = "\
+As root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW) the demo measures latency in an emulated
+network, a network namespace of its own where the sample PoPs answer ICMP echo after delays from
+their distance; otherwise it ranks by distance and says so.
+
 Exit codes:
   0    the cycle succeeded (and, without --once, Ctrl-C stopped the metrics server)
   1    a stage of the cycle failed

@@ -17,6 +17,9 @@ use super::notice::{Notice, Report};
 pub struct ProberSlot {
     /// Whether a location is measured from this host (and probing was not turned off).
     wanted: bool,
+    /// Whether the engine may be opened anew here (not one given, as the demo's, whose
+    /// sockets live in a namespace of its own).
+    reopens: bool,
     prober: Option<Arc<Prober>>,
     /// Why the last try failed, said once until it changes.
     failure: Option<String>,
@@ -33,6 +36,7 @@ impl ProberSlot {
     ) -> ProberSlot {
         let mut slot = ProberSlot {
             wanted: probes_from_here(locations, no_probe),
+            reopens: true,
             prober: None,
             failure: None,
         };
@@ -44,9 +48,15 @@ impl ProberSlot {
 
     /// No engine, none wanted: a pipeline that never probes.
     pub fn none() -> ProberSlot {
+        ProberSlot::given(None)
+    }
+
+    /// The engine given, opened by the caller, never opened again (`None`: no probing).
+    pub fn given(prober: Option<Prober>) -> ProberSlot {
         ProberSlot {
-            wanted: false,
-            prober: None,
+            wanted: prober.is_some(),
+            reopens: false,
+            prober: prober.map(Arc::new),
             failure: None,
         }
     }
@@ -63,8 +73,8 @@ impl ProberSlot {
         settings: &ProbeSettings,
         report: &dyn Report,
     ) -> Option<Arc<Prober>> {
-        if !self.wanted {
-            return None;
+        if !self.wanted || !self.reopens {
+            return self.prober.clone();
         }
         let stale = self
             .prober

@@ -65,3 +65,13 @@ async fn no_probe_or_no_local_location_wants_no_socket() {
     assert_eq!(slot.socket_up(), None);
     assert!(notices.0.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_slot_given_no_engine_never_opens_one() {
+    let notices = Notices::default();
+    let mut slot = ProberSlot::given(None);
+    assert_eq!(slot.socket_up(), None);
+    // Even with settings that a slot of its own would try (and fail) to open.
+    assert!(slot.current(&missing_device(), &notices).is_none());
+    assert!(notices.0.lock().unwrap().is_empty());
+}

@@ -1,7 +1,7 @@
-//! `popsel rank` in the latency lab (`tests/support/lab/`): a network namespace where
-//! 198.18.0.0/15 answers ICMP echo after a delay derived from great-circle distance, with a
-//! congested nearest PoP, a lossy one, a silent one, an address only DNS knows and an NXDOMAIN
-//! name. popsel runs inside the namespace as a process (`ip netns exec`), with the lab's DNS
+//! `popsel rank` in the latency lab (`src/lab.rs`, as `tests/support/lab.rs` sets it up): a
+//! network namespace where 198.18.0.0/15 answers ICMP echo after a delay derived from
+//! great-circle distance, with a congested nearest PoP, a lossy one, a silent one, an address
+//! only DNS knows and an NXDOMAIN name. popsel runs inside the namespace as a process (`ip netns exec`), with the lab's DNS
 //! server. Needs root: skips otherwise, fails under CI=true.
 
 use crate::{lab, support};
@@ -92,7 +92,7 @@ fn rank_probing(lab: &Lab, dir: &Path, probing: &[&str], extra: &[&str]) -> Valu
         .args(probing)
         .args(["--output", "json"])
         .args(extra);
-    let out = lab::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
+    let out = crate::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
     let stderr = support::stderr(&out);
     assert!(out.status.success(), "popsel rank failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -374,7 +374,7 @@ fn a_whole_rank_cycle_against_the_emulator_in_the_lab() {
         .arg(lab.nameserver().to_string())
         .args(["--count", "3", "--interval", "50ms", "--timeout", "500ms"])
         .args(["--output", "json"]);
-    let out = lab::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
+    let out = crate::bounded::run_within(cmd, Duration::from_secs(60)).expect("popsel rank");
     assert!(out.status.success(), "{}", support::stderr(&out));
     let ranking: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let pops = ranking["pops"].as_array().expect("pops");

@@ -1,6 +1,7 @@
 //! Commands the test labs run to their end with a time limit, so that a hung `ip`, `swanctl` or
 //! `popsel` fails a test instead of stalling it. Shared by the IPsec lab (`support::ipsec`) and
-//! the latency lab (`tests/support/lab/`, which includes this file with `#[path]`).
+//! the latency lab's test side (`tests/support/lab.rs`; `examples/lab.rs` includes this file
+//! with `#[path]`).
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};

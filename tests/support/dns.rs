@@ -1,8 +1,9 @@
 //! A real authoritative DNS server for tests: hickory-server on 127.0.0.1, UDP and TCP on one
 //! port (so one `IP:PORT` serves both, as `--nameserver` expects), for one zone of A and AAAA
-//! records. Any other name under the zone is NXDOMAIN. Included with `#[path]` by the latency lab
-//! (inside its namespace, where 127.0.0.1 is the namespace's loopback), whose copy the network
-//! test binary's `resolve_dns` tests also use; binaries without DNS tests do not compile it.
+//! records. Any other name under the zone is NXDOMAIN. Declared with `#[path]` by the network
+//! test binary (its `resolve_dns` tests, and the latency lab's test side, `lab.rs`, which runs it
+//! inside the lab's namespace, where 127.0.0.1 is the namespace's loopback) and by
+//! `examples/lab.rs`; binaries without DNS tests do not compile it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

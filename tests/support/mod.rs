@@ -1,9 +1,10 @@
 //! Shared test support: an emulator on 127.0.0.1 port 0 with a client for it, and a way to run
 //! the `popsel` binary; `site` is the demo site the tests build their configs on, `api` the API
-//! tests' helpers, `raw_http` and `dns` real servers of their own, `lab` the latency lab, `ipsec`
-//! the IPsec lab (real charons); `netns` (network namespace guards) and `bounded` (commands run
-//! with a time limit) are what the two labs share. Each test binary (`tests/<binary>/main.rs`)
-//! declares it once as `#[path = "../support/mod.rs"] mod support;`.
+//! tests' helpers, `raw_http` a real server of its own, `ipsec` the IPsec lab (real charons);
+//! `netns` (network namespace guards) and `bounded` (commands run with a time limit) are what
+//! it shares with the latency lab's test side (`lab.rs`, with its DNS server `dns.rs`, which the
+//! network test binary and `examples/lab.rs` declare themselves). Each test binary
+//! (`tests/<binary>/main.rs`) declares it once as `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code)]
 

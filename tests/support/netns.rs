@@ -4,9 +4,10 @@
 //! a later lab find what a killed one left: [`sweep_stale`] kills the processes still running in
 //! such a namespace (which would keep it alive) and deletes it.
 //!
-//! Shared by the IPsec lab (`support::ipsec::netns`, prefix `popsel-ipsec-`) and the latency lab
-//! (`tests/support/lab/`, prefix `popsel-lab-`, which includes this file and `bounded.rs` with
-//! `#[path]`).
+//! Shared by the IPsec lab (`support::ipsec::netns`, prefix `popsel-ipsec-`) and the latency
+//! lab's test side (`tests/support/lab.rs`, prefix `popsel-lab-`; `examples/lab.rs` includes
+//! this file and `bounded.rs` with `#[path]`). `popsel demo`'s lab needs none of this: its
+//! namespace has no name (`src/lab.rs`).
 
 use std::ffi::OsStr;
 use std::fs::File;

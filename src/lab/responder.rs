@@ -6,9 +6,12 @@
 //! *clock*, which sleeps on a condition variable until the earliest reply is due: tokio's timer
 //! has a granularity of 1 ms (a reply would leave 0 to 1 ms late, uniformly), while a thread
 //! sleeping to an exact deadline wakes within tens of microseconds, well inside the 0.5 ms the
-//! benchmark compares popsel with fping to. The lab gives this thread and the reader a
-//! real-time priority (`chrt --fifo`), so a busy machine does not delay them either. [`Stats`]
-//! records how late replies actually left (typically 10 to 30 µs on average).
+//! benchmark compares popsel with fping to. The tests and benchmarks give this thread and the
+//! reader a real-time priority (`chrt --fifo`, through [`Options::prepare_thread`]), so a busy
+//! machine does not delay them either. [`Stats`] records how late replies actually left
+//! (typically 10 to 30 µs on average).
+//!
+//! [`Options::prepare_thread`]: super::Options::prepare_thread
 //!
 //! Loss comes in two modes ([`LossMode`], chosen per world):
 //! - *even* (the default): spread evenly rather than drawn at random. Each address keeps an
@@ -25,10 +28,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::world::{Link, LossMode};
+
+/// A poisoned lock only means a panic elsewhere mid-update; counters and queue stay usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The Internet checksum (RFC 1071) of `data`: one's complement of the one's complement sum
 /// of its 16-bit big-endian words, an odd last byte padded with zero. A header or message
@@ -142,7 +150,7 @@ pub struct Stats {
 impl Stats {
     /// A copy of the per-address counters.
     pub fn snapshot(&self) -> HashMap<Ipv4Addr, AddressStats> {
-        self.per_address.lock().expect("stats lock").clone()
+        lock(&self.per_address).clone()
     }
 
     /// Mean and largest lateness of the replies sent so far.
@@ -195,7 +203,7 @@ pub struct Clock {
 impl Clock {
     /// Queues `packet` to be sent at `at`.
     pub fn schedule(&self, at: Instant, packet: Vec<u8>) {
-        let mut q = self.queue.lock().expect("clock lock");
+        let mut q = lock(&self.queue);
         q.seq += 1;
         let seq = q.seq;
         let earliest = q.heap.peek().is_none_or(|Reverse(d)| at < d.at);
@@ -208,13 +216,13 @@ impl Clock {
 
     /// Ends [`Clock::run`]; replies not yet due are not sent.
     pub fn stop(&self) {
-        self.queue.lock().expect("clock lock").stop = true;
+        lock(&self.queue).stop = true;
         self.wake.notify_one();
     }
 
     /// Sends every reply when it is due, through `send`, until stopped.
     pub fn run(&self, send: impl Fn(&[u8]) -> std::io::Result<usize>, stats: &Stats) {
-        let mut q = self.queue.lock().expect("clock lock");
+        let mut q = lock(&self.queue);
         let mut ready: Vec<Due> = Vec::new();
         loop {
             if q.stop {
@@ -255,15 +263,18 @@ impl Clock {
                         stats.send_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                q = self.queue.lock().expect("clock lock");
+                q = lock(&self.queue);
                 continue;
             }
             q = match q.heap.peek() {
                 Some(Reverse(d)) => {
                     let wait = d.at.saturating_duration_since(now);
-                    self.wake.wait_timeout(q, wait).expect("clock lock").0
+                    self.wake
+                        .wait_timeout(q, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 }
-                None => self.wake.wait(q).expect("clock lock"),
+                None => self.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
             };
         }
     }
@@ -341,7 +352,7 @@ impl Responder {
                 echo_reply(packet, &request),
             ))
         });
-        let mut stats = self.stats.per_address.lock().expect("stats lock");
+        let mut stats = lock(&self.stats.per_address);
         let s = stats.entry(request.destination).or_default();
         s.requests += 1;
         s.replies += u64::from(answer.is_some());

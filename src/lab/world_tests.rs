@@ -266,3 +266,85 @@ fn the_description_names_each_target_s_pop_and_the_roles() {
         standard.pops[a.dns_extra_pop].pop.city.as_str()
     );
 }
+
+#[test]
+fn a_catalogue_keeps_its_pops_and_addresses_and_answers_by_distance() {
+    let catalog = Catalog::from_json(crate::sim::SAMPLE_CATALOG).expect("the sample parses");
+    let world = World::from_catalog(chicago(), catalog.pops.clone(), 1, false);
+    assert_eq!(world.pops.len(), catalog.pops.len());
+    for (w, pop) in world.pops.iter().zip(&catalog.pops) {
+        assert_eq!(&w.pop, pop);
+    }
+    // Every listed address answers, after the documented delay; a PoP's provider round is
+    // its place among its city's PoPs.
+    let ashburn_azure = world
+        .find("Ashburn, Virginia", "Azure")
+        .expect("in the sample");
+    assert_eq!(world.pops[ashburn_azure].round, 1);
+    for (i, w) in world.pops.iter().enumerate() {
+        for (k, ip) in world.listed(i).into_iter().enumerate() {
+            let expected = BASE_MS
+                + MS_PER_KM * w.distance_km
+                + PROVIDER_STEP_MS * w.round as f64
+                + FQDN_STEP_MS * k as f64;
+            let link = world
+                .links
+                .get(&ip)
+                .unwrap_or_else(|| panic!("{ip} is silent"));
+            assert!(
+                (ms(link.delay) - expected).abs() < 0.001,
+                "{ip}: {link:?} vs {expected}"
+            );
+        }
+    }
+    assert_eq!(world.targets(false).len(), 104);
+}
+
+#[test]
+fn a_catalogue_seen_from_chicago_has_the_anomalies_on_its_nearest_pops() {
+    let catalog = Catalog::from_json(crate::sim::SAMPLE_CATALOG).expect("the sample parses");
+    let world = World::from_catalog(chicago(), catalog.pops, 1, true);
+    let a = world.anomalies.as_ref().expect("anomalies");
+    let id = |i: usize| world.pops[i].pop.id().to_string();
+    assert_eq!(id(a.congested), "US/Chicago, Illinois/GCP");
+    assert_eq!(id(a.lossy), "CA/Toronto, Ontario/AWS");
+    assert_eq!(id(a.silent), "US/Ashburn, Virginia/AWS");
+    // So the nearest PoP is not the best: by latency, Atlanta is.
+    let order = world.expected_order(false);
+    assert_eq!(id(order[0].pop), "US/Atlanta, Georgia/GCP");
+    let congested_place = order
+        .iter()
+        .position(|e| e.pop == a.congested)
+        .expect("ranked");
+    assert!(congested_place >= 5, "{congested_place}");
+}
+
+#[test]
+fn a_catalogue_address_outside_the_range_stays_silent_and_few_pops_have_no_anomalies() {
+    let pop = |city: &str, ip: &str| Pop {
+        country: "US".into(),
+        city: city.into(),
+        provider: "AWS".into(),
+        latitude: 41.0,
+        longitude: -87.0,
+        fqdns: vec![ListedFqdn {
+            name: format!("{city}.example"),
+            ips: vec![ip.parse().expect("an address")],
+        }],
+    };
+    let world = World::from_catalog(
+        chicago(),
+        vec![
+            pop("A", "192.0.2.1"),
+            pop("B", "198.19.255.254"),
+            pop("C", "198.18.0.9"),
+        ],
+        1,
+        true,
+    );
+    assert_eq!(
+        world.links.keys().collect::<Vec<_>>(),
+        [&Ipv4Addr::new(198, 18, 0, 9)]
+    );
+    assert!(world.anomalies.is_none());
+}

@@ -6,7 +6,8 @@
 //! distinct cities). PoP `i` is city `i mod 48` (in an order shuffled by the seed) with the
 //! `i / 48`-th provider, so any number of PoPs is possible and every (city, provider) pair is
 //! distinct. Each PoP has `fqdns_per_pop` FQDNs with one listed address each, all in
-//! 198.18.0.0/15 (the RFC 2544 benchmarking range).
+//! 198.18.0.0/15 (the RFC 2544 benchmarking range). [`World::from_catalog`] takes a catalogue's
+//! PoPs and addresses as they are instead (`popsel demo`: the sample the emulator serves).
 //!
 //! Delay of an address (round trip):
 //!
@@ -29,13 +30,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use popsel::catalog::{Catalog, ListedFqdn, Pop};
-use popsel::location::Site;
-use popsel::rank::distance_km;
 use serde_json::json;
 
-/// Where the cities come from.
-const SAMPLE: &str = include_str!("../../../config/catalog.sample.json");
+use crate::catalog::{Catalog, ListedFqdn, Pop};
+use crate::location::Site;
+use crate::rank::distance_km;
 
 /// Every FQDN of a generated world ends with this (the DNS server's zone).
 pub const DOMAIN: &str = "lab.popsel.test";
@@ -240,11 +239,29 @@ fn slug(text: &str) -> String {
     out.trim_matches('-').to_owned()
 }
 
+/// The IPv4 address of `ip`, if it is one.
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Whether the lab can answer for `ip`: in 198.18.0.0/15 (routed to its TUN device), and not
+/// the lab's own address.
+pub fn answerable(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 198 && (b & 0xfe) == 18 && ip != LAB_ADDRESS
+}
+
 /// Distinct (country, city, latitude, longitude) of the sample catalogue, in its order.
 pub fn sample_cities() -> Vec<(String, String, f64, f64)> {
-    let catalog = Catalog::from_json(SAMPLE).expect("the sample catalogue parses");
+    // The sample is checked by the emulator's unit tests: it parses, every entry valid.
+    let pops = Catalog::from_json(crate::sim::SAMPLE_CATALOG)
+        .map(|c| c.pops)
+        .unwrap_or_default();
     let mut cities: Vec<(String, String, f64, f64)> = Vec::new();
-    for p in catalog.pops {
+    for p in pops {
         if !cities.iter().any(|c| c.0 == p.country && c.1 == p.city) {
             cities.push((p.country, p.city, p.latitude, p.longitude));
         }
@@ -274,56 +291,102 @@ impl World {
         rng.shuffle(&mut order);
 
         let mut pops = Vec::with_capacity(spec.pops);
-        let mut zone = BTreeMap::new();
-        let mut links = BTreeMap::new();
         let mut next_address = 0;
         for i in 0..spec.pops {
             let round = i / cities.len();
             let (country, city, latitude, longitude) = &cities[order[i % cities.len()]];
             let provider = provider(round);
-            let mut pop = Pop {
+            let fqdns = (0..spec.fqdns_per_pop)
+                .map(|k| {
+                    let ip = address(next_address);
+                    next_address += 1;
+                    ListedFqdn {
+                        name: format!(
+                            "ipsec-{}-{}-{}-{}.{DOMAIN}",
+                            slug(country),
+                            slug(city),
+                            slug(&provider),
+                            k + 1
+                        ),
+                        ips: vec![IpAddr::V4(ip)],
+                    }
+                })
+                .collect();
+            let pop = Pop {
                 country: country.clone(),
                 city: city.clone(),
-                provider: provider.clone(),
+                provider,
                 latitude: *latitude,
                 longitude: *longitude,
-                fqdns: Vec::new(),
+                fqdns,
             };
-            let km = distance_km(spec.site, &pop);
-            for k in 0..spec.fqdns_per_pop {
-                let name = format!(
-                    "ipsec-{}-{}-{}-{}.{DOMAIN}",
-                    slug(country),
-                    slug(city),
-                    slug(&provider),
-                    k + 1
-                );
-                let ip = address(next_address);
-                next_address += 1;
-                let delay = BASE_MS
-                    + MS_PER_KM * km
-                    + PROVIDER_STEP_MS * round as f64
-                    + FQDN_STEP_MS * k as f64;
-                links.insert(
-                    ip,
-                    Link {
-                        delay: from_ms(delay),
-                        jitter: Duration::ZERO,
-                        loss: 0.0,
-                    },
-                );
-                zone.insert(name.clone(), vec![ip]);
-                pop.fqdns.push(ListedFqdn {
-                    name,
-                    ips: vec![IpAddr::V4(ip)],
-                });
-            }
-            pops.push(WorldPop {
-                pop,
-                distance_km: km,
-                round,
-            });
+            pops.push((pop, round));
         }
+        World::populate(spec, pops)
+    }
+
+    /// The world of an existing catalogue (`popsel demo`: the sample the emulator serves), seen
+    /// from `site`: its PoPs and addresses as they are, each address of 198.18.0.0/15 answering
+    /// after the delay of the formula above, a PoP's provider round being its place among the
+    /// catalogue's PoPs of its city. Addresses outside the range (and IPv6 ones) stay silent.
+    /// With `anomalies`, those of [`World::generate`], when at least 5 PoPs answer. Even loss.
+    pub fn from_catalog(site: Site, pops: Vec<Pop>, seed: u64, anomalies: bool) -> World {
+        let spec = Spec {
+            site,
+            pops: pops.len(),
+            fqdns_per_pop: pops.iter().map(|p| p.fqdns.len()).max().unwrap_or(0),
+            seed,
+            anomalies,
+            loss: LossMode::Even,
+        };
+        let mut rounds: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let pops = pops
+            .into_iter()
+            .map(|pop| {
+                let seen = rounds
+                    .entry((pop.country.clone(), pop.city.clone()))
+                    .or_default();
+                let round = *seen;
+                *seen += 1;
+                (pop, round)
+            })
+            .collect();
+        World::populate(spec, pops)
+    }
+
+    /// The world of `pops` (each with its provider round): every listed address of the
+    /// benchmarking range answers after its delay, every FQDN resolves to its listed IPv4
+    /// addresses; then the anomalies, if the spec asks for them.
+    fn populate(spec: Spec, pops: Vec<(Pop, usize)>) -> World {
+        let mut zone = BTreeMap::new();
+        let mut links = BTreeMap::new();
+        let pops = pops
+            .into_iter()
+            .map(|(pop, round)| {
+                let km = distance_km(spec.site, &pop);
+                for (k, fqdn) in pop.fqdns.iter().enumerate() {
+                    let v4: Vec<Ipv4Addr> = fqdn.ips.iter().filter_map(|ip| v4(*ip)).collect();
+                    let delay = BASE_MS
+                        + MS_PER_KM * km
+                        + PROVIDER_STEP_MS * round as f64
+                        + FQDN_STEP_MS * k as f64;
+                    for ip in v4.iter().filter(|ip| answerable(**ip)) {
+                        let link = Link {
+                            delay: from_ms(delay),
+                            jitter: Duration::ZERO,
+                            loss: 0.0,
+                        };
+                        links.insert(*ip, link);
+                    }
+                    zone.insert(fqdn.name.clone(), v4);
+                }
+                WorldPop {
+                    pop,
+                    distance_km: km,
+                    round,
+                }
+            })
+            .collect();
         let mut world = World {
             spec,
             pops,
@@ -338,13 +401,20 @@ impl World {
         world
     }
 
-    /// PoPs by the delay of their first address, nearest first (as generated: every address
-    /// has a link).
+    /// The delay of PoP `i`'s first catalogue address; `None` when it has no link.
+    fn first_delay(&self, i: usize) -> Option<Duration> {
+        let first = *self.listed(i).first()?;
+        Some(self.links.get(&first)?.delay)
+    }
+
+    /// The PoPs whose first address answers, by its delay, nearest first (every PoP, as
+    /// generated).
     fn by_delay(&self) -> Vec<usize> {
-        let mut by_delay: Vec<usize> = (0..self.pops.len()).collect();
-        by_delay.sort_by(|&a, &b| {
-            let d = |i: usize| self.links[&self.listed(i)[0]].delay;
-            d(a).cmp(&d(b))
+        let mut by_delay: Vec<(usize, Duration)> = (0..self.pops.len())
+            .filter_map(|i| Some((i, self.first_delay(i)?)))
+            .collect();
+        by_delay.sort_by(|&(a, da), &(b, db)| {
+            da.cmp(&db)
                 .then_with(|| {
                     self.pops[a]
                         .distance_km
@@ -352,39 +422,49 @@ impl World {
                 })
                 .then_with(|| a.cmp(&b))
         });
-        by_delay
+        by_delay.into_iter().map(|(i, _)| i).collect()
     }
 
+    /// The anomalies of the module's docs, on the first five PoPs by delay (none when fewer
+    /// than five answer).
     fn add_anomalies(&mut self) {
         let by_delay = self.by_delay();
-        let [congested, lossy, silent, dns_extra_pop, nxdomain_pop] =
-            [0, 1, 2, 3, 4].map(|k| by_delay[k]);
+        let &[congested, lossy, silent, dns_extra_pop, nxdomain_pop, ..] = by_delay.as_slice()
+        else {
+            return;
+        };
         for ip in self.listed(congested) {
-            let link = self.links.get_mut(&ip).expect("listed address has a link");
-            link.delay += from_ms(CONGESTION_MS);
-            link.jitter = from_ms(CONGESTION_JITTER_MS);
+            if let Some(link) = self.links.get_mut(&ip) {
+                link.delay += from_ms(CONGESTION_MS);
+                link.jitter = from_ms(CONGESTION_JITTER_MS);
+            }
         }
         for ip in self.listed(lossy) {
-            self.links.get_mut(&ip).expect("link").loss = LOSSY_LOSS;
+            if let Some(link) = self.links.get_mut(&ip) {
+                link.loss = LOSSY_LOSS;
+            }
         }
         for ip in self.listed(silent) {
             self.links.remove(&ip);
         }
         let dns_extra_fqdn = self.pops[dns_extra_pop].pop.fqdns[0].name.clone();
-        let first = self.listed(dns_extra_pop)[0];
-        let link = self.links[&first];
-        self.links.insert(DNS_ONLY_FIRST, link);
-        self.zone
-            .get_mut(&dns_extra_fqdn)
-            .expect("zone has every name")
-            .push(DNS_ONLY_FIRST);
+        if let Some(delay) = self.first_delay(dns_extra_pop) {
+            let link = Link {
+                delay,
+                jitter: Duration::ZERO,
+                loss: 0.0,
+            };
+            self.links.insert(DNS_ONLY_FIRST, link);
+        }
+        if let Some(answer) = self.zone.get_mut(&dns_extra_fqdn) {
+            answer.push(DNS_ONLY_FIRST);
+        }
         let nxdomain_fqdn = self.pops[nxdomain_pop]
             .pop
             .fqdns
             .last()
-            .expect("a PoP has FQDNs")
-            .name
-            .clone();
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
         self.zone.remove(&nxdomain_fqdn);
         self.anomalies = Some(Anomalies {
             congested,
@@ -472,10 +552,7 @@ impl World {
             .fqdns
             .iter()
             .flat_map(|f| f.ips.iter())
-            .filter_map(|ip| match ip {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
+            .filter_map(|ip| v4(*ip))
             .collect()
     }
 
@@ -588,7 +665,8 @@ impl World {
                 .map(|(country, locations)| json!({"country": country, "locations": locations}))
                 .collect::<Vec<_>>(),
         });
-        serde_json::to_string_pretty(&doc).expect("JSON") + "\n"
+        // Serialising a `Value` cannot fail (its keys are strings).
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     }
 
     /// PoP `i` as scripts name it: city, country, provider.
