@@ -76,7 +76,8 @@ pub enum Notice {
     NoDns(DnsSetupError),
     /// No ICMP: ranking by distance.
     NoIcmp(IcmpUnavailable),
-    /// ICMP sockets opened again after they could not be: probing resumes.
+    /// ICMP sockets opened again after they could not be, or for a device replaced or
+    /// changed: probing resumes.
     IcmpBack,
     /// ICMP works but no address answered.
     NoReply,
@@ -127,7 +128,10 @@ impl std::fmt::Display for Notice {
             ),
             Notice::NoDns(e) => write!(f, "{e}; using the catalogue's addresses only"),
             Notice::NoIcmp(e) => write!(f, "{e}. Ranking by distance instead."),
-            Notice::IcmpBack => f.write_str("ICMP sockets opened again; ranking by latency"),
+            Notice::IcmpBack => f.write_str(
+                "ICMP sockets opened again (they could not be, or their device was replaced or \
+                 changed); ranking by latency",
+            ),
             Notice::NoReply => f.write_str("no address answered ICMP; ranking by distance"),
             Notice::CachedCatalog { .. } => {
                 f.write_str("the API is unreachable; using the cached catalogue")

@@ -89,10 +89,10 @@ impl ProberSlot {
     fn reopen(&mut self, settings: &ProbeSettings, report: &dyn Report) {
         // The old sockets go first: a new engine takes a new identifier and sequence, so no
         // late reply to the old one is taken for its own.
-        self.prober = None;
+        let replaced = self.prober.take().is_some();
         match Prober::new(settings) {
             Ok(prober) => {
-                if self.failure.take().is_some() {
+                if self.failure.take().is_some() || replaced {
                     report.notice(Notice::IcmpBack);
                 }
                 self.prober = Some(Arc::new(prober));

@@ -15,7 +15,8 @@ fn has(tool: &str) -> bool {
 }
 
 /// promtool is installed by `.ci/run`; locally it may be missing.
-fn promtool() -> bool {
+/// Whether promtool can run here (`.ci/run` installs it; locally it may be missing).
+pub fn promtool() -> bool {
     support::can_run_privileged(if has("promtool") {
         Ok(())
     } else {
@@ -23,23 +24,25 @@ fn promtool() -> bool {
     })
 }
 
+/// Runs `promtool ARGS` and fails with its output unless it succeeds.
+#[track_caller]
+pub fn assert_promtool(args: &[&str]) {
+    let out = Command::new("promtool").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     if !promtool() {
         return;
     }
-    for args in [
-        ["check", "rules", "deploy/prometheus/alerts.yml"],
-        ["test", "rules", "deploy/prometheus/alerts_test.yml"],
-    ] {
-        let out = Command::new("promtool").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert_promtool(&["check", "rules", "deploy/prometheus/alerts.yml"]);
+    assert_promtool(&["test", "rules", "deploy/prometheus/alerts_test.yml"]);
 }
 
 #[test]

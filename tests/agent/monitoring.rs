@@ -4,12 +4,10 @@
 //! whose anchor is a heading of the README.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::deploy::exported;
-use crate::support;
+use crate::deploy::{assert_promtool, exported, promtool};
 
 const DASHBOARD: &str = "deploy/grafana/popsel.json";
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
@@ -264,33 +262,14 @@ fn every_alert_has_a_runbook_url_whose_anchor_is_a_readme_heading() {
     );
 }
 
-/// promtool is installed by `.ci/run`; locally it may be missing.
-fn promtool() -> bool {
-    let available = match Command::new("promtool").arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("promtool is not installed (apt-get install prometheus)".to_owned()),
-    };
-    support::can_run_privileged(available)
-}
-
 #[test]
 fn the_recording_rules_and_the_fleet_configs_pass_promtool() {
     if !promtool() {
         return;
     }
-    for args in [
-        &["check", "rules", RECORDING][..],
-        &["check", "config", "deploy/prometheus/scrape.yml"],
-        &["check", "config", "deploy/prometheus/remote_write.yml"],
-    ] {
-        let out = Command::new("promtool").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert_promtool(&["check", "rules", RECORDING]);
+    assert_promtool(&["check", "config", "deploy/prometheus/scrape.yml"]);
+    assert_promtool(&["check", "config", "deploy/prometheus/remote_write.yml"]);
     let remote = std::fs::read_to_string("deploy/prometheus/remote_write.yml").unwrap();
     assert!(remote.contains("/api/v1/push"), "Mimir's push endpoint");
     assert!(remote.contains("/api/v1/receive"), "Thanos Receive's");
