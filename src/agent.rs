@@ -362,12 +362,7 @@ fn next_wait(
 ) -> (Duration, Duration) {
     if stage == Stage::Catalog && !agent.pipeline.has_catalog() {
         let wait = schedule.catalog_missing_wait(failures.max(1), fastrand::f64());
-        return (
-            wait,
-            schedule
-                .shortest_api_interval()
-                .min(schedule.catalog_interval),
-        );
+        return (wait, schedule.shortest_api_interval());
     }
     let wait = schedule.wait(stage, failures, fastrand::f64());
     (wait, schedule.interval(stage))

@@ -140,7 +140,8 @@ impl Schedule {
     /// interval: a fleet started during an outage still does not call together.
     pub fn catalog_missing_wait(&self, failures: u32, jitter: f64) -> Duration {
         let every = self.catalog_interval;
-        let first = self.shortest_api_interval().min(every);
+        // At most `every`: the catalogue's is one of the API intervals.
+        let first = self.shortest_api_interval();
         let ceiling = first
             .saturating_mul(1 << failures.saturating_sub(1).min(16))
             .min(every);
