@@ -86,16 +86,19 @@ impl ProberSlot {
         self.prober.clone()
     }
 
+    /// Opens the engine anew. When that fails, the one there stays: sockets whose device is
+    /// gone cannot send, so every PoP looks silent and the selection holds its choices ("no
+    /// PoP answers from this host"), where no engine at all would rank by distance and could
+    /// move the site's tunnels while its uplink is down.
     fn reopen(&mut self, settings: &ProbeSettings, report: &dyn Report) {
-        // The old sockets go first: a new engine takes a new identifier and sequence, so no
-        // late reply to the old one is taken for its own.
-        let replaced = self.prober.take().is_some();
         match Prober::new(settings) {
             Ok(prober) => {
+                // A new engine takes a new identifier and sequence: no late reply to the old
+                // one is taken for its own.
+                let replaced = self.prober.replace(Arc::new(prober)).is_some();
                 if self.failure.take().is_some() || replaced {
                     report.notice(Notice::IcmpBack);
                 }
-                self.prober = Some(Arc::new(prober));
             }
             Err(e) => {
                 let text = e.to_string();

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use popsel::location::{Location, Site};
+use popsel::pipeline::{Notice, ProberSlot, Report};
 use popsel::probe::icmp::{Prober, SocketKind};
 use popsel::probe::{Probe, ProbeSettings};
 use popsel::progress::{Phase, Progress};
@@ -776,10 +778,37 @@ async fn probes_leave_by_the_configured_device_or_not_at_all() {
     );
 }
 
+/// Notices a pipeline gives, as text.
+#[derive(Default)]
+struct Notices(std::sync::Mutex<Vec<String>>);
+
+impl Report for Notices {
+    fn notice(&self, notice: Notice) {
+        self.0.lock().unwrap().push(notice.to_string());
+    }
+}
+
+/// A location measured from this host.
+fn local_location() -> Location {
+    Location {
+        name: "here".to_owned(),
+        location_id: String::new(),
+        site: Site {
+            latitude: 0.0,
+            longitude: 0.0,
+        },
+        local: true,
+        tunnels: Vec::new(),
+        local_ts: Vec::new(),
+        remote_ts: Vec::new(),
+    }
+}
+
 /// A device deleted and created again (a PPP or LTE link that came back) is another device to
 /// sockets bound to the first: they can no longer send, and the prober says it must be opened
 /// anew (`Prober::device_changed`, which the agent checks before each probe round); a new one
-/// sends again. Inside a namespace of the test's own: a veth device holding 198.18.7.1, which
+/// sends again; the agent's `ProberSlot` keeps its sockets while the device is gone and opens
+/// new ones when it is back. Inside a namespace of the test's own: a veth device holding 198.18.7.1, which
 /// the kernel answers through loopback (this kernel has no dummy devices).
 #[test]
 fn a_device_created_again_is_another_device_to_the_probes() {
@@ -840,6 +869,33 @@ fn a_device_created_again_is_another_device_to_the_probes() {
                     .probe(&[target], &settings, &Progress::default())
                     .await;
                 assert_clean(target, &after[&target], 2);
+                drop((first, second));
+
+                // The agent's slot: while the device is gone it keeps the sockets it has (every
+                // PoP silent, so the selection holds), and opens new ones once it is back.
+                let notices = Notices::default();
+                let mut slot = ProberSlot::open(&[local_location()], false, &settings, &notices);
+                let opened = slot.current(&settings, &notices).expect("open");
+                ns.run(&["ip", "link", "del", "wan0"]).expect("delete wan0");
+                let kept = slot
+                    .current(&settings, &notices)
+                    .expect("kept while wan0 is gone");
+                assert!(Arc::ptr_eq(&opened, &kept));
+                assert_eq!(slot.socket_up(), Some(true));
+                add_wan();
+                let reopened = slot.current(&settings, &notices).expect("reopened");
+                assert!(
+                    !Arc::ptr_eq(&opened, &reopened),
+                    "new sockets for the new wan0"
+                );
+                let back = reopened
+                    .probe(&[target], &settings, &Progress::default())
+                    .await;
+                assert_clean(target, &back[&target], 2);
+                let said = notices.0.lock().unwrap().clone();
+                assert_eq!(said.len(), 2, "{said:?}");
+                assert_contains(&said[0], "wan0");
+                assert_contains(&said[1], "opened again");
             });
         });
     });
