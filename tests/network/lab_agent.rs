@@ -34,10 +34,8 @@ fn the_agent_probes_its_contenders_every_round_and_every_address_every_fourth() 
     }
     let lab = Lab::start(world.clone()).unwrap_or_else(|e| panic!("the lab did not start: {e}"));
     let files = SiteDir::new();
-    let catalog = files.path("catalog.json");
-    lab.write_catalog(&catalog).expect("catalogue");
     let sim = lab
-        .start_sim(Path::new(POPSEL), &catalog, support::TOKEN)
+        .serve_world(Path::new(POPSEL), files.dir.path(), support::TOKEN)
         .expect("popsel sim in the lab");
     let sections = format!(
         r#"

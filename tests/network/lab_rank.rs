@@ -362,10 +362,8 @@ fn a_whole_rank_cycle_against_the_emulator_in_the_lab() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let catalog = dir.path().join("catalog.json");
-    lab.write_catalog(&catalog).expect("catalogue");
     let sim = lab
-        .start_sim(Path::new(POPSEL), &catalog, support::TOKEN)
+        .serve_world(Path::new(POPSEL), dir.path(), support::TOKEN)
         .expect("popsel sim in the lab");
     let mut cmd = popsel_in(&lab);
     cmd.env("POPSEL_API_URL", &sim.url)

@@ -48,10 +48,8 @@ impl Fleet {
         }
         let lab = Lab::start(world).unwrap_or_else(|e| panic!("the lab did not start: {e}"));
         let files = SiteDir::new();
-        let catalog = files.path("catalog.json");
-        lab.write_catalog(&catalog).expect("catalogue");
         let sim = lab
-            .start_sim(Path::new(POPSEL), &catalog, support::TOKEN)
+            .serve_world(Path::new(POPSEL), files.dir.path(), support::TOKEN)
             .expect("popsel sim in the lab");
         Some(Fleet { lab, sim, files })
     }

@@ -128,6 +128,19 @@ impl Lab {
             .map_err(|e| format!("write {}: {e}", path.display()))
     }
 
+    /// The world's catalogue written to `dir/catalog.json` and served by [`Lab::start_sim`]:
+    /// what a test of `popsel` against the lab's API needs.
+    pub fn serve_world(
+        &self,
+        popsel: &Path,
+        dir: &Path,
+        token: &str,
+    ) -> Result<SimProcess, String> {
+        let catalog = dir.join("catalog.json");
+        self.write_catalog(&catalog)?;
+        self.start_sim(popsel, &catalog, token)
+    }
+
     /// Runs `popsel sim --listen 127.0.0.1:0 --catalog <catalog>` inside the namespace with
     /// `token`, and waits until it says where it listens.
     pub fn start_sim(
