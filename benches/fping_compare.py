@@ -87,25 +87,21 @@ def build():
 class LabProcess:
     """The lab example, running until stopped (SIGINT), which deletes its namespace."""
 
-    def __init__(self, lab_bin, popsel_bin, args, workdir):
+    def __init__(self, lab_bin, popsel_bin, workdir, world_args):
+        """Starts `lab_bin` with `world_args` (which world, seen from where), writing its
+        catalogue, world and stats into `workdir`, and waits until it is ready."""
         self.workdir = workdir
         self.world_path = workdir / "world.json"
         self.stats_path = workdir / "lab-stats.json"
         self.out_path = workdir / "lab.out"
-        pops = math.ceil(args.addresses / 2)
         cmd = [
             str(lab_bin),
-            "--site", args.site,
-            "--pops", str(pops),
-            "--fqdns-per-pop", "2",
-            "--seed", str(args.seed),
+            *world_args,
             "--popsel", str(popsel_bin),
             "--write-catalog", str(workdir / "catalog.json"),
             "--write-world", str(self.world_path),
             "--write-stats", str(self.stats_path),
         ]
-        if args.no_anomalies:
-            cmd.append("--no-anomalies")
         self.out = open(self.out_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -137,6 +133,39 @@ class LabProcess:
         if self.stats_path.exists():
             return json.loads(self.stats_path.read_text())
         return None
+
+
+def binaries(no_build):
+    """The release popsel and lab example: built now, or as they are with `no_build`."""
+    if no_build:
+        target = REPO / "target" / "release"
+        return target / "popsel", target / "examples" / "lab"
+    return build()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def in_workdir(prefix, keep, body):
+    """Runs `body(workdir, labs)` in a fresh work directory, SIGTERM taken as Ctrl-C. Every lab
+    `body` appends to `labs` is stopped (its namespace deleted) and the directory removed
+    (unless `keep`), however it ends. Returns `body`'s exit code, 130 when interrupted."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    labs = []
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return body(workdir, labs)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        for lab in labs:
+            lab.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"work directory kept: {workdir}")
 
 
 def run_popsel(lab, popsel_bin, args):
@@ -253,21 +282,15 @@ def main():
     if args.addresses < 12 and not args.no_anomalies:
         fail("--addresses must be at least 12 with anomalies (6 PoPs)", 2)
     ensure_fping()
-    if args.no_build:
-        target = REPO / "target" / "release"
-        popsel_bin, lab_bin = target / "popsel", target / "examples" / "lab"
-    else:
-        popsel_bin, lab_bin = build()
+    popsel_bin, lab_bin = binaries(args.no_build)
 
-    workdir = Path(tempfile.mkdtemp(prefix="popsel-fping-"))
-    lab = None
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        lab = LabProcess(lab_bin, popsel_bin, args, workdir)
+    def body(workdir, labs):
+        world_args = ["--site", args.site, "--pops", str(math.ceil(args.addresses / 2)),
+                      "--fqdns-per-pop", "2", "--seed", str(args.seed)]
+        if args.no_anomalies:
+            world_args.append("--no-anomalies")
+        lab = LabProcess(lab_bin, popsel_bin, workdir, world_args)
+        labs.append(lab)
         targets = lab.world["targets"]
         targets_file = workdir / "targets.txt"
         targets_file.write_text("".join(t["ip"] + "\n" for t in targets))
@@ -423,17 +446,9 @@ def main():
                 f"the probers counted {total_received}; replies left {stats['late_us_mean']} us late on average, "
                 f"{stats['late_us_max']} us at most"
             )
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if lab is not None:
-            lab.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"work directory kept: {workdir}")
-    return 0
+        return 0
+
+    return in_workdir("popsel-fping-", args.keep, body)
 
 
 if __name__ == "__main__":

@@ -37,21 +37,17 @@ load average is printed, and the ratios are taken within the run.
 import argparse
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 # Importing fping_compare must leave no __pycache__ in the repository.
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fping_compare as fc  # noqa: E402  (lab start/stop, fping install, build, percentiles)
+import fping_compare as fc  # noqa: E402  (lab start/stop, work directory, fping install, build, percentiles)
 
-REPO = fc.REPO
 METHODS = ("adaptive", "fixed5", "fping")
 LABELS = {
     "adaptive": "popsel adaptive",
@@ -66,40 +62,6 @@ JITTER_CAP_MS = 50.0
 def fail(msg, code=1):
     print(f"rank_adaptive: {msg}", file=sys.stderr)
     sys.exit(code)
-
-
-class NeighbourLab(fc.LabProcess):
-    """The lab example with the lossy-neighbour world; stop() and stats() are fping_compare's."""
-
-    def __init__(self, lab_bin, popsel_bin, args, workdir):
-        self.workdir = workdir
-        self.world_path = workdir / "world.json"
-        self.stats_path = workdir / "lab-stats.json"
-        self.out_path = workdir / "lab.out"
-        cmd = [
-            str(lab_bin),
-            "--world", "lossy-neighbour",
-            "--site", args.site,
-            "--pops", str(args.pops),
-            "--seed", str(args.seed),
-            "--popsel", str(popsel_bin),
-            "--write-catalog", str(workdir / "catalog.json"),
-            "--write-world", str(self.world_path),
-            "--write-stats", str(self.stats_path),
-        ]
-        if args.loss_seed is not None:
-            cmd += ["--loss-seed", str(args.loss_seed)]
-        self.out = open(self.out_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "popsel lab ready:" not in self.out_path.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                text = self.out_path.read_text()
-                self.stop()
-                fail(f"the lab did not start:\n{text}")
-            time.sleep(0.05)
-        self.world = json.loads(self.world_path.read_text())
-        self.netns = self.world["netns"]
 
 
 def pop_key(p):
@@ -297,22 +259,16 @@ def main():
     if args.runs < 1 or args.pops < 6:
         fail("--runs must be at least 1 and --pops at least 6", 2)
     fc.ensure_fping()
-    if args.no_build:
-        target = REPO / "target" / "release"
-        popsel_bin, lab_bin = target / "popsel", target / "examples" / "lab"
-    else:
-        popsel_bin, lab_bin = fc.build()
+    popsel_bin, lab_bin = fc.binaries(args.no_build)
 
-    workdir = Path(tempfile.mkdtemp(prefix="popsel-rank-adaptive-"))
-    lab = None
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
+    def body(workdir, labs):
         load_before = loadavg()
-        lab = NeighbourLab(lab_bin, popsel_bin, args, workdir)
+        world_args = ["--world", "lossy-neighbour", "--site", args.site, "--pops", str(args.pops),
+                      "--seed", str(args.seed)]
+        if args.loss_seed is not None:
+            world_args += ["--loss-seed", str(args.loss_seed)]
+        lab = fc.LabProcess(lab_bin, popsel_bin, workdir, world_args)
+        labs.append(lab)
         world = lab.world
         roles = world["lossy_neighbour"]
         truth = [pop_key(e) for e in world["expected"][:3]]
@@ -369,16 +325,8 @@ def main():
             args.json.write_text(json.dumps(doc, indent=1))
             print(f"  raw results: {args.json}")
         return 0 if ok_all else 1
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if lab is not None:
-            lab.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"work directory kept: {workdir}")
+
+    return fc.in_workdir("popsel-rank-adaptive-", args.keep, body)
 
 
 if __name__ == "__main__":
