@@ -211,6 +211,17 @@ def run_fping(lab, targets_file, args):
         "-t", str(args.timeout),
         "-f", str(targets_file),
     ]
+    wall, per = fping_counts(cmd)
+    per = {
+        ip: {"median": statistics.median(rtts) if rtts else None, "received": len(rtts)}
+        for ip, rtts in ((ip, [v for v in values if v is not None]) for ip, values in per.items())
+    }
+    return wall, per, cmd
+
+
+def fping_counts(cmd):
+    """Runs an `fping -C N -q` command line: its wall time and, per address, the round trip
+    of each request in ms (None: no reply)."""
     start = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -219,14 +230,10 @@ def run_fping(lab, targets_file, args):
         if " : " not in line:
             continue
         ip, _, values = line.partition(" : ")
-        rtts = [float(v) for v in values.split() if v != "-"]
-        per[ip.strip()] = {
-            "median": statistics.median(rtts) if rtts else None,
-            "received": len(rtts),
-        }
+        per[ip.strip()] = [None if v == "-" else float(v) for v in values.split()]
     if not per:
         fail(f"fping printed no results ({out.returncode}): {out.stderr[:2000]}")
-    return wall, per, cmd
+    return wall, per
 
 
 def expected_received(targets, count, sequence):

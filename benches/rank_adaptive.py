@@ -131,17 +131,7 @@ def run_fping(lab, targets_file, args):
     if args.fping_interval > 0:
         cmd += ["-i", f"{args.fping_interval:g}"]
     cmd += ["-f", str(targets_file)]
-    start = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.monotonic() - start
-    per = {}
-    for line in out.stderr.splitlines():
-        if " : " not in line:
-            continue
-        ip, _, values = line.partition(" : ")
-        per[ip.strip()] = [None if v == "-" else float(v) for v in values.split()]
-    if not per:
-        fail(f"fping printed no results ({out.returncode}): {out.stderr[:2000]}")
+    wall, per = fc.fping_counts(cmd)
     return {"wall_s": wall, "per_address": per, "requests": sum(len(v) for v in per.values()),
             "addresses": len(per)}, cmd
 
