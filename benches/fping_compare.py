@@ -168,27 +168,33 @@ def in_workdir(prefix, keep, body):
             print(f"work directory kept: {workdir}")
 
 
-def run_popsel(lab, popsel_bin, args):
+def popsel_rank(lab, popsel_bin, args, options):
+    """Runs `popsel rank` on the lab's catalogue, inside its namespace, with no DNS, `args`'
+    site, interval and timeout, and `options`: its wall time and its JSON document."""
     cmd = [
         "ip", "netns", "exec", lab.netns, str(popsel_bin), "rank",
         "--site", args.site,
         "--catalog", lab.world["catalog"],
         "--no-dns",
-        "--count", str(args.count),
         "--interval", f"{args.interval}ms",
         "--timeout", f"{args.timeout}ms",
-        "--max-pps", str(args.max_pps),
         "--output", "json",
+        *options,
     ]
-    if args.concurrency:
-        cmd += ["--concurrency", str(args.concurrency)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("POPSEL_")}
     start = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.monotonic() - start
     if out.returncode != 0:
         fail(f"popsel rank failed ({out.returncode}): {out.stderr}")
-    doc = json.loads(out.stdout)
+    return wall, json.loads(out.stdout)
+
+
+def run_popsel(lab, popsel_bin, args):
+    options = ["--count", str(args.count), "--max-pps", str(args.max_pps)]
+    if args.concurrency:
+        options += ["--concurrency", str(args.concurrency)]
+    wall, doc = popsel_rank(lab, popsel_bin, args, options)
     per = {}
     for pop in doc["pops"]:
         for e in pop["endpoints"]:

@@ -38,9 +38,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 # Importing fping_compare must leave no __pycache__ in the repository.
@@ -69,24 +67,8 @@ def pop_key(p):
 
 
 def run_popsel(lab, popsel_bin, args, fixed):
-    cmd = [
-        "ip", "netns", "exec", lab.netns, str(popsel_bin), "rank",
-        "--site", args.site,
-        "--catalog", lab.world["catalog"],
-        "--no-dns",
-        "--interval", f"{args.interval}ms",
-        "--timeout", f"{args.timeout}ms",
-        "--output", "json",
-    ]
-    if fixed:
-        cmd += ["--probes", "fixed", "--count", "5"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POPSEL_")}
-    start = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.monotonic() - start
-    if out.returncode != 0:
-        fail(f"popsel rank failed ({out.returncode}): {out.stderr}")
-    doc = json.loads(out.stdout)
+    options = ["--probes", "fixed", "--count", "5"] if fixed else []
+    wall, doc = fc.popsel_rank(lab, popsel_bin, args, options)
     pops = sorted(doc["pops"], key=lambda p: p["rank"])
     endpoints = [e for p in pops for e in p["endpoints"]]
     sent = sum(e["sent"] or 0 for e in endpoints)
