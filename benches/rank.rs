@@ -10,14 +10,13 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use popsel::atmos::types::PopDocument;
 use popsel::catalog::{Catalog, Pop};
 use popsel::location::Site;
-use popsel::probe::Probe;
+use popsel::probe::{Probe, Probes};
 use popsel::rank::rank;
 use popsel::resolve::{self, Answer, Endpoint};
 use serde::Deserialize;
@@ -63,8 +62,8 @@ fn catalogue_json() -> String {
 }
 
 /// A probe result for every address: most answer, some lose, some are silent.
-fn probes(catalog: &Catalog) -> HashMap<IpAddr, Probe> {
-    let mut out = HashMap::new();
+fn probes(catalog: &Catalog) -> Probes {
+    let mut out = Probes::default();
     for (i, ip) in catalog
         .pops
         .iter()

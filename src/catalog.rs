@@ -10,6 +10,7 @@ mod wire;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +19,11 @@ use crate::atmos::types::{Coordinate, CoordinateRef, Lenient, PopDocument, PopEn
 /// An IPsec PoP as the catalogue lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pop {
-    pub country: String,
-    pub city: String,
-    pub provider: String,
+    /// Shared by the catalogue's PoPs in the same country (one allocation per country, not one
+    /// per PoP), as `provider` is by those of the same provider.
+    pub country: Arc<str>,
+    pub city: Arc<str>,
+    pub provider: Arc<str>,
     pub latitude: f64,
     pub longitude: f64,
     pub fqdns: Vec<ListedFqdn>,
@@ -41,9 +44,9 @@ impl Pop {
 /// hook's environment), is its `Display`: `DE/Frankfurt/AWS`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PopId {
-    pub country: String,
-    pub city: String,
-    pub provider: String,
+    pub country: Arc<str>,
+    pub city: Arc<str>,
+    pub provider: Arc<str>,
 }
 
 impl PopId {
@@ -61,7 +64,8 @@ impl std::fmt::Display for PopId {
 /// An FQDN of a PoP with the addresses the catalogue lists for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListedFqdn {
-    pub name: String,
+    /// Shared with the endpoints of the name (the resolve stage's), not copied into each.
+    pub name: Arc<str>,
     pub ips: Vec<IpAddr>,
 }
 
@@ -91,12 +95,15 @@ impl Catalog {
                     continue;
                 }
             };
-            let code = country.country.trim();
+            let code: Arc<str> = country.country.trim().into();
             for (j, entry) in country.locations.iter().enumerate() {
-                builder.add(match entry {
-                    Lenient::Valid(entry) => parse_pop(code, document_entry(entry)),
-                    Lenient::Invalid { error, .. } => Err(bad_entry(code, j, error)),
-                });
+                let pop = match entry {
+                    Lenient::Valid(entry) => {
+                        parse_pop(&code, document_entry(entry), &mut builder.providers)
+                    }
+                    Lenient::Invalid { error, .. } => Err(bad_entry(&code, j, error)),
+                };
+                builder.add(pop);
             }
         }
         builder.catalog
@@ -110,12 +117,13 @@ impl Catalog {
         let mut builder = Builder::default();
         wire::read(text, |i, code, country| match code {
             Ok(code) => {
-                let code = code.trim();
+                let code: Arc<str> = code.trim().into();
                 for (j, entry) in country.entries().enumerate() {
-                    builder.add(match entry {
-                        Ok(entry) => parse_pop(code, entry),
-                        Err(error) => Err(bad_entry(code, j, error)),
-                    });
+                    let pop = match entry {
+                        Ok(entry) => parse_pop(&code, entry, &mut builder.providers),
+                        Err(error) => Err(bad_entry(&code, j, error)),
+                    };
+                    builder.add(pop);
                 }
             }
             Err(error) => builder.skip(bad_country(i, error)),
@@ -176,6 +184,28 @@ struct Builder {
     /// hostile catalogue cannot choose colliding names.
     first: HashMap<u64, usize, BuildHasherDefault<Hashed>>,
     hasher: RandomState,
+    providers: Providers,
+}
+
+/// The providers' names met so far, each allocated once and shared by its PoPs: a catalogue
+/// has a handful. Bounded, so that a hostile one naming a new provider in every entry costs a
+/// short scan and an allocation per PoP, no more.
+#[derive(Default)]
+struct Providers(Vec<Arc<str>>);
+
+impl Providers {
+    const KEPT: usize = 16;
+
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|known| ***known == *name) {
+            return known.clone();
+        }
+        let name: Arc<str> = name.into();
+        if self.0.len() < Self::KEPT {
+            self.0.push(name.clone());
+        }
+        name
+    }
 }
 
 /// The hasher of a map whose keys are already hashes: it keeps them as they are.
@@ -305,14 +335,18 @@ fn coordinate(value: Option<CoordinateRef<'_>>, name: &str, limit: f64) -> Resul
     Ok(degrees)
 }
 
-fn parse_pop<'a, F, I>(country: &str, entry: EntryView<'a, F>) -> Result<Pop, Skipped>
+fn parse_pop<'a, F, I>(
+    country: &Arc<str>,
+    entry: EntryView<'a, F>,
+    providers: &mut Providers,
+) -> Result<Pop, Skipped>
 where
     F: Iterator<Item = (Option<&'a str>, I)>,
     I: Iterator<Item = IpAddr>,
 {
     let city = entry.city.map(str::trim).unwrap_or_default();
     let skip = |reason: String| Skipped {
-        country: country.to_owned(),
+        country: country.to_string(),
         city: city.to_owned(),
         reason,
     };
@@ -338,24 +372,26 @@ where
     if fqdns.is_empty() {
         return Err(skip("no usable FQDN".into()));
     }
+    let provider = entry.provider.map(str::trim).filter(|p| !p.is_empty());
     Ok(Pop {
-        country: country.to_owned(),
-        city: city.to_owned(),
-        provider: entry
-            .provider
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("unknown")
-            .to_owned(),
+        country: country.clone(),
+        city: city.into(),
+        provider: providers.name(provider.unwrap_or("unknown")),
         latitude,
         longitude,
         fqdns,
     })
 }
 
-/// Lower case, no trailing dot: DNS names compare that way.
-fn normalize_name(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
+/// Lower case, no trailing dot: DNS names compare that way. One allocation, none of them
+/// for a copy of a name already in that form (most are).
+fn normalize_name(name: &str) -> Arc<str> {
+    let name = name.trim().trim_end_matches('.');
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name.into()
+    }
 }
 
 /// LDH labels of 1 to 63 characters, 253 in all: anything else cannot be looked up.

@@ -23,13 +23,13 @@ fn good_entries_become_pops_with_parsed_numbers_and_addresses() {
     assert!(c.skipped.is_empty(), "{:?}", c.skipped);
     let p = &c.pops[0];
     assert_eq!(
-        (p.country.as_str(), p.city.as_str(), p.provider.as_str()),
+        (&*p.country, &*p.city, &*p.provider),
         ("DE", "Frankfurt", "AWS")
     );
     assert_eq!((p.latitude, p.longitude), (50.11, 8.68));
     // Names are compared as DNS compares them; duplicate names merge their addresses.
     assert_eq!(p.fqdns.len(), 2);
-    assert_eq!(p.fqdns[0].name, "fra-1.pops.example");
+    assert_eq!(&*p.fqdns[0].name, "fra-1.pops.example");
     assert_eq!(
         p.fqdns[0].ips,
         [
@@ -94,7 +94,7 @@ fn bad_entries_are_skipped_with_country_city_and_reason() {
         assert!(reason.starts_with(ereason), "{city}: {reason}");
     }
     assert_eq!(c.pops.len(), 1);
-    assert_eq!(c.pops[0].city, "Fine");
+    assert_eq!(&*c.pops[0].city, "Fine");
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn filter_keeps_allowed_countries_and_providers_and_drops_exclusions() {
         ..Filter::default()
     };
     let de = f.apply(&c.pops);
-    assert!(!de.is_empty() && de.iter().all(|p| p.country == "DE"));
+    assert!(!de.is_empty() && de.iter().all(|p| &*p.country == "DE"));
     let f = Filter {
         providers: vec!["gcp".into()],
         exclude: vec!["frankfurt".into()],
@@ -144,7 +144,7 @@ fn filter_keeps_allowed_countries_and_providers_and_drops_exclusions() {
     let got = f.apply(&c.pops);
     assert!(
         got.iter()
-            .all(|p| p.provider == "GCP" && p.city != "Frankfurt")
+            .all(|p| &*p.provider == "GCP" && &*p.city != "Frankfurt")
     );
     // Excluding one FQDN of a PoP keeps the PoP with the other.
     let first = &c.pops[0];
@@ -508,13 +508,13 @@ proptest! {
         let pops: Vec<Pop> = listed
             .iter()
             .map(|&(country, city, provider, name, ip, lat)| Pop {
-                country: format!("C{country}"),
-                city: format!("City {city}"),
-                provider: ["AWS", "GCP"][usize::from(provider)].to_owned(),
+                country: format!("C{country}").into(),
+                city: format!("City {city}").into(),
+                provider: ["AWS", "GCP"][usize::from(provider)].into(),
                 latitude: f64::from(lat),
                 longitude: 0.0,
                 fqdns: vec![ListedFqdn {
-                    name: format!("n{name}.example"),
+                    name: format!("n{name}.example").into(),
                     ips: vec![IpAddr::from([198, 18, 0, ip])],
                 }],
             })

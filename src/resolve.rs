@@ -11,6 +11,7 @@ pub mod nameserver;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -28,7 +29,8 @@ pub enum Source {
 /// One address of one FQDN of a PoP: the thing that gets probed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Endpoint {
-    pub fqdn: String,
+    /// The FQDN's name, shared with the catalogue's [`ListedFqdn`].
+    pub fqdn: Arc<str>,
     pub ip: IpAddr,
     pub source: Source,
 }
@@ -93,7 +95,7 @@ pub fn endpoints(pop: &Pop, answers: &HashMap<String, Answer>) -> Vec<Endpoint> 
     let listed = pop.fqdns.iter().map(|f| f.ips.len()).sum();
     let mut out: Vec<Endpoint> = Vec::with_capacity(listed);
     for f in &pop.fqdns {
-        merge_into(&mut out, f, answers.get(&f.name).unwrap_or(&not_asked));
+        merge_into(&mut out, f, answers.get(&*f.name).unwrap_or(&not_asked));
     }
     out
 }
@@ -111,8 +113,7 @@ pub fn is_special_use(name: &str) -> bool {
 
 /// Every FQDN of `pops`, for [`DnsResolver::lookup_all`].
 pub fn names(pops: &[Pop]) -> impl Iterator<Item = &str> {
-    pops.iter()
-        .flat_map(|p| p.fqdns.iter().map(|f| f.name.as_str()))
+    pops.iter().flat_map(|p| p.fqdns.iter().map(|f| &*f.name))
 }
 
 #[cfg(test)]

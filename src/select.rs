@@ -166,7 +166,7 @@ pub fn select_location(
     let ideal_secondary = preferred(
         &other_city,
         settings,
-        primary_key.as_ref().map(|k| k.provider.as_str()),
+        primary_key.as_ref().map(|k| &*k.provider),
         ranking.basis,
     );
     let (secondary, why_secondary) = if promoted.is_some() {

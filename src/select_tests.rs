@@ -1,12 +1,12 @@
 //! Selection with a fake clock and recorded rankings.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
 use crate::catalog::{ListedFqdn, Pop};
 use crate::location::Site;
-use crate::probe::Probe;
+use crate::probe::{Probe, Probes};
 use crate::rank::rank;
 use crate::resolve::{Endpoint, Source};
 use crate::timestamp::rfc3339;
@@ -18,18 +18,19 @@ struct P(&'static str, &'static str, f64, Option<f64>, u32);
 
 fn ranking(pops: &[P]) -> Ranking {
     let mut input: Vec<(Pop, Vec<Endpoint>)> = Vec::new();
-    let mut probes = HashMap::new();
+    let mut probes = Probes::default();
     for (i, P(city, provider, lon, rtt, lost)) in pops.iter().enumerate() {
         let ip: IpAddr = format!("198.18.0.{}", i + 1).parse().unwrap();
         let same_pop = input
             .iter()
-            .position(|(p, _)| p.city == *city && p.provider == *provider);
-        let fqdn = format!(
+            .position(|(p, _)| *p.city == **city && *p.provider == **provider);
+        let fqdn: Arc<str> = format!(
             "{}-{}{}.pops.test",
             city.to_lowercase(),
             provider.to_lowercase(),
             if same_pop.is_some() { "-2" } else { "" }
-        );
+        )
+        .into();
         let endpoint = Endpoint {
             fqdn: fqdn.clone(),
             ip,
@@ -114,7 +115,7 @@ fn city(s: &LocationSelection, role: Role) -> &str {
     s.role(role)
         .choice
         .as_ref()
-        .map_or("-", |c| c.pop.city.as_str())
+        .map_or("-", |c| c.pop.city.as_ref())
 }
 
 const A: P = P("Alpha", "AWS", 1.0, Some(40.0), 0);
@@ -227,7 +228,7 @@ fn an_unreachable_choice_is_replaced_at_once() {
             "the current PoP stopped answering; the secondary XX/Beta/GCP takes over"
         )
     );
-    assert_eq!(change.old.as_ref().unwrap().pop.city, "Alpha");
+    assert_eq!(&*change.old.as_ref().unwrap().pop.city, "Alpha");
 }
 
 #[test]
@@ -431,7 +432,7 @@ fn provider_preferences_apply_by_distance_among_the_same_city() {
     );
     let (sel, _) = select_location("x", &LocationSelection::default(), &r, &s, false, t(0));
     assert_eq!(
-        sel.primary.choice.as_ref().map(|c| c.pop.provider.as_str()),
+        sel.primary.choice.as_ref().map(|c| c.pop.provider.as_ref()),
         Some("GCP")
     );
     assert_eq!(city(&sel, Role::Primary), "Alpha");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::catalog::Pop;
-use crate::probe::Probe;
+use crate::probe::Probes;
 use crate::resolve::{Answer, Endpoint};
 
 /// The endpoints of each PoP and, when probing ran, what each address answered.
@@ -14,7 +14,7 @@ pub struct Survey {
     pub pops: Vec<(Pop, Vec<Endpoint>)>,
     pub answers: HashMap<String, Answer>,
     /// `None`: nothing was probed (ICMP unavailable or not asked for).
-    pub probes: Option<HashMap<IpAddr, Probe>>,
+    pub probes: Option<Probes>,
 }
 
 impl Survey {

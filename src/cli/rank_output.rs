@@ -202,10 +202,10 @@ fn row(p: &RankedPop, basis: Basis) -> [String; 11] {
     };
     [
         p.rank.to_string(),
-        p.pop.city.clone(),
-        p.pop.country.clone(),
-        p.pop.provider.clone(),
-        best.map_or("-".into(), |e| e.endpoint.fqdn.clone()),
+        p.pop.city.to_string(),
+        p.pop.country.to_string(),
+        p.pop.provider.to_string(),
+        best.map_or("-".into(), |e| e.endpoint.fqdn.to_string()),
         best.map_or("-".into(), |e| e.endpoint.ip.to_string()),
         cell_ms(p.rtt.map(|s| s.median)),
         cell_ms(p.rtt.map(|s| s.jitter)),
@@ -310,10 +310,11 @@ pub fn csv(r: &Ranking) -> String {
         let best = p.best_endpoint();
         let fields = [
             p.rank.to_string(),
-            p.pop.city.clone(),
-            p.pop.country.clone(),
-            p.pop.provider.clone(),
-            best.map(|e| e.endpoint.fqdn.clone()).unwrap_or_default(),
+            p.pop.city.to_string(),
+            p.pop.country.to_string(),
+            p.pop.provider.to_string(),
+            best.map(|e| e.endpoint.fqdn.to_string())
+                .unwrap_or_default(),
             best.map(|e| e.endpoint.ip.to_string()).unwrap_or_default(),
             reach_and_loss(p)
                 .map(|(reachable, _)| reachable.to_string())

@@ -1,10 +1,10 @@
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
 use crate::catalog::{ListedFqdn, Pop};
 use crate::location::Site;
-use crate::probe::ProbeError;
+use crate::probe::{ProbeError, Probes};
 use crate::rank::rank;
 use crate::resolve::{Endpoint, Source};
 
@@ -16,7 +16,7 @@ fn csv_quotes_only_when_needed() {
 }
 
 fn pop(city: &str, ip: &str) -> (Pop, Vec<Endpoint>) {
-    let fqdn = format!("{}.pops.test", city.to_lowercase());
+    let fqdn: Arc<str> = format!("{}.pops.test", city.to_lowercase()).into();
     let pop = Pop {
         country: "XX".into(),
         city: city.into(),
@@ -45,7 +45,7 @@ fn mixed() -> Ranking {
         pop("NoSocket", "2001:db8::3"),
         pop("Unprobed", "192.0.2.4"),
     ];
-    let probes = HashMap::from([
+    let probes = Probes::from_iter([
         (
             "192.0.2.1".parse().unwrap(),
             Probe {

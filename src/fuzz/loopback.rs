@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::catalog::{Catalog, Pop};
 use crate::config::Config;
-use crate::probe::Probe;
+use crate::probe::{Probe, Probes};
 use crate::rank::rank;
 use crate::reconcile::{ManagedTunnel, ManagedTunnels};
 use crate::resolve::{Endpoint, endpoints};
@@ -232,7 +232,7 @@ pub fn rank_and_select(config: &Config, catalog: &Catalog) {
             (pop, e)
         })
         .collect();
-    let probes: HashMap<IpAddr, Probe> = surveyed
+    let probes: Probes = surveyed
         .iter()
         .flat_map(|(_, e)| e.iter().map(|e| (e.ip, synthetic_probe(e.ip))))
         .collect();

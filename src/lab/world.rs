@@ -28,6 +28,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -255,12 +256,12 @@ pub fn answerable(ip: Ipv4Addr) -> bool {
 }
 
 /// Distinct (country, city, latitude, longitude) of the sample catalogue, in its order.
-pub fn sample_cities() -> Vec<(String, String, f64, f64)> {
+pub fn sample_cities() -> Vec<(Arc<str>, Arc<str>, f64, f64)> {
     // The sample is checked by the emulator's unit tests: it parses, every entry valid.
     let pops = Catalog::from_json(crate::sim::SAMPLE_CATALOG)
         .map(|c| c.pops)
         .unwrap_or_default();
-    let mut cities: Vec<(String, String, f64, f64)> = Vec::new();
+    let mut cities: Vec<(Arc<str>, Arc<str>, f64, f64)> = Vec::new();
     for p in pops {
         if !cities.iter().any(|c| c.0 == p.country && c.1 == p.city) {
             cities.push((p.country, p.city, p.latitude, p.longitude));
@@ -307,7 +308,8 @@ impl World {
                             slug(city),
                             slug(&provider),
                             k + 1
-                        ),
+                        )
+                        .into(),
                         ips: vec![IpAddr::V4(ip)],
                     }
                 })
@@ -315,7 +317,7 @@ impl World {
             let pop = Pop {
                 country: country.clone(),
                 city: city.clone(),
-                provider,
+                provider: provider.into(),
                 latitude: *latitude,
                 longitude: *longitude,
                 fqdns,
@@ -339,7 +341,7 @@ impl World {
             anomalies,
             loss: LossMode::Even,
         };
-        let mut rounds: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut rounds: BTreeMap<(Arc<str>, Arc<str>), usize> = BTreeMap::new();
         let pops = pops
             .into_iter()
             .map(|pop| {
@@ -378,7 +380,7 @@ impl World {
                         };
                         links.insert(*ip, link);
                     }
-                    zone.insert(fqdn.name.clone(), v4);
+                    zone.insert(fqdn.name.to_string(), v4);
                 }
                 WorldPop {
                     pop,
@@ -447,7 +449,7 @@ impl World {
         for ip in self.listed(silent) {
             self.links.remove(&ip);
         }
-        let dns_extra_fqdn = self.pops[dns_extra_pop].pop.fqdns[0].name.clone();
+        let dns_extra_fqdn = self.pops[dns_extra_pop].pop.fqdns[0].name.to_string();
         if let Some(delay) = self.first_delay(dns_extra_pop) {
             let link = Link {
                 delay,
@@ -463,7 +465,7 @@ impl World {
             .pop
             .fqdns
             .last()
-            .map(|f| f.name.clone())
+            .map(|f| f.name.to_string())
             .unwrap_or_default();
         self.zone.remove(&nxdomain_fqdn);
         self.anomalies = Some(Anomalies {
@@ -562,7 +564,7 @@ impl World {
         let mut out = self.listed(i);
         if dns {
             for f in &self.pops[i].pop.fqdns {
-                for ip in self.zone.get(&f.name).into_iter().flatten() {
+                for ip in self.zone.get(&*f.name).into_iter().flatten() {
                     if !out.contains(ip) {
                         out.push(*ip);
                     }
@@ -602,7 +604,7 @@ impl World {
     pub fn find(&self, city: &str, provider: &str) -> Option<usize> {
         self.pops
             .iter()
-            .position(|p| p.pop.city == city && p.pop.provider == provider)
+            .position(|p| *p.pop.city == *city && *p.pop.provider == *provider)
     }
 
     /// Expected score of PoP `i` (its best endpoint), `None` if no endpoint answers.
@@ -654,9 +656,9 @@ impl World {
                     "ip": f.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
-            match countries.iter_mut().find(|(c, _)| *c == pop.country) {
+            match countries.iter_mut().find(|(c, _)| *c == *pop.country) {
                 Some((_, locations)) => locations.push(entry),
-                None => countries.push((pop.country.clone(), vec![entry])),
+                None => countries.push((pop.country.to_string(), vec![entry])),
             }
         }
         let doc = json!({

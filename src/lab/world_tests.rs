@@ -89,7 +89,7 @@ fn delay_follows_distance() {
 fn more_pops_than_cities_use_more_providers() {
     let world = World::generate(Spec::new(chicago(), 1500));
     assert_eq!(world.pops.len(), 1500);
-    assert_eq!(world.pops[1499].pop.provider, "Linode-4");
+    assert_eq!(&*world.pops[1499].pop.provider, "Linode-4");
     assert_eq!(
         world.zone.len(),
         3000 - 1,
@@ -102,7 +102,7 @@ fn more_pops_than_cities_use_more_providers() {
 fn anomalies_and_expected_order() {
     let world = World::generate(Spec::new(chicago(), 48));
     let a = world.anomalies.clone().expect("anomalies");
-    let city = |i: usize| world.pops[i].pop.city.as_str();
+    let city = |i: usize| world.pops[i].pop.city.as_ref();
     assert_eq!(city(a.congested), "Chicago, Illinois");
     assert_eq!(city(a.lossy), "Toronto, Ontario");
     assert_eq!(city(a.silent), "Ashburn, Virginia");
@@ -234,10 +234,10 @@ fn the_description_names_each_target_s_pop_and_the_roles() {
     let doc = world.describe(false);
     assert_eq!(doc["loss_mode"], "random");
     let lossy = &world.pops[n.lossy].pop;
-    assert_eq!(doc["lossy_neighbour"]["lossy"]["city"], lossy.city.as_str());
+    assert_eq!(doc["lossy_neighbour"]["lossy"]["city"], lossy.city.as_ref());
     assert_eq!(
         doc["lossy_neighbour"]["close"][1]["provider"],
-        world.pops[n.close[1]].pop.provider.as_str()
+        world.pops[n.close[1]].pop.provider.as_ref()
     );
     let targets = doc["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 90);
@@ -263,7 +263,7 @@ fn the_description_names_each_target_s_pop_and_the_roles() {
         .expect("the DNS-only address");
     assert_eq!(
         extra["pop"]["city"],
-        standard.pops[a.dns_extra_pop].pop.city.as_str()
+        standard.pops[a.dns_extra_pop].pop.city.as_ref()
     );
 }
 
@@ -328,7 +328,7 @@ fn a_catalogue_address_outside_the_range_stays_silent_and_few_pops_have_no_anoma
         latitude: 41.0,
         longitude: -87.0,
         fqdns: vec![ListedFqdn {
-            name: format!("{city}.example"),
+            name: format!("{city}.example").into(),
             ips: vec![ip.parse().expect("an address")],
         }],
     };

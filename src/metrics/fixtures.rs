@@ -8,7 +8,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::catalog::{ListedFqdn, Pop};
 use crate::location::Role;
-use crate::probe::Probe;
+use crate::probe::{Probe, Probes};
 use crate::resolve::{Endpoint, Source};
 use crate::select::{Change, Choice, LocationSelection, RoleState, Selection};
 use crate::survey::Survey;
@@ -21,7 +21,7 @@ pub(super) fn pop(city: &str) -> Pop {
         latitude: 50.0,
         longitude: 8.0,
         fqdns: vec![ListedFqdn {
-            name: format!("{}.pops.test", city.to_lowercase()),
+            name: format!("{}.pops.test", city.to_lowercase()).into(),
             ips: vec![],
         }],
     }
@@ -31,13 +31,13 @@ pub(super) fn pop(city: &str) -> Pop {
 /// requests in 3 and 5 ms.
 pub(super) fn survey(cities: &[&str]) -> Survey {
     let mut pops = Vec::new();
-    let mut probes = HashMap::new();
+    let mut probes = Probes::default();
     for (i, city) in cities.iter().enumerate() {
         let ip = format!("198.18.0.{}", i + 1).parse().unwrap();
         pops.push((
             pop(city),
             vec![Endpoint {
-                fqdn: format!("{}.pops.test", city.to_lowercase()),
+                fqdn: format!("{}.pops.test", city.to_lowercase()).into(),
                 ip,
                 source: Source::Catalog,
             }],
@@ -71,7 +71,7 @@ pub(super) fn chosen(location: &str, survey: &Survey) -> (Selection, Vec<Change>
     {
         let choice = Choice {
             pop: pop.id(),
-            fqdn: endpoints[0].fqdn.clone(),
+            fqdn: endpoints[0].fqdn.to_string(),
             ip: endpoints[0].ip,
             score: Some(4.0),
             rtt_ms: Some(4.0),

@@ -16,14 +16,14 @@ fn survey() -> Survey {
         .map(|i| {
             let pop = Pop {
                 country: "DE".into(),
-                city: format!("City {i}"),
+                city: format!("City {i}").into(),
                 provider: "AWS".into(),
                 latitude: 50.0,
                 longitude: 8.0,
                 fqdns: vec![],
             };
             let endpoint = Endpoint {
-                fqdn: format!("pop-{i}.test"),
+                fqdn: format!("pop-{i}.test").into(),
                 ip: ip(i),
                 source: Source::Catalog,
             };

@@ -12,7 +12,6 @@
 //! replies are matched on (address, sequence) alone; on a raw socket a random identifier per
 //! prober also separates our replies from those of other pingers on the host.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -23,7 +22,7 @@ use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence,
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-use super::{Probe, ProbeError, ProbeSettings};
+use super::{Probe, ProbeError, ProbeSettings, Probes};
 use crate::progress::Progress;
 
 mod sequential;
@@ -303,7 +302,7 @@ impl Prober {
         targets: &[IpAddr],
         settings: &ProbeSettings,
         progress: &Progress,
-    ) -> HashMap<IpAddr, Probe> {
+    ) -> Probes {
         let mut distinct: Vec<IpAddr> = Vec::with_capacity(targets.len());
         let mut seen = std::collections::HashSet::new();
         for &ip in targets {
@@ -354,7 +353,7 @@ impl Prober {
                 (ip, probe_address(&sender, ip, first, &settings).await)
             });
         }
-        let mut results = HashMap::with_capacity(total);
+        let mut results = Probes::with_capacity_and_hasher(total, Default::default());
         while let Some(joined) = tasks.join_next().await {
             if let Ok((ip, probe)) = joined {
                 results.insert(ip, probe);

@@ -63,7 +63,7 @@ fn choice(p: &RankedPop, now: SystemTime) -> Option<Choice> {
     let e = p.best_endpoint()?;
     Some(Choice {
         pop: p.pop.id(),
-        fqdn: e.endpoint.fqdn.clone(),
+        fqdn: e.endpoint.fqdn.to_string(),
         ip: e.endpoint.ip,
         score: p.score,
         rtt_ms: p.rtt.map(|s| s.median.as_secs_f64() * 1000.0),
@@ -236,12 +236,12 @@ fn refreshed(current: &Choice, now_ranked: &RankedPop) -> Choice {
     let same_endpoint = now_ranked
         .endpoints
         .iter()
-        .find(|e| e.endpoint.ip == current.ip && e.endpoint.fqdn == current.fqdn);
+        .find(|e| e.endpoint.ip == current.ip && *e.endpoint.fqdn == *current.fqdn);
     let endpoint_ok = same_endpoint
         .is_some_and(|e| e.probe.as_ref().is_some_and(|p| p.reachable()) || !now_ranked.reachable);
     if !endpoint_ok {
         if let Some(best) = now_ranked.best_endpoint() {
-            kept.fqdn = best.endpoint.fqdn.clone();
+            kept.fqdn = best.endpoint.fqdn.to_string();
             kept.ip = best.endpoint.ip;
         }
     }

@@ -431,7 +431,7 @@ async fn popsel_ranks_the_lab_pops_from_the_branch() {
         let pop = catalog
             .pops
             .iter()
-            .find(|p| p.city == lab_pop.city() && p.provider == lab_pop.provider())
+            .find(|p| *p.city == *lab_pop.city() && *p.provider == *lab_pop.provider())
             .unwrap_or_else(|| panic!("{} is not in the catalogue", lab_pop.name()));
         let listed: Vec<String> = pop
             .fqdns

@@ -7,7 +7,6 @@
 
 use crate::support;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use popsel::location::{Location, Site};
 use popsel::pipeline::{Notice, ProberSlot, Report};
 use popsel::probe::icmp::{Prober, SocketKind};
-use popsel::probe::{Probe, ProbeSettings};
+use popsel::probe::{Probe, ProbeSettings, Probes};
 use popsel::progress::{Phase, Progress};
 use serde_json::Value;
 use support::assert_contains;
@@ -701,7 +700,7 @@ async fn concurrent_and_repeated_probes_do_not_share_replies() {
         timeout: Duration::from_secs(1),
         ..ProbeSettings::default()
     };
-    let check = |label: &str, results: &HashMap<IpAddr, Probe>| {
+    let check = |label: &str, results: &Probes| {
         assert_eq!(results.len(), targets.len(), "{label}: {results:?}");
         for ip in &targets {
             let probe = results

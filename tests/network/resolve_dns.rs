@@ -176,7 +176,7 @@ const CATALOGUE: &str = r#"{
 fn summary(endpoints: &[Endpoint]) -> Vec<(String, IpAddr, Source)> {
     endpoints
         .iter()
-        .map(|e| (e.fqdn.clone(), e.ip, e.source))
+        .map(|e| (e.fqdn.to_string(), e.ip, e.source))
         .collect()
 }
 
@@ -221,7 +221,7 @@ async fn lookup_all_and_endpoints_merge_dns_answers_with_the_catalogue() {
     );
 
     let frankfurt = &catalog.pops[0];
-    assert_eq!(frankfurt.city, "Frankfurt");
+    assert_eq!(&*frankfurt.city, "Frankfurt");
     assert_eq!(
         summary(&resolve::endpoints(frankfurt, &answers)),
         [

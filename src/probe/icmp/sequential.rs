@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::{PAYLOAD, Pacer, Prober, is_echo_reply};
 use crate::probe::adaptive::{Adaptive, Tally};
-use crate::probe::{Probe, ProbeError, ProbeSettings};
+use crate::probe::{Probe, ProbeError, ProbeSettings, Probes};
 use crate::progress::Progress;
 
 /// Which addresses get another request, given each PoP's addresses and their tallies.
@@ -100,11 +100,11 @@ impl Prober {
         adaptive: &Adaptive,
         wanted: &Decision<'_>,
         progress: &Progress,
-    ) -> HashMap<IpAddr, Probe> {
+    ) -> Probes {
         let (addresses, groups) = index(pops);
         progress.probing(addresses.len());
         let mut followed: Vec<Followed> = addresses.iter().map(|_| Followed::default()).collect();
-        let mut results = HashMap::with_capacity(addresses.len());
+        let mut results = Probes::with_capacity_and_hasher(addresses.len(), Default::default());
         // An address without a socket for its family is done at once, as in fixed mode.
         for (i, &ip) in addresses.iter().enumerate() {
             if let Err(e) = self.family(ip) {
