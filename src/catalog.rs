@@ -383,8 +383,8 @@ where
     })
 }
 
-/// Lower case, no trailing dot: DNS names compare that way. One allocation, none of them
-/// for a copy of a name already in that form (most are).
+/// Lower case, no trailing dot: DNS names compare that way. One allocation: a name already in
+/// that form (most are) is not lowercased into a copy first.
 fn normalize_name(name: &str) -> Arc<str> {
     let name = name.trim().trim_end_matches('.');
     if name.bytes().any(|b| b.is_ascii_uppercase()) {

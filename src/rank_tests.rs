@@ -415,3 +415,25 @@ proptest! {
         prop_assert_eq!(ranking.pops, ranked_the_plain_way(SITE, input, probes));
     }
 }
+
+#[test]
+fn sort_keys_order_floats_as_total_cmp_does() {
+    let floats = [
+        f64::NEG_INFINITY,
+        -1e300,
+        -2.5,
+        -0.0,
+        0.0,
+        f64::MIN_POSITIVE,
+        0.8,
+        12.25,
+        1e300,
+        f64::INFINITY,
+        f64::NAN,
+    ];
+    for a in floats {
+        for b in floats {
+            assert_eq!(ordered(a).cmp(&ordered(b)), a.total_cmp(&b), "{a} vs {b}");
+        }
+    }
+}
