@@ -31,7 +31,7 @@ fn good_entries_become_pops_with_parsed_numbers_and_addresses() {
     assert_eq!(p.fqdns.len(), 2);
     assert_eq!(&*p.fqdns[0].name, "fra-1.pops.example");
     assert_eq!(
-        p.fqdns[0].ips,
+        p.fqdns[0].ips.as_slice(),
         [
             "198.18.0.1".parse::<IpAddr>().unwrap(),
             "198.18.0.2".parse().unwrap()
@@ -515,7 +515,7 @@ proptest! {
                 longitude: 0.0,
                 fqdns: vec![ListedFqdn {
                     name: format!("n{name}.example").into(),
-                    ips: vec![IpAddr::from([198, 18, 0, ip])],
+                    ips: [IpAddr::from([198, 18, 0, ip])].into(),
                 }],
             })
             .collect();

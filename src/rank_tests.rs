@@ -15,7 +15,7 @@ fn pop(city: &str, lat: f64, lon: f64) -> Pop {
         longitude: lon,
         fqdns: vec![ListedFqdn {
             name: format!("{}.pops.test", city.to_lowercase()).into(),
-            ips: vec![],
+            ips: Default::default(),
         }],
     }
 }

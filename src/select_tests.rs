@@ -38,7 +38,7 @@ fn ranking(pops: &[P]) -> Ranking {
         };
         let listed = ListedFqdn {
             name: fqdn,
-            ips: vec![ip],
+            ips: [ip].into(),
         };
         match same_pop {
             Some(at) => {

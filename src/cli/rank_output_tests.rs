@@ -25,7 +25,7 @@ fn pop(city: &str, ip: &str) -> (Pop, Vec<Endpoint>) {
         longitude: -87.0,
         fqdns: vec![ListedFqdn {
             name: fqdn.clone(),
-            ips: vec![],
+            ips: Default::default(),
         }],
     };
     let endpoint = Endpoint {

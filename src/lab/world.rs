@@ -310,7 +310,7 @@ impl World {
                             k + 1
                         )
                         .into(),
-                        ips: vec![IpAddr::V4(ip)],
+                        ips: [IpAddr::V4(ip)].into(),
                     }
                 })
                 .collect();

@@ -329,7 +329,7 @@ fn a_catalogue_address_outside_the_range_stays_silent_and_few_pops_have_no_anoma
         longitude: -87.0,
         fqdns: vec![ListedFqdn {
             name: format!("{city}.example").into(),
-            ips: vec![ip.parse().expect("an address")],
+            ips: [ip.parse().expect("an address")].into(),
         }],
     };
     let world = World::from_catalog(

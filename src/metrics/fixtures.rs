@@ -22,7 +22,7 @@ pub(super) fn pop(city: &str) -> Pop {
         longitude: 8.0,
         fqdns: vec![ListedFqdn {
             name: format!("{}.pops.test", city.to_lowercase()).into(),
-            ips: vec![],
+            ips: Default::default(),
         }],
     }
 }
