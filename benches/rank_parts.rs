@@ -5,11 +5,12 @@
 //!
 //!     cargo bench --bench rank_parts -- [RUNS]     (default 300)
 //!
-//! Prints the least and the median time of each part of a run of the whole: parse and validate (`Catalog::from_json`), endpoints (no DNS),
-//! score and sort (`rank`), freeing the ranking, and their sum; then `rank` alone on warm
-//! input, and a borrowed serde_json parse of the same document into `&str` fields (nothing
-//! owned, nothing checked): the floor of a parse. To compare two versions of the code, build
-//! each and run them alternately.
+//! Prints the least and the median time of each part of a run of the whole: parse and validate
+//! (`Catalog::from_json`), endpoints (no DNS), score and sort (`rank`), freeing the ranking,
+//! and their sum, and the whole's wall-clock time; then `rank` alone on warm input, and a
+//! borrowed serde_json parse of the same document into `&str` fields (nothing owned, nothing
+//! checked): the floor of a parse. To compare two versions of the code, build each and run
+//! them alternately.
 
 #[path = "support/rank_catalogue.rs"]
 mod rank_catalogue;
