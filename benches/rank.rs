@@ -27,13 +27,13 @@ fn rank_catalogue(c: &mut Criterion) {
     let text = catalogue_json();
     let catalog = Catalog::from_json(&text).expect("catalogue");
     assert_eq!(catalog.pops.len(), POPS);
-    let probes = probes(&catalog);
+    let probes = std::sync::Arc::new(probes(&catalog));
     let mut group = c.benchmark_group("rank 10k PoPs");
     group.bench_function("parse + validate + score + sort", |b| {
         b.iter(|| {
             let catalog = Catalog::from_json(black_box(&text)).expect("catalogue");
             let pops = surveyed(catalog.pops);
-            black_box(rank(SITE, pops, Some(&probes), catalog.skipped))
+            black_box(rank(SITE, pops, Some(probes.clone()), catalog.skipped))
         })
     });
     group.bench_function("parse + validate (Catalog::from_json)", |b| {
@@ -50,7 +50,7 @@ fn rank_catalogue(c: &mut Criterion) {
     group.bench_function("score + sort (rank)", |b| {
         b.iter_batched(
             || pops.clone(),
-            |pops| black_box(rank(SITE, pops, Some(&probes), Vec::new())),
+            |pops| black_box(rank(SITE, pops, Some(probes.clone()), Vec::new())),
             BatchSize::LargeInput,
         )
     });

@@ -117,7 +117,7 @@ fn main() {
     let text = catalogue_json();
     let catalog = Catalog::from_json(&text).expect("catalogue");
     assert_eq!(catalog.pops.len(), POPS);
-    let probes = probes(&catalog);
+    let probes = std::sync::Arc::new(probes(&catalog));
 
     let [mut parse, mut endpoints, mut score, mut free] = [(); 4].map(|()| Part::new());
     let mut wall = Vec::with_capacity(runs);
@@ -125,7 +125,7 @@ fn main() {
         let start = Instant::now();
         let catalog = parse.time(|| Catalog::from_json(black_box(&text)).expect("catalogue"));
         let pops = endpoints.time(|| surveyed(catalog.pops));
-        let ranking = score.time(|| rank(SITE, pops, Some(&probes), catalog.skipped));
+        let ranking = score.time(|| rank(SITE, pops, Some(probes.clone()), catalog.skipped));
         free.time(|| drop(black_box(ranking)));
         wall.push(start.elapsed());
     }
@@ -134,7 +134,7 @@ fn main() {
     let warm = surveyed(catalog.pops.clone());
     for _ in 0..runs {
         let pops = warm.clone();
-        let ranking = alone.time(|| rank(SITE, pops, Some(&probes), Vec::new()));
+        let ranking = alone.time(|| rank(SITE, pops, Some(probes.clone()), Vec::new()));
         drop(black_box(ranking));
     }
     let mut floor = Part::new();

@@ -80,12 +80,7 @@ fn the_family_lists_are_exactly_what_the_exposition_types() {
         latitude: 50.1,
         longitude: 8.7,
     };
-    let ranking = rank(
-        site,
-        surveyed.pops.clone(),
-        surveyed.probes.as_ref(),
-        vec![],
-    );
+    let ranking = rank(site, surveyed.pops.clone(), surveyed.probes.clone(), vec![]);
     let (selection, _) = chosen("frankfurt", &surveyed);
     m.observe_rankings(&[("frankfurt".into(), ranking)], &selection);
     assert_eq!(

@@ -7,11 +7,11 @@
 pub mod adaptive;
 pub mod icmp;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::Serialize;
 
 /// How to probe.
@@ -122,11 +122,12 @@ pub fn rtt_stats(rtts: &[Duration]) -> Option<RttStats> {
     })
 }
 
-/// What probing found, by address. foldhash rather than std's SipHash: the rank core looks up
-/// every endpoint of the catalogue here (20,000 for 10,000 PoPs: 0.8 ms with SipHash, 0.2 ms
-/// with foldhash). Its seed is random per process, so a catalogue cannot pick addresses that
-/// collide.
-pub type Probes = HashMap<IpAddr, Probe, foldhash::fast::RandomState>;
+/// What probing found, by address, in the order the addresses were probed (the order of the
+/// survey's endpoints, where the rank core reads them in turn: see `rank::ProbeCursor`).
+/// foldhash rather than std's SipHash for a lookup by address: 20,000 addresses for 10,000 PoPs
+/// took 0.8 ms with SipHash, 0.2 ms with foldhash. Its seed is random per process, so a
+/// catalogue cannot pick addresses that collide.
+pub type Probes = IndexMap<IpAddr, Probe, foldhash::fast::RandomState>;
 
 /// What probing one address found.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -79,7 +79,7 @@ fn ranking(pops: &[P]) -> Ranking {
             longitude: 0.0,
         },
         input,
-        Some(&probes),
+        Some(Arc::new(probes)),
         vec![],
     )
 }
@@ -414,7 +414,7 @@ fn provider_preferences_apply_by_distance_among_the_same_city() {
         ranking(&[A, B, C])
             .pops
             .into_iter()
-            .map(|p| (p.pop, p.endpoints.into_iter().map(|e| e.endpoint).collect()))
+            .map(|p| (p.pop, p.endpoints))
             .chain(std::iter::once((
                 Pop {
                     provider: "GCP".into(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::catalog::Pop;
 use crate::probe::Probes;
@@ -13,8 +14,9 @@ use crate::resolve::{Answer, Endpoint};
 pub struct Survey {
     pub pops: Vec<(Pop, Vec<Endpoint>)>,
     pub answers: HashMap<String, Answer>,
-    /// `None`: nothing was probed (ICMP unavailable or not asked for).
-    pub probes: Option<Probes>,
+    /// `None`: nothing was probed (ICMP unavailable or not asked for). Shared with the
+    /// rankings made from it.
+    pub probes: Option<Arc<Probes>>,
 }
 
 impl Survey {

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::Table;
 use crate::probe::{Probe, RttStats};
 use crate::rank::contenders::score_range;
-use crate::rank::{Basis, MeasuredEndpoint, RankedPop, Ranking};
+use crate::rank::{Basis, RankedPop, Ranking};
+use crate::resolve::Endpoint;
 
 /// Totals for the footer, taken before `--top` cuts the list.
 pub struct Counts {
@@ -32,9 +33,13 @@ impl Counts {
             pops: r.pops.len(),
             endpoints: r.endpoint_count(),
             skipped: r.skipped.len(),
-            unreachable: r.pops.iter().filter(|p| probed(p) && !p.reachable).count(),
-            unprobed: r.pops.iter().filter(|p| !probed(p)).count(),
-            probed: r.probed,
+            unreachable: r
+                .pops
+                .iter()
+                .filter(|p| probed(r, p) && !p.reachable)
+                .count(),
+            unprobed: r.pops.iter().filter(|p| !probed(r, p)).count(),
+            probed: r.probed(),
         }
     }
 }
@@ -59,28 +64,28 @@ fn rtt_json(rtt: Option<RttStats>) -> serde_json::Value {
 }
 
 /// What probing the endpoint found, if at least one echo request was sent to it.
-fn measured(e: &MeasuredEndpoint) -> Option<&Probe> {
-    e.probe.as_ref().filter(|p| p.sent > 0)
+fn measured<'a>(r: &'a Ranking, e: &Endpoint) -> Option<&'a Probe> {
+    r.probe(e).filter(|p| p.sent > 0)
 }
 
 /// Whether any endpoint of the PoP was sent an echo request: only then do its reachability
 /// and loss say something.
-fn probed(p: &RankedPop) -> bool {
-    p.endpoints.iter().any(|e| measured(e).is_some())
+fn probed(r: &Ranking, p: &RankedPop) -> bool {
+    p.endpoints.iter().any(|e| measured(r, e).is_some())
 }
 
 /// The PoP's reachability and loss (its best endpoint's), `None` when it was not probed.
-fn reach_and_loss(p: &RankedPop) -> Option<(bool, f64)> {
-    probed(p).then_some((p.reachable, p.loss))
+fn reach_and_loss(r: &Ranking, p: &RankedPop) -> Option<(bool, f64)> {
+    probed(r, p).then_some((p.reachable, p.loss))
 }
 
-fn endpoint_json(e: &MeasuredEndpoint) -> serde_json::Value {
-    let probe = e.probe.as_ref();
-    let measured = measured(e);
+fn endpoint_json(r: &Ranking, e: &Endpoint) -> serde_json::Value {
+    let probe = r.probe(e);
+    let measured = measured(r, e);
     json!({
-        "fqdn": e.endpoint.fqdn,
-        "ip": e.endpoint.ip,
-        "source": e.endpoint.source,
+        "fqdn": e.fqdn,
+        "ip": e.ip,
+        "source": e.source,
         "reachable": measured.map(Probe::reachable),
         "loss": measured.map(|p| round(p.loss(), 4)),
         "rtt_ms": rtt_json(probe.and_then(|p| p.stats())),
@@ -90,10 +95,10 @@ fn endpoint_json(e: &MeasuredEndpoint) -> serde_json::Value {
 }
 
 /// The plausible range of a PoP's score (its best endpoint's): see `rank::contenders`.
-fn score_range_json(p: &RankedPop) -> serde_json::Value {
+fn score_range_json(r: &Ranking, p: &RankedPop) -> serde_json::Value {
     let range = p
         .best_endpoint()
-        .and_then(|e| e.probe.as_ref())
+        .and_then(|e| r.probe(e))
         .and_then(|probe| score_range(&probe.rtts, probe.sent));
     match range {
         Some((low, high)) => json!({"low": round(low, 3), "high": round(high, 3)}),
@@ -101,7 +106,7 @@ fn score_range_json(p: &RankedPop) -> serde_json::Value {
     }
 }
 
-fn pop_json(p: &RankedPop) -> serde_json::Value {
+fn pop_json(r: &Ranking, p: &RankedPop) -> serde_json::Value {
     json!({
         "rank": p.rank,
         "city": p.pop.city,
@@ -110,13 +115,13 @@ fn pop_json(p: &RankedPop) -> serde_json::Value {
         "latitude": p.pop.latitude,
         "longitude": p.pop.longitude,
         "distance_km": round(p.distance_km, 1),
-        "reachable": reach_and_loss(p).map(|(reachable, _)| reachable),
-        "loss": reach_and_loss(p).map(|(_, loss)| round(loss, 4)),
+        "reachable": reach_and_loss(r, p).map(|(reachable, _)| reachable),
+        "loss": reach_and_loss(r, p).map(|(_, loss)| round(loss, 4)),
         "score": p.score.map(|s| round(s, 3)),
-        "score_range_ms": score_range_json(p),
+        "score_range_ms": score_range_json(r, p),
         "rtt_ms": rtt_json(p.rtt),
-        "endpoint": p.best_endpoint().map(|e| json!({"fqdn": e.endpoint.fqdn, "ip": e.endpoint.ip})),
-        "endpoints": p.endpoints.iter().map(endpoint_json).collect::<Vec<_>>(),
+        "endpoint": p.best_endpoint().map(|e| json!({"fqdn": e.fqdn, "ip": e.ip})),
+        "endpoints": p.endpoints.iter().map(|e| endpoint_json(r, e)).collect::<Vec<_>>(),
     })
 }
 
@@ -130,8 +135,8 @@ pub fn json(r: &Ranking) -> String {
     let doc = json!({
         "site": SiteJson { latitude: r.site.latitude, longitude: r.site.longitude },
         "basis": r.basis,
-        "probed": r.probed,
-        "pops": r.pops.iter().map(pop_json).collect::<Vec<_>>(),
+        "probed": r.probed(),
+        "pops": r.pops.iter().map(|p| pop_json(r, p)).collect::<Vec<_>>(),
         "skipped": r.skipped,
     });
     format!(
@@ -188,16 +193,16 @@ const fn column(header: &'static str, wide_only: bool, shrinkable: bool) -> Colu
 }
 
 /// Every cell of a PoP's row, in [`COLUMNS`] order.
-fn row(p: &RankedPop, basis: Basis) -> [String; 11] {
+fn row(r: &Ranking, p: &RankedPop) -> [String; 11] {
     let best = p.best_endpoint();
-    let loss = match reach_and_loss(p) {
+    let loss = match reach_and_loss(r, p) {
         Some((true, loss)) => format!("{:.0}%", loss * 100.0),
         Some((false, _)) => "100%".into(),
         None => "-".into(),
     };
-    let score = match (p.score, basis) {
+    let score = match (p.score, r.basis) {
         (Some(s), _) => format!("{s:.1}"),
-        (None, Basis::Latency) if !probed(p) => "not probed".into(),
+        (None, Basis::Latency) if !probed(r, p) => "not probed".into(),
         (None, _) => "unreachable".into(),
     };
     [
@@ -205,8 +210,8 @@ fn row(p: &RankedPop, basis: Basis) -> [String; 11] {
         p.pop.city.to_string(),
         p.pop.country.to_string(),
         p.pop.provider.to_string(),
-        best.map_or("-".into(), |e| e.endpoint.fqdn.to_string()),
-        best.map_or("-".into(), |e| e.endpoint.ip.to_string()),
+        best.map_or("-".into(), |e| e.fqdn.to_string()),
+        best.map_or("-".into(), |e| e.ip.to_string()),
         cell_ms(p.rtt.map(|s| s.median)),
         cell_ms(p.rtt.map(|s| s.jitter)),
         loss,
@@ -227,7 +232,7 @@ pub fn table_of_width(r: &Ranking, counts: &Counts, width: Width) -> String {
     let headers: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].header).collect();
     let mut t = Table::new(&headers);
     for p in &r.pops {
-        let cells = row(p, r.basis);
+        let cells = row(r, p);
         t.row(shown.iter().map(|&i| cells[i].clone()).collect());
     }
     let footer = footer(r.basis, counts);
@@ -313,15 +318,14 @@ pub fn csv(r: &Ranking) -> String {
             p.pop.city.to_string(),
             p.pop.country.to_string(),
             p.pop.provider.to_string(),
-            best.map(|e| e.endpoint.fqdn.to_string())
-                .unwrap_or_default(),
-            best.map(|e| e.endpoint.ip.to_string()).unwrap_or_default(),
-            reach_and_loss(p)
+            best.map(|e| e.fqdn.to_string()).unwrap_or_default(),
+            best.map(|e| e.ip.to_string()).unwrap_or_default(),
+            reach_and_loss(r, p)
                 .map(|(reachable, _)| reachable.to_string())
                 .unwrap_or_default(),
             p.rtt.map(|s| ms(s.median).to_string()).unwrap_or_default(),
             p.rtt.map(|s| ms(s.jitter).to_string()).unwrap_or_default(),
-            reach_and_loss(p)
+            reach_and_loss(r, p)
                 .map(|(_, loss)| round(loss, 4).to_string())
                 .unwrap_or_default(),
             round(p.distance_km, 1).to_string(),

@@ -79,7 +79,7 @@ fn mixed() -> Ranking {
         latitude: 41.0,
         longitude: -87.0,
     };
-    rank(site, pops, Some(&probes), vec![])
+    rank(site, pops, Some(Arc::new(probes)), vec![])
 }
 
 fn by_city<'a>(doc: &'a serde_json::Value, city: &str) -> &'a serde_json::Value {

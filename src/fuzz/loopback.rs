@@ -232,13 +232,14 @@ pub fn rank_and_select(config: &Config, catalog: &Catalog) {
             (pop, e)
         })
         .collect();
-    let probes: Probes = surveyed
+    let probes: Arc<Probes> = surveyed
         .iter()
         .flat_map(|(_, e)| e.iter().map(|e| (e.ip, synthetic_probe(e.ip))))
-        .collect();
+        .collect::<Probes>()
+        .into();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     for loc in &config.locations {
-        let probes = loc.local.then_some(&probes);
+        let probes = loc.local.then(|| probes.clone());
         let ranking = rank(loc.site, surveyed.clone(), probes, catalog.skipped.clone());
         let settings = &config.selection;
         let none = LocationSelection::default();

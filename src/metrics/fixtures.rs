@@ -56,7 +56,7 @@ pub(super) fn survey(cities: &[&str]) -> Survey {
     Survey {
         pops,
         answers: HashMap::new(),
-        probes: Some(probes),
+        probes: Some(probes.into()),
     }
 }
 

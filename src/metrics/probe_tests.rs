@@ -89,7 +89,7 @@ fn by_default_a_pop_costs_three_series_whatever_its_addresses() {
     let cities: Vec<&str> = cities.iter().map(String::as_str).collect();
     let mut round = survey(&cities);
     // A second address for every PoP, answering too.
-    let probes = round.probes.as_mut().unwrap();
+    let probes = Arc::make_mut(round.probes.as_mut().unwrap());
     for (i, (pop, endpoints)) in round.pops.iter_mut().enumerate() {
         let ip: IpAddr = format!("198.19.0.{}", i + 1).parse().unwrap();
         endpoints.push(Endpoint {
@@ -121,7 +121,7 @@ fn by_default_a_pop_costs_three_series_whatever_its_addresses() {
 #[test]
 fn a_pop_is_its_best_answering_endpoint() {
     let mut round = survey(&["Frankfurt"]);
-    let probes = round.probes.as_mut().unwrap();
+    let probes = Arc::make_mut(round.probes.as_mut().unwrap());
     let slow: IpAddr = "198.19.0.1".parse().unwrap();
     let silent: IpAddr = "198.19.0.2".parse().unwrap();
     let fast: IpAddr = "198.19.0.3".parse().unwrap();
@@ -173,7 +173,7 @@ fn a_pop_is_its_best_answering_endpoint() {
 }
 
 fn probes_mut(round: &mut Survey) -> impl Iterator<Item = &mut Probe> {
-    round.probes.as_mut().unwrap().values_mut()
+    Arc::make_mut(round.probes.as_mut().unwrap()).values_mut()
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn rankings_export_every_pop_and_drop_departed_ones() {
     let mut surveyed = survey(&["Frankfurt", "Munich"]);
     let munich = surveyed.pops[1].1[0].ip;
     if let Some(probes) = &mut surveyed.probes {
-        let p = probes.get_mut(&munich).unwrap();
+        let p = std::sync::Arc::make_mut(probes).get_mut(&munich).unwrap();
         p.received = 0;
         p.rtts = std::sync::Arc::from([]);
     }
@@ -21,12 +21,7 @@ fn rankings_export_every_pop_and_drop_departed_ones() {
         latitude: 50.0,
         longitude: 9.0,
     };
-    let ranking = rank(
-        site,
-        surveyed.pops.clone(),
-        surveyed.probes.as_ref(),
-        vec![],
-    );
+    let ranking = rank(site, surveyed.pops.clone(), surveyed.probes.clone(), vec![]);
     c.observe_rankings(&[("frankfurt".into(), ranking)], &Selection::default());
     let text = exposition(c.clone());
     let frankfurt = pop_labels("frankfurt", "DE/Frankfurt/AWS");

@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::catalog::{Catalog, Filter, Pop};
 use crate::location::{Location, Site};
-use crate::probe::ProbeSettings;
 use crate::probe::adaptive::{Adaptive, Tally};
 use crate::probe::icmp::Prober;
+use crate::probe::{ProbeSettings, Probes};
 use crate::rank::{Basis, Ranking, Rankings, contenders, rank};
 use crate::resolve::dns::{DnsResolver, DnsSettings};
 use crate::resolve::{self};
@@ -71,7 +72,7 @@ pub(super) async fn survey(
         probes: None,
     };
     if let Some(prober) = prober {
-        survey.probes = Some(match probing {
+        let probes = match probing {
             Probing::Fixed => prober.probe(&survey.addresses(), settings, &progress).await,
             Probing::Only(contenders) => {
                 let mut targets = survey.addresses();
@@ -91,7 +92,8 @@ pub(super) async fn survey(
                     .probe_sequential(&pops, settings, adaptive, &wanted, &progress)
                     .await
             }
-        });
+        };
+        survey.probes = Some(Arc::new(probes));
     }
     progress.done();
     survey
@@ -127,7 +129,7 @@ pub fn probed_every_round(rankings: &Rankings, selection: &Selection) -> HashSet
             continue;
         }
         for pop in ranking.pops.iter().take(CONTENDER_RANKS) {
-            out.extend(pop.endpoints.iter().map(|e| e.endpoint.ip));
+            out.extend(pop.endpoints.iter().map(|e| e.ip));
         }
     }
     for location in selection.locations.values() {
@@ -139,7 +141,8 @@ pub fn probed_every_round(rankings: &Rankings, selection: &Selection) -> HashSet
 }
 
 /// Gives `surveyed` the last known probe of each of its addresses this round did not probe,
-/// from `previous`; returns those addresses.
+/// from `previous`; returns those addresses. The probes stay in the order of the endpoints,
+/// in which the rank core reads them.
 pub fn carry_over(surveyed: &mut Survey, previous: Option<&Survey>) -> HashSet<IpAddr> {
     let mut carried = HashSet::new();
     let (Some(probes), Some(before)) = (
@@ -148,17 +151,22 @@ pub fn carry_over(surveyed: &mut Survey, previous: Option<&Survey>) -> HashSet<I
     ) else {
         return carried;
     };
-    for (_, endpoints) in &surveyed.pops {
-        for e in endpoints {
-            if probes.contains_key(&e.ip) {
-                continue;
-            }
-            if let Some(probe) = before.get(&e.ip) {
-                probes.insert(e.ip, probe.clone());
-                carried.insert(e.ip);
-            }
+    let mut this_round = Arc::unwrap_or_clone(std::mem::take(probes));
+    let mut merged = Probes::with_capacity_and_hasher(this_round.len(), Default::default());
+    for e in surveyed.pops.iter().flat_map(|(_, endpoints)| endpoints) {
+        if merged.contains_key(&e.ip) {
+            continue;
+        }
+        if let Some(probe) = this_round.swap_remove(&e.ip) {
+            merged.insert(e.ip, probe);
+        } else if let Some(probe) = before.get(&e.ip) {
+            merged.insert(e.ip, probe.clone());
+            carried.insert(e.ip);
         }
     }
+    // Addresses probed that no endpoint lists: kept, as before.
+    merged.extend(this_round);
+    *probes = Arc::new(merged);
     carried
 }
 
@@ -218,7 +226,7 @@ pub async fn rank_once(
     let ranking = rank(
         request.site,
         surveyed.pops,
-        surveyed.probes.as_ref(),
+        surveyed.probes,
         catalog.skipped,
     );
     if ranking.basis == Basis::Distance && prober.is_some() {

@@ -30,7 +30,7 @@ fn survey() -> Survey {
             (pop, vec![endpoint])
         })
         .collect();
-    let probes = (1..=8)
+    let probes: Probes = (1..=8)
         .map(|i| {
             let rtt = Duration::from_millis(u64::from(i));
             let probe = Probe {
@@ -45,7 +45,7 @@ fn survey() -> Survey {
     Survey {
         pops,
         answers: HashMap::new(),
-        probes: Some(probes),
+        probes: Some(probes.into()),
     }
 }
 
@@ -80,7 +80,7 @@ fn the_contenders_are_each_locations_best_five_and_every_chosen_endpoint() {
         longitude: -87.63,
     };
     let surveyed = survey();
-    let ranking = rank(site, surveyed.pops, surveyed.probes.as_ref(), vec![]);
+    let ranking = rank(site, surveyed.pops, surveyed.probes.clone(), vec![]);
     let rankings: Rankings = vec![("chicago".into(), ranking)];
     let mut expected: HashSet<IpAddr> = (1..=5).map(ip).collect();
     assert_eq!(
@@ -99,7 +99,7 @@ fn the_contenders_are_each_locations_best_five_and_every_chosen_endpoint() {
 fn a_round_of_contenders_carries_the_others_over_from_the_last_round() {
     let before = survey();
     let mut now = survey();
-    let probes = now.probes.as_mut().expect("probes");
+    let probes = Arc::make_mut(now.probes.as_mut().expect("probes"));
     probes.retain(|addr, _| *addr == ip(1));
     probes.insert(ip(1), Probe::default());
     let carried = carry_over(&mut now, Some(&before));
@@ -111,4 +111,9 @@ fn a_round_of_contenders_carries_the_others_over_from_the_last_round() {
         "this round's result stands"
     );
     assert_eq!(probes[&ip(8)], before.probes.expect("probes")[&ip(8)]);
+    assert!(
+        probes.keys().copied().eq((1..=8).map(ip)),
+        "in the order of the endpoints, as the rank core reads them: {:?}",
+        probes.keys().collect::<Vec<_>>()
+    );
 }

@@ -315,13 +315,13 @@ impl Prober {
         let pacer = Arc::new(Pacer::new(settings.max_pps));
         let permits = Arc::new(Semaphore::new(permits(settings.concurrency)));
         let mut tasks = tokio::task::JoinSet::new();
-        for ip in distinct {
+        for (at, &ip) in distinct.iter().enumerate() {
             let family = match self.family(ip) {
                 Ok(f) => f.client.clone(),
                 Err(e) => {
                     tasks.spawn(async move {
                         (
-                            ip,
+                            at,
                             Probe {
                                 error: Some(e),
                                 ..Probe::default()
@@ -350,17 +350,24 @@ impl Prober {
                     pacer: &pacer,
                     progress: &progress,
                 };
-                (ip, probe_address(&sender, ip, first, &settings).await)
+                (at, probe_address(&sender, ip, first, &settings).await)
             });
         }
-        let mut results = Probes::with_capacity_and_hasher(total, Default::default());
+        let mut found: Vec<Option<Probe>> = vec![None; total];
         while let Some(joined) = tasks.join_next().await {
-            if let Ok((ip, probe)) = joined {
-                results.insert(ip, probe);
+            if let Ok((at, probe)) = joined {
+                if let Some(slot) = found.get_mut(at) {
+                    *slot = Some(probe);
+                }
                 progress.address_done();
             }
         }
-        results
+        // In the order of `targets`, not of completion: the rank core reads them in that order.
+        distinct
+            .into_iter()
+            .zip(found)
+            .filter_map(|(ip, probe)| Some((ip, probe?)))
+            .collect()
     }
 }
 

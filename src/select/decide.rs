@@ -63,8 +63,8 @@ fn choice(p: &RankedPop, now: SystemTime) -> Option<Choice> {
     let e = p.best_endpoint()?;
     Some(Choice {
         pop: p.pop.id(),
-        fqdn: e.endpoint.fqdn.to_string(),
-        ip: e.endpoint.ip,
+        fqdn: e.fqdn.to_string(),
+        ip: e.ip,
         score: p.score,
         rtt_ms: p.rtt.map(|s| s.median.as_secs_f64() * 1000.0),
         since: rfc3339(now),
@@ -117,14 +117,14 @@ impl Round<'_> {
         };
         let keep = |evidence: Evidence| {
             let state = RoleState {
-                choice: Some(refreshed(current, now_ranked)),
+                choice: Some(refreshed(self.ranking, current, now_ranked)),
                 evidence,
             };
             (state, None)
         };
         // A local location that hears no PoP at all (this host lost its uplink, or ICMP
         // broke) switches nothing: every PoP looks dead alike.
-        if self.local && self.ranking.probed && self.ranking.basis == Basis::Distance {
+        if self.local && self.ranking.probed() && self.ranking.basis == Basis::Distance {
             return keep(Evidence {
                 note: "no PoP answers from this host; holding the current choice".to_owned(),
                 ..Evidence::default()
@@ -148,7 +148,7 @@ impl Round<'_> {
         };
         let secondary = prev.secondary.choice.as_ref()?;
         let ranked = self.still_valid(secondary, None).ok()?;
-        let mut choice = refreshed(secondary, ranked);
+        let mut choice = refreshed(self.ranking, secondary, ranked);
         choice.since = rfc3339(self.now);
         choice.since_unix = unix_seconds(self.now);
         let reason = format!("{why}; the secondary {} takes over", choice.pop);
@@ -229,20 +229,20 @@ impl Round<'_> {
 
 /// The current choice with this round's figures, at the same endpoint while it answers (or
 /// while nothing of the PoP answers), else at the PoP's best endpoint now.
-fn refreshed(current: &Choice, now_ranked: &RankedPop) -> Choice {
+fn refreshed(ranking: &Ranking, current: &Choice, now_ranked: &RankedPop) -> Choice {
     let mut kept = current.clone();
     kept.score = now_ranked.score;
     kept.rtt_ms = now_ranked.rtt.map(|s| s.median.as_secs_f64() * 1000.0);
     let same_endpoint = now_ranked
         .endpoints
         .iter()
-        .find(|e| e.endpoint.ip == current.ip && *e.endpoint.fqdn == *current.fqdn);
+        .find(|e| e.ip == current.ip && *e.fqdn == *current.fqdn);
     let endpoint_ok = same_endpoint
-        .is_some_and(|e| e.probe.as_ref().is_some_and(|p| p.reachable()) || !now_ranked.reachable);
+        .is_some_and(|e| ranking.probe(e).is_some_and(|p| p.reachable()) || !now_ranked.reachable);
     if !endpoint_ok {
         if let Some(best) = now_ranked.best_endpoint() {
-            kept.fqdn = best.endpoint.fqdn.to_string();
-            kept.ip = best.endpoint.ip;
+            kept.fqdn = best.fqdn.to_string();
+            kept.ip = best.ip;
         }
     }
     kept

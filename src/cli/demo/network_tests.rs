@@ -20,7 +20,7 @@ fn ranking(world: &World, order: &[usize], basis: Basis, silent: usize) -> Ranki
     Ranking {
         site: CHICAGO,
         basis,
-        probed: basis == Basis::Latency,
+        probes: (basis == Basis::Latency).then(Default::default),
         pops: order
             .iter()
             .enumerate()

@@ -104,12 +104,12 @@ impl Prober {
         let (addresses, groups) = index(pops);
         progress.probing(addresses.len());
         let mut followed: Vec<Followed> = addresses.iter().map(|_| Followed::default()).collect();
-        let mut results = Probes::with_capacity_and_hasher(addresses.len(), Default::default());
         // An address without a socket for its family is done at once, as in fixed mode.
+        let mut unprobeable = Probes::default();
         for (i, &ip) in addresses.iter().enumerate() {
             if let Err(e) = self.family(ip) {
                 followed[i].tally.sent = u32::from(adaptive.cap);
-                results.insert(
+                unprobeable.insert(
                     ip,
                     Probe {
                         error: Some(e),
@@ -162,13 +162,16 @@ impl Prober {
                 _ = tokio::time::sleep(tick) => {}
             }
         }
+        // In the order of the addresses, as the rank core reads them.
+        let mut results = Probes::with_capacity_and_hasher(addresses.len(), Default::default());
         for (ip, f) in addresses.into_iter().zip(followed) {
-            results.entry(ip).or_insert(Probe {
+            let probe = unprobeable.swap_remove(&ip).unwrap_or_else(|| Probe {
                 sent: f.tally.sent,
                 received: u32::try_from(f.replies.len()).unwrap_or(u32::MAX),
                 rtts: f.replies.into_iter().map(|(_, rtt)| rtt).collect(),
                 error: f.error,
             });
+            results.insert(ip, probe);
         }
         results
     }
