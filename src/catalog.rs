@@ -10,21 +10,28 @@ mod wire;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::ops::Range;
 
+use arcstr::{ArcStr, Substr};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::atmos::types::{Coordinate, CoordinateRef, Lenient, PopDocument, PopEntry};
+
+/// A name of the catalogue (a country, city, provider or FQDN): a reference-counted string,
+/// cloned without copying. A PoP's city and FQDN names are slices of one allocation, made when
+/// the entry is read, which its id and its endpoints share: one allocation per PoP for its
+/// names, not one per name (30,000 to make and free for a 10,000-PoP catalogue before).
+pub type Name = Substr;
 
 /// An IPsec PoP as the catalogue lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pop {
     /// Shared by the catalogue's PoPs in the same country (one allocation per country, not one
     /// per PoP), as `provider` is by those of the same provider.
-    pub country: Arc<str>,
-    pub city: Arc<str>,
-    pub provider: Arc<str>,
+    pub country: Name,
+    pub city: Name,
+    pub provider: Name,
     pub latitude: f64,
     pub longitude: f64,
     pub fqdns: Vec<ListedFqdn>,
@@ -45,9 +52,9 @@ impl Pop {
 /// hook's environment), is its `Display`: `DE/Frankfurt/AWS`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PopId {
-    pub country: Arc<str>,
-    pub city: Arc<str>,
-    pub provider: Arc<str>,
+    pub country: Name,
+    pub city: Name,
+    pub provider: Name,
 }
 
 impl PopId {
@@ -66,7 +73,7 @@ impl std::fmt::Display for PopId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListedFqdn {
     /// Shared with the endpoints of the name (the resolve stage's), not copied into each.
-    pub name: Arc<str>,
+    pub name: Name,
     pub ips: Addresses,
 }
 
@@ -100,11 +107,11 @@ impl Catalog {
                     continue;
                 }
             };
-            let code: Arc<str> = country.country.trim().into();
+            let code = Name::from(country.country.trim());
             for (j, entry) in country.locations.iter().enumerate() {
                 let pop = match entry {
                     Lenient::Valid(entry) => {
-                        parse_pop(&code, document_entry(entry), &mut builder.providers)
+                        parse_pop(&code, document_entry(entry), &mut builder.names)
                     }
                     Lenient::Invalid { error, .. } => Err(bad_entry(&code, j, error)),
                 };
@@ -122,10 +129,10 @@ impl Catalog {
         let mut builder = Builder::default();
         wire::read(text, |i, code, country| match code {
             Ok(code) => {
-                let code: Arc<str> = code.trim().into();
+                let code = Name::from(code.trim());
                 for (j, entry) in country.entries().enumerate() {
                     let pop = match entry {
-                        Ok(entry) => parse_pop(&code, entry, &mut builder.providers),
+                        Ok(entry) => parse_pop(&code, entry, &mut builder.names),
                         Err(error) => Err(bad_entry(&code, j, error)),
                     };
                     builder.add(pop);
@@ -190,25 +197,33 @@ struct Builder {
     /// for `probe::Probes`: every entry's three names are hashed here.
     first: HashMap<u64, usize, BuildHasherDefault<Hashed>>,
     hasher: foldhash::fast::RandomState,
-    providers: Providers,
+    names: Names,
 }
 
-/// The providers' names met so far, each allocated once and shared by its PoPs: a catalogue
-/// has a handful. Bounded, so that a hostile one naming a new provider in every entry costs a
-/// short scan and an allocation per PoP, no more.
+/// Where the names of the entries are made.
 #[derive(Default)]
-struct Providers(Vec<Arc<str>>);
+struct Names {
+    /// The providers' names met so far, each allocated once and shared by its PoPs: a catalogue
+    /// has a handful. Bounded, so that a hostile one naming a new provider in every entry costs
+    /// a short scan and an allocation per PoP, no more.
+    providers: Vec<Name>,
+    /// An entry's city and FQDN names, laid out before they become one allocation; kept from
+    /// entry to entry so that laying them out allocates nothing.
+    text: String,
+    /// The FQDNs of the entry: where each name is in `text`, and its addresses.
+    fqdns: Vec<(Range<usize>, Addresses)>,
+}
 
-impl Providers {
-    const KEPT: usize = 16;
+impl Names {
+    const PROVIDERS_KEPT: usize = 16;
 
-    fn name(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.iter().find(|known| ***known == *name) {
+    fn provider(&mut self, name: &str) -> Name {
+        if let Some(known) = self.providers.iter().find(|known| ***known == *name) {
             return known.clone();
         }
-        let name: Arc<str> = name.into();
-        if self.0.len() < Self::KEPT {
-            self.0.push(name.clone());
+        let name = Name::from(name);
+        if self.providers.len() < Self::PROVIDERS_KEPT {
+            self.providers.push(name.clone());
         }
         name
     }
@@ -342,9 +357,9 @@ fn coordinate(value: Option<CoordinateRef<'_>>, name: &str, limit: f64) -> Resul
 }
 
 fn parse_pop<'a, F, I>(
-    country: &Arc<str>,
+    country: &Name,
     entry: EntryView<'a, F>,
-    providers: &mut Providers,
+    names: &mut Names,
 ) -> Result<Pop, Skipped>
 where
     F: Iterator<Item = (Option<&'a str>, I)>,
@@ -361,43 +376,64 @@ where
     }
     let latitude = coordinate(entry.latitude, "latitude", 90.0).map_err(skip)?;
     let longitude = coordinate(entry.longitude, "longitude", 180.0).map_err(skip)?;
-    let mut fqdns: Vec<ListedFqdn> = Vec::new();
+    let Names { text, fqdns, .. } = &mut *names;
+    text.clear();
+    text.push_str(city);
+    fqdns.clear();
     for (name, listed) in entry.fqdns {
-        let Some(name) = name.map(normalize_name).filter(|n| !n.is_empty()) else {
+        let Some(name) = name.map(bare_name).filter(|n| !n.is_empty()) else {
             continue;
         };
         // An address that does not parse is dropped; the name may still resolve through DNS.
         let ips: Addresses = listed.collect();
         // A name that cannot be looked up (the document's own sample has the placeholder
         // `<tunnel-name>.axisapps.io`) is still useful for its listed addresses.
-        if ips.is_empty() && !is_hostname(&name) {
+        if ips.is_empty() && !is_hostname(name) {
             continue;
         }
-        merge_fqdns(&mut fqdns, [ListedFqdn { name, ips }]);
+        // Lower case: DNS names compare that way.
+        let at = text.len();
+        text.push_str(name);
+        if let Some(added) = text.get_mut(at..) {
+            added.make_ascii_lowercase();
+        }
+        let range = at..text.len();
+        let same = fqdns
+            .iter_mut()
+            .find(|(known, _)| text.get(known.clone()) == text.get(range.clone()));
+        match same {
+            Some((_, known)) => {
+                add_addresses(known, ips);
+                text.truncate(at);
+            }
+            None => fqdns.push((range, ips)),
+        }
     }
     if fqdns.is_empty() {
         return Err(skip("no usable FQDN".into()));
     }
+    let block = ArcStr::from(text.as_str());
+    let fqdns = fqdns
+        .drain(..)
+        .map(|(range, ips)| ListedFqdn {
+            name: block.substr(range),
+            ips,
+        })
+        .collect();
     let provider = entry.provider.map(str::trim).filter(|p| !p.is_empty());
     Ok(Pop {
         country: country.clone(),
-        city: city.into(),
-        provider: providers.name(provider.unwrap_or("unknown")),
+        city: block.substr(..city.len()),
+        provider: names.provider(provider.unwrap_or("unknown")),
         latitude,
         longitude,
         fqdns,
     })
 }
 
-/// Lower case, no trailing dot: DNS names compare that way. One allocation: a name already in
-/// that form (most are) is not lowercased into a copy first.
-fn normalize_name(name: &str) -> Arc<str> {
-    let name = name.trim().trim_end_matches('.');
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        name.to_ascii_lowercase().into()
-    } else {
-        name.into()
-    }
+/// An FQDN as DNS compares it, but for case: no surrounding spaces, no trailing dot.
+fn bare_name(name: &str) -> &str {
+    name.trim().trim_end_matches('.')
 }
 
 /// LDH labels of 1 to 63 characters, 253 in all: anything else cannot be looked up.

@@ -47,7 +47,7 @@ const SITE: Site = Site {
 };
 
 fn ranked_cities(r: &Ranking) -> Vec<&str> {
-    r.pops.iter().map(|p| p.pop.city.as_ref()).collect()
+    r.pops.iter().map(|p| p.pop.city.as_str()).collect()
 }
 
 #[test]

@@ -11,11 +11,10 @@ pub mod nameserver;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::catalog::{ListedFqdn, Pop};
+use crate::catalog::{ListedFqdn, Name, Pop};
 
 /// Where an endpoint address came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -30,7 +29,7 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Endpoint {
     /// The FQDN's name, shared with the catalogue's [`ListedFqdn`].
-    pub fqdn: Arc<str>,
+    pub fqdn: Name,
     pub ip: IpAddr,
     pub source: Source,
 }

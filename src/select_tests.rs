@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::catalog::{ListedFqdn, Pop};
+use crate::catalog::{ListedFqdn, Name, Pop};
 use crate::location::Site;
 use crate::probe::{Probe, Probes};
 use crate::rank::rank;
@@ -24,7 +24,7 @@ fn ranking(pops: &[P]) -> Ranking {
         let same_pop = input
             .iter()
             .position(|(p, _)| *p.city == **city && *p.provider == **provider);
-        let fqdn: Arc<str> = format!(
+        let fqdn: Name = format!(
             "{}-{}{}.pops.test",
             city.to_lowercase(),
             provider.to_lowercase(),
@@ -115,7 +115,7 @@ fn city(s: &LocationSelection, role: Role) -> &str {
     s.role(role)
         .choice
         .as_ref()
-        .map_or("-", |c| c.pop.city.as_ref())
+        .map_or("-", |c| c.pop.city.as_str())
 }
 
 const A: P = P("Alpha", "AWS", 1.0, Some(40.0), 0);
@@ -432,7 +432,7 @@ fn provider_preferences_apply_by_distance_among_the_same_city() {
     );
     let (sel, _) = select_location("x", &LocationSelection::default(), &r, &s, false, t(0));
     assert_eq!(
-        sel.primary.choice.as_ref().map(|c| c.pop.provider.as_ref()),
+        sel.primary.choice.as_ref().map(|c| c.pop.provider.as_str()),
         Some("GCP")
     );
     assert_eq!(city(&sel, Role::Primary), "Alpha");

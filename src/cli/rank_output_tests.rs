@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::catalog::{ListedFqdn, Pop};
+use crate::catalog::{ListedFqdn, Name, Pop};
 use crate::location::Site;
 use crate::probe::{ProbeError, Probes};
 use crate::rank::rank;
@@ -16,7 +16,7 @@ fn csv_quotes_only_when_needed() {
 }
 
 fn pop(city: &str, ip: &str) -> (Pop, Vec<Endpoint>) {
-    let fqdn: Arc<str> = format!("{}.pops.test", city.to_lowercase()).into();
+    let fqdn: Name = format!("{}.pops.test", city.to_lowercase()).into();
     let pop = Pop {
         country: "XX".into(),
         city: city.into(),

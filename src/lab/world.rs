@@ -28,12 +28,11 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::catalog::{Catalog, ListedFqdn, Pop};
+use crate::catalog::{Catalog, ListedFqdn, Name, Pop};
 use crate::location::Site;
 use crate::rank::distance_km;
 
@@ -256,12 +255,12 @@ pub fn answerable(ip: Ipv4Addr) -> bool {
 }
 
 /// Distinct (country, city, latitude, longitude) of the sample catalogue, in its order.
-pub fn sample_cities() -> Vec<(Arc<str>, Arc<str>, f64, f64)> {
+pub fn sample_cities() -> Vec<(Name, Name, f64, f64)> {
     // The sample is checked by the emulator's unit tests: it parses, every entry valid.
     let pops = Catalog::from_json(crate::sim::SAMPLE_CATALOG)
         .map(|c| c.pops)
         .unwrap_or_default();
-    let mut cities: Vec<(Arc<str>, Arc<str>, f64, f64)> = Vec::new();
+    let mut cities: Vec<(Name, Name, f64, f64)> = Vec::new();
     for p in pops {
         if !cities.iter().any(|c| c.0 == p.country && c.1 == p.city) {
             cities.push((p.country, p.city, p.latitude, p.longitude));
@@ -341,7 +340,7 @@ impl World {
             anomalies,
             loss: LossMode::Even,
         };
-        let mut rounds: BTreeMap<(Arc<str>, Arc<str>), usize> = BTreeMap::new();
+        let mut rounds: BTreeMap<(Name, Name), usize> = BTreeMap::new();
         let pops = pops
             .into_iter()
             .map(|pop| {

@@ -102,7 +102,7 @@ fn more_pops_than_cities_use_more_providers() {
 fn anomalies_and_expected_order() {
     let world = World::generate(Spec::new(chicago(), 48));
     let a = world.anomalies.clone().expect("anomalies");
-    let city = |i: usize| world.pops[i].pop.city.as_ref();
+    let city = |i: usize| world.pops[i].pop.city.as_str();
     assert_eq!(city(a.congested), "Chicago, Illinois");
     assert_eq!(city(a.lossy), "Toronto, Ontario");
     assert_eq!(city(a.silent), "Ashburn, Virginia");
@@ -234,10 +234,10 @@ fn the_description_names_each_target_s_pop_and_the_roles() {
     let doc = world.describe(false);
     assert_eq!(doc["loss_mode"], "random");
     let lossy = &world.pops[n.lossy].pop;
-    assert_eq!(doc["lossy_neighbour"]["lossy"]["city"], lossy.city.as_ref());
+    assert_eq!(doc["lossy_neighbour"]["lossy"]["city"], lossy.city.as_str());
     assert_eq!(
         doc["lossy_neighbour"]["close"][1]["provider"],
-        world.pops[n.close[1]].pop.provider.as_ref()
+        world.pops[n.close[1]].pop.provider.as_str()
     );
     let targets = doc["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 90);
@@ -263,7 +263,7 @@ fn the_description_names_each_target_s_pop_and_the_roles() {
         .expect("the DNS-only address");
     assert_eq!(
         extra["pop"]["city"],
-        standard.pops[a.dns_extra_pop].pop.city.as_ref()
+        standard.pops[a.dns_extra_pop].pop.city.as_str()
     );
 }
 

@@ -110,7 +110,7 @@ fn find<'a>(ranking: &'a Value, world: &World, i: usize) -> &'a Value {
         .as_array()
         .expect("pops")
         .iter()
-        .find(|r| r["city"] == p.city.as_ref() && r["provider"] == p.provider.as_ref())
+        .find(|r| r["city"] == p.city.as_str() && r["provider"] == p.provider.as_str())
         .unwrap_or_else(|| panic!("{} ({}) is not in the ranking", p.city, p.provider))
 }
 
@@ -151,7 +151,7 @@ fn order_errors(world: &World, ranking: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
     for (k, e) in order[..5].iter().enumerate() {
         let p = &world.pops[e.pop].pop;
-        if pops[k]["city"] != p.city.as_ref() || pops[k]["provider"] != p.provider.as_ref() {
+        if pops[k]["city"] != p.city.as_str() || pops[k]["provider"] != p.provider.as_str() {
             wrong.push(format!("rank {} should be {}", k + 1, p.id()));
         }
     }
@@ -378,7 +378,7 @@ fn a_whole_rank_cycle_against_the_emulator_in_the_lab() {
     let pops = ranking["pops"].as_array().expect("pops");
     assert_eq!(pops.len(), 48, "the catalogue came from the emulator");
     let first = &world.pops[world.expected_order(true)[0].pop].pop;
-    assert_eq!(pops[0]["city"], first.city.as_ref(), "{ranking}");
+    assert_eq!(pops[0]["city"], first.city.as_str(), "{ranking}");
     assert!(!support::stdout(&out).contains(support::TOKEN));
 }
 
