@@ -107,12 +107,6 @@ impl Ranking {
         self.probes.as_deref()?.get(&endpoint.ip)
     }
 
-    /// The score of `endpoint` if it answered (see the module docs).
-    pub fn endpoint_score(&self, endpoint: &Endpoint) -> Option<f64> {
-        let probe = self.probe(endpoint)?;
-        Some(endpoint_score(&probe.stats()?, probe.loss()))
-    }
-
     pub fn unreachable(&self) -> usize {
         self.pops.iter().filter(|p| !p.reachable).count()
     }
