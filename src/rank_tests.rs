@@ -113,7 +113,7 @@ fn latency_first_loss_penalised_unreachable_last_by_distance() {
     .into_iter()
     .map(|(ip, p)| (ip.parse().unwrap(), p))
     .collect();
-    let r = rank(SITE, pops, Some(Arc::new(probes.clone())), vec![]);
+    let r = rank(SITE, pops, Some(Arc::new(probes)), vec![]);
     assert_eq!(r.basis, Basis::Latency);
     assert_eq!(
         ranked_cities(&r),
@@ -149,7 +149,7 @@ fn a_pop_is_as_good_as_its_best_endpoint() {
     ]
     .into_iter()
     .collect();
-    let r = rank(SITE, pops, Some(Arc::new(probes.clone())), vec![]);
+    let r = rank(SITE, pops, Some(Arc::new(probes)), vec![]);
     let p = &r.pops[0];
     assert_eq!(p.best, Some(1));
     assert_eq!(p.best_endpoint().unwrap().ip.to_string(), "198.18.0.2");
@@ -164,12 +164,12 @@ fn nothing_answering_means_distance_basis() {
     ];
     for probes in [
         None,
-        Some(Probes::from_iter([(
+        Some(Arc::new(Probes::from_iter([(
             "198.18.0.1".parse().unwrap(),
             probe(&[], 3),
-        )])),
+        )]))),
     ] {
-        let r = rank(SITE, pops.clone(), probes.clone().map(Arc::new), vec![]);
+        let r = rank(SITE, pops.clone(), probes, vec![]);
         assert_eq!(r.basis, Basis::Distance);
         assert_eq!(ranked_cities(&r), ["Near", "Far"]);
         assert_eq!(r.pops[0].score, Some(r.pops[0].distance_km));
@@ -252,10 +252,11 @@ proptest! {
             let city = format!("Silent{j}");
             pops.push((pop(&city, 0.0, *lon), vec![endpoint(&city, &format!("198.19.0.{}", j + 1))]));
         }
-        let a = rank(SITE, pops.clone(), Some(Arc::new(probes.clone())), vec![]);
+        let probes = Arc::new(probes);
+        let a = rank(SITE, pops.clone(), Some(probes.clone()), vec![]);
         let mut shuffled = pops;
         fastrand::Rng::with_seed(seed).shuffle(&mut shuffled);
-        let b = rank(SITE, shuffled, Some(Arc::new(probes.clone())), vec![]);
+        let b = rank(SITE, shuffled, Some(probes), vec![]);
         prop_assert_eq!(ranked_cities(&a), ranked_cities(&b));
         prop_assert_eq!(a.pops.iter().map(|p| p.rank).collect::<Vec<_>>(), (1..=a.pops.len()).collect::<Vec<_>>());
         for w in a.pops.windows(2) {
@@ -278,7 +279,7 @@ proptest! {
             pops.push(p);
             probes.insert(ip, pr);
         }
-        let r = rank(SITE, pops, Some(Arc::new(probes.clone())), vec![]);
+        let r = rank(SITE, pops, Some(Arc::new(probes)), vec![]);
         let position = |city: &str| r.pops.iter().position(|p| *p.pop.city == *city).unwrap();
         prop_assert!(position("City0") < position("City1"));
     }
