@@ -174,6 +174,16 @@ impl Netns {
         Ok(ns)
     }
 
+    /// Moves the calling thread into this namespace, with a runtime of its own to probe from
+    /// there (sockets opened on it live in the namespace).
+    fn enter_with_runtime(&self) -> tokio::runtime::Runtime {
+        support::netns::enter(&self.name).expect("enter the namespace");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
     /// `ip netns exec NAME program args...`, not yet run.
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(&self.ip);
@@ -587,12 +597,7 @@ fn results_come_in_the_order_of_the_targets() {
     let results = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                support::netns::enter(&ns.name).expect("enter the namespace");
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async {
+                ns.enter_with_runtime().block_on(async {
                     let prober = Prober::new(&settings).expect("ICMP sockets as root");
                     prober
                         .probe(&targets, &settings, &Progress::default())
@@ -883,12 +888,7 @@ fn a_device_created_again_is_another_device_to_the_probes() {
     };
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            support::netns::enter(&ns.name).expect("enter the namespace");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
+            ns.enter_with_runtime().block_on(async {
                 let first = Prober::new(&settings).expect("bound to wan0");
                 let before = first
                     .probe(&[target], &settings, &Progress::default())
