@@ -36,3 +36,48 @@ fn entries_borrow_their_strings_from_the_text() {
         ]
     );
 }
+
+proptest::proptest! {
+    /// The quick read of an IPv4 address takes nothing the standard parser does not read the
+    /// same way, and takes the addresses as the API writes them.
+    #[test]
+    fn a_dotted_quad_is_read_as_the_standard_parser_reads_it(
+        text in "[0-9. ]{0,17}|([12]?[0-9]{1,2}\\.){3}[0-9]{1,3}"
+    ) {
+        let quick = dotted_quad(text.as_bytes());
+        if let Some(v4) = quick {
+            proptest::prop_assert_eq!(text.parse::<Ipv4Addr>().ok(), Some(v4));
+        }
+        proptest::prop_assert_eq!(address(&text), text.trim().parse::<IpAddr>().ok());
+    }
+}
+
+#[test]
+fn dotted_quads_the_api_writes_are_read_quickly() {
+    for text in [
+        "198.18.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "20.233.16.163",
+        "9.99.100.249",
+    ] {
+        assert_eq!(
+            dotted_quad(text.as_bytes()),
+            Some(text.parse().unwrap()),
+            "{text}"
+        );
+    }
+    for text in [
+        "01.2.3.4",
+        "1.2.3.256",
+        "1.2.3",
+        "1.2.3.4.",
+        " 1.2.3.4",
+        "1.2.3.4 ",
+        "1..3.4",
+        "1.2.3.0004",
+        "",
+    ] {
+        assert_eq!(dotted_quad(text.as_bytes()), None, "{text}");
+    }
+}
