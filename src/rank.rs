@@ -237,12 +237,16 @@ fn sorted(mut slots: Vec<Option<RankedPop>>) -> Vec<RankedPop> {
         .enumerate()
         .filter_map(|(i, p)| Some((SortKey::of(p.as_ref()?), i)))
         .collect();
-    // Equals stay in input order through the index, as a stable sort would keep them.
-    keys.sort_unstable_by(|(a, i), (b, j)| {
-        a.cmp(b)
-            .then_with(|| names_at(*i).cmp(&names_at(*j)))
-            .then(i.cmp(j))
-    });
+    // Integers only: the names are compared after, within each run of equal keys (few and
+    // short), not in every comparison of the sort. Equals stay in input order through the
+    // index, as a stable sort would keep them.
+    keys.sort_unstable();
+    for equals in keys.chunk_by_mut(|(a, _), (b, _)| a == b) {
+        if equals.len() > 1 {
+            equals
+                .sort_unstable_by(|(_, i), (_, j)| names_at(*i).cmp(&names_at(*j)).then(i.cmp(j)));
+        }
+    }
     keys.into_iter()
         .filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take))
         .collect()
