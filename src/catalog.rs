@@ -19,9 +19,10 @@ use smallvec::SmallVec;
 use crate::atmos::types::{Coordinate, CoordinateRef, Lenient, PopDocument, PopEntry};
 
 /// A name of the catalogue (a country, city, provider or FQDN): a reference-counted string,
-/// cloned without copying. A PoP's city and FQDN names are slices of one allocation, made when
-/// the entry is read, which its id and its endpoints share: one allocation per PoP for its
-/// names, not one per name (30,000 to make and free for a 10,000-PoP catalogue before).
+/// cloned without copying. The city and FQDN names of a country's PoPs are slices of one
+/// allocation (up to 64 KiB of names), which their ids and endpoints share: a handful of
+/// allocations for a 10,000-PoP catalogue's names, not one per PoP (or 30,000, one per name,
+/// before).
 pub type Name = Substr;
 
 /// An IPsec PoP as the catalogue lists it.
@@ -109,14 +110,15 @@ impl Catalog {
             };
             let code = Name::from(country.country.trim());
             for (j, entry) in country.locations.iter().enumerate() {
-                let pop = match entry {
-                    Lenient::Valid(entry) => {
-                        parse_pop(&code, document_entry(entry), &mut builder.names)
-                    }
+                let read = match entry {
+                    Lenient::Valid(entry) => builder.read(&code, document_entry(entry)),
                     Lenient::Invalid { error, .. } => Err(bad_entry(&code, j, error)),
                 };
-                builder.add(pop);
+                if let Err(skipped) = read {
+                    builder.skip(skipped);
+                }
             }
+            builder.add_pops(&code);
         }
         builder.catalog
     }
@@ -194,22 +196,70 @@ struct Builder {
     names: Names,
 }
 
-/// Where the names of the entries are made.
+/// Where the names of the entries are made: the city and FQDN names of a country's PoPs are
+/// laid out in `text` as its entries are read, and become one allocation, shared by those PoPs
+/// as substrings, when the country ends or the text reaches [`Names::BLOCK`] ([`Names::pops`]).
 #[derive(Default)]
 struct Names {
     /// The providers' names met so far, each allocated once and shared by its PoPs: a catalogue
     /// has a handful. Bounded, so that a hostile one naming a new provider in every entry costs
     /// a short scan and an allocation per PoP, no more.
     providers: Vec<Name>,
-    /// An entry's city and FQDN names, laid out before they become one allocation; kept from
-    /// entry to entry so that laying them out allocates nothing.
+    /// The names laid out; kept from block to block so that laying them out allocates nothing.
     text: String,
-    /// The FQDNs of the entry: where each name is in `text`, and its addresses.
+    /// The FQDNs of the PoPs read: where each name is in `text`, and its addresses.
     fqdns: Vec<(Range<usize>, Addresses)>,
+    /// The PoPs read, waiting for their names' block.
+    read: Vec<PopRead>,
+}
+
+/// A PoP whose names are laid out in [`Names::text`].
+struct PopRead {
+    city: Range<usize>,
+    provider: Name,
+    latitude: f64,
+    longitude: f64,
+    /// In [`Names::fqdns`].
+    fqdns: Range<usize>,
 }
 
 impl Names {
     const PROVIDERS_KEPT: usize = 16;
+    /// The most text a block is started beyond: what a [`PopId`] kept in the selection state
+    /// keeps alive of the catalogue is at most its block, and a substring's index stays far
+    /// from the 4 GiB it must stay under.
+    const BLOCK: usize = 64 * 1024;
+
+    /// The PoPs read since the last block, their names in a new one.
+    fn pops(&mut self, country: &Name) -> Vec<Pop> {
+        if self.read.is_empty() {
+            return Vec::new();
+        }
+        let block = ArcStr::from(self.text.as_str());
+        let mut fqdns = self.fqdns.drain(..);
+        let pops = self
+            .read
+            .drain(..)
+            .map(|pop| Pop {
+                country: country.clone(),
+                city: block.substr(pop.city),
+                provider: pop.provider,
+                latitude: pop.latitude,
+                longitude: pop.longitude,
+                fqdns: fqdns
+                    .by_ref()
+                    .take(pop.fqdns.len())
+                    .map(|(name, ips)| ListedFqdn {
+                        name: block.substr(name),
+                        ips,
+                    })
+                    .collect(),
+            })
+            .collect();
+        drop(fqdns);
+        self.text.clear();
+        pops
+    }
 
     fn provider(&mut self, name: &str) -> Name {
         if let Some(known) = self.providers.iter().find(|known| ***known == *name) {
@@ -252,18 +302,33 @@ impl Builder {
             Err(error) => return self.skip(bad_country(index, error)),
         };
         for (j, entry) in country.entries().enumerate() {
-            let pop = match entry {
-                Ok(entry) => parse_pop(&code, entry, &mut self.names),
+            let read = match entry {
+                Ok(entry) => self.read(&code, entry),
                 Err(error) => Err(bad_entry(&code, j, error)),
             };
-            self.add(pop);
+            if let Err(skipped) = read {
+                self.skip(skipped);
+            }
         }
+        self.add_pops(&code);
     }
 
-    fn add(&mut self, entry: Result<Pop, Skipped>) {
-        match entry {
-            Ok(pop) => self.add_pop(pop),
-            Err(skipped) => self.skip(skipped),
+    /// Reads an entry of `country`; its PoP is added with the next block of names.
+    fn read<'a, F, I>(&mut self, country: &Name, entry: EntryView<'a, F>) -> Result<(), Skipped>
+    where
+        F: Iterator<Item = (Option<&'a str>, I)>,
+        I: Iterator<Item = IpAddr>,
+    {
+        if self.names.text.len() >= Names::BLOCK {
+            self.add_pops(country);
+        }
+        parse_pop(country, entry, &mut self.names)
+    }
+
+    /// The PoPs read, with their names' block.
+    fn add_pops(&mut self, country: &Name) {
+        for pop in self.names.pops(country) {
+            self.add_pop(pop);
         }
     }
 
@@ -366,11 +431,13 @@ fn coordinate(value: Option<CoordinateRef<'_>>, name: &str, limit: f64) -> Resul
     Ok(degrees)
 }
 
+/// Reads an entry of `country` into `names` (its PoP is made with the next block of names,
+/// [`Names::pops`]), or why it is skipped.
 fn parse_pop<'a, F, I>(
     country: &Name,
     entry: EntryView<'a, F>,
     names: &mut Names,
-) -> Result<Pop, Skipped>
+) -> Result<(), Skipped>
 where
     F: Iterator<Item = (Option<&'a str>, I)>,
     I: Iterator<Item = IpAddr>,
@@ -387,9 +454,9 @@ where
     let latitude = coordinate(entry.latitude, "latitude", 90.0).map_err(skip)?;
     let longitude = coordinate(entry.longitude, "longitude", 180.0).map_err(skip)?;
     let Names { text, fqdns, .. } = &mut *names;
-    text.clear();
+    let (text_start, fqdns_start) = (text.len(), fqdns.len());
     text.push_str(city);
-    fqdns.clear();
+    let city_at = text_start..text.len();
     for (name, listed) in entry.fqdns {
         let Some(name) = name.map(bare_name).filter(|n| !n.is_empty()) else {
             continue;
@@ -409,6 +476,8 @@ where
         }
         let range = at..text.len();
         let same = fqdns
+            .get_mut(fqdns_start..)
+            .unwrap_or_default()
             .iter_mut()
             .find(|(known, _)| text.get(known.clone()) == text.get(range.clone()));
         match same {
@@ -419,26 +488,21 @@ where
             None => fqdns.push((range, ips)),
         }
     }
-    if fqdns.is_empty() {
+    if fqdns.len() == fqdns_start {
+        text.truncate(text_start);
         return Err(skip("no usable FQDN".into()));
     }
-    let block = ArcStr::from(text.as_str());
-    let fqdns = fqdns
-        .drain(..)
-        .map(|(range, ips)| ListedFqdn {
-            name: block.substr(range),
-            ips,
-        })
-        .collect();
+    let fqdns_at = fqdns_start..fqdns.len();
     let provider = entry.provider.map(str::trim).filter(|p| !p.is_empty());
-    Ok(Pop {
-        country: country.clone(),
-        city: block.substr(..city.len()),
-        provider: names.provider(provider.unwrap_or("unknown")),
+    let provider = names.provider(provider.unwrap_or("unknown"));
+    names.read.push(PopRead {
+        city: city_at,
+        provider,
         latitude,
         longitude,
-        fqdns,
-    })
+        fqdns: fqdns_at,
+    });
+    Ok(())
 }
 
 /// An FQDN as DNS compares it, but for case: no surrounding spaces, no trailing dot.

@@ -121,6 +121,49 @@ fn a_pop_listed_twice_is_one_pop() {
 }
 
 #[test]
+fn a_countrys_names_are_one_allocation_up_to_a_block() {
+    // 3,000 entries of about 80 bytes of names: more than a block in one country, with an entry
+    // skipped (its city laid out, then taken back) every 7th.
+    let locations: Vec<Value> = (0..3000)
+        .map(|i| {
+            let fqdn = if i % 7 == 3 {
+                json!([{"name": "not a name", "ip": []}])
+            } else {
+                json!([{"name": format!("IPSEC-{i}.Pops.Example."), "ip": ["198.18.0.1"]},
+                       {"name": format!("ipsec-{i}-b.pops.example"), "ip": []}])
+            };
+            entry(&format!("City {i}"), json!("1"), json!("2"), fqdn)
+        })
+        .collect();
+    let text = json!({"ipSecLocations": [{"country": "DE", "locations": locations}]}).to_string();
+    let c = Catalog::from_json(&text).unwrap();
+    assert_eq!(c, catalog(serde_json::from_str(&text).unwrap()));
+    let kept: Vec<usize> = (0..3000).filter(|i| i % 7 != 3).collect();
+    assert_eq!(c.pops.len(), kept.len());
+    assert_eq!(c.skipped.len(), 3000 - kept.len());
+    for (pop, i) in c.pops.iter().zip(&kept) {
+        let names: Vec<&str> = pop.fqdns.iter().map(|f| &*f.name).collect();
+        assert_eq!(&*pop.city, format!("City {i}"));
+        assert_eq!(
+            names,
+            [
+                format!("ipsec-{i}.pops.example"),
+                format!("ipsec-{i}-b.pops.example")
+            ]
+        );
+        assert!(
+            pop.fqdns
+                .iter()
+                .all(|f| ArcStr::ptr_eq(f.name.parent(), pop.city.parent()))
+        );
+    }
+    let mut blocks: Vec<&ArcStr> = c.pops.iter().map(|p| p.city.parent()).collect();
+    blocks.dedup_by(|a, b| ArcStr::ptr_eq(a, b));
+    assert!((3..=5).contains(&blocks.len()), "{} blocks", blocks.len());
+    assert!(blocks.iter().all(|b| b.len() < Names::BLOCK + 100));
+}
+
+#[test]
 fn the_sample_catalogue_parses_whole() {
     let c = Catalog::from_json(crate::sim::SAMPLE_CATALOG).unwrap();
     assert!(c.skipped.is_empty(), "{:?}", c.skipped);
