@@ -183,22 +183,31 @@ impl<'de> Scanner<'de> {
         mut value: impl FnMut(&mut Self, usize) -> Option<()>,
     ) -> Option<()> {
         self.byte(b'{')?;
-        let mut seen = 0u32;
-        for _ in 0..N {
-            let key = self.string()?;
-            let field = fields.iter().position(|f| *f == key)?;
-            if seen & 1 << field != 0 {
-                return None;
-            }
-            seen |= 1 << field;
+        let mut seen = [false; N];
+        for read in 1..=N {
+            let field = self.key(fields, &seen)?;
+            seen[field] = true;
             self.byte(b':')?;
             value(self, field)?;
-            if seen.count_ones() as usize == N {
-                break;
+            if read < N {
+                self.byte(b',')?;
             }
-            self.byte(b',')?;
         }
         self.byte(b'}')
+    }
+
+    /// An object's key: which of `fields` not `seen` yet it is. Compared in place, in the
+    /// documented order (the API's): a field name has no quote, backslash or control
+    /// character, so a key that is one of them followed by a quote is exactly that name.
+    fn key<const N: usize>(&mut self, fields: &[&str; N], seen: &[bool; N]) -> Option<usize> {
+        self.byte(b'"')?;
+        let rest = self.text.as_bytes().get(self.at..)?;
+        let field = (0..N).find(|&i| {
+            let name = fields[i].as_bytes();
+            !seen[i] && rest.starts_with(name) && rest.get(name.len()) == Some(&b'"')
+        })?;
+        self.at += fields[field].len() + 1;
+        Some(field)
     }
 }
 
