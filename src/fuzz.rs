@@ -152,13 +152,22 @@ fn plan(pipeline: &Pipeline, prune: bool) {
 
 /// The IPsec PoP catalogue: as the API sends it (bytes) and as a file (text), then ranked and
 /// selected from the demo site's locations (latency from synthetic probes for the local one,
-/// distance for the other).
+/// distance for the other). The text read straight (`Catalog::from_json`, by its hand reader
+/// of the documented shape or its lenient one) must give what the document gives: the same
+/// catalogue, or the same error.
 pub fn catalog(data: &[u8]) {
     if let Ok(doc) = serde_json::from_slice::<PopDocument>(data) {
         use_catalog(&Catalog::from_document(&doc));
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = Catalog::from_json(text);
+        let straight = Catalog::from_json(text).map_err(|e| e.to_string());
+        let through_document = serde_json::from_str::<PopDocument>(text)
+            .map(|doc| Catalog::from_document(&doc))
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            straight, through_document,
+            "Catalog::from_json differs from the document"
+        );
     }
 }
 
