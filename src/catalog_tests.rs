@@ -247,13 +247,13 @@ proptest! {
 // ---- the one-pass reader (`Catalog::from_json`) against the document (`from_document`) ----
 
 /// The catalogue of `text` read through [`PopDocument`], as the API client and the cache do.
-fn through_document(text: &str) -> Result<Catalog, String> {
+pub(super) fn through_document(text: &str) -> Result<Catalog, String> {
     serde_json::from_str::<PopDocument>(text)
         .map(|doc| Catalog::from_document(&doc))
         .map_err(|e| e.to_string())
 }
 
-fn straight(text: &str) -> Result<Catalog, String> {
+pub(super) fn straight(text: &str) -> Result<Catalog, String> {
     Catalog::from_json(text).map_err(|e| e.to_string())
 }
 

@@ -3,22 +3,11 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 
 use super::*;
-use crate::atmos::types::PopDocument;
-use crate::catalog::Catalog;
+use crate::catalog::tests::{straight, through_document};
 
 /// Whether the text is read by hand (the lenient reader reads it otherwise).
 fn taken(text: &str) -> bool {
     read(text, |_, _, _| {})
-}
-
-fn through_document(text: &str) -> Result<Catalog, String> {
-    serde_json::from_str::<PopDocument>(text)
-        .map(|doc| Catalog::from_document(&doc))
-        .map_err(|e| e.to_string())
-}
-
-fn straight(text: &str) -> Result<Catalog, String> {
-    Catalog::from_json(text).map_err(|e| e.to_string())
 }
 
 #[test]
