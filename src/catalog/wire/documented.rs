@@ -1,4 +1,5 @@
-//! The documented shape, read by hand: the fast path of [`super::read`].
+//! The documented shape, read by hand: what `Catalog::from_json` tries before the lenient
+//! reader ([`super::read`]).
 //!
 //! The API sends its catalogue in exactly the shape its reference documents: every object with
 //! each of its fields once and no other, every value a string or a list of them. Read that
